@@ -1,0 +1,296 @@
+//! Layered configuration: built-in defaults, then an optional TOML file, then environment
+//! variables (`BETTER_STORE_` prefix, `__` between levels, e.g.
+//! `BETTER_STORE_DATABASE__URL=postgres://…`). Unknown keys are rejected so that a typo is an
+//! error at start-up, not a silently ignored setting. Secrets are [`SecretString`]s: they are
+//! never printed by `Debug`, so logging the settings cannot leak them.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// The prefix of every environment variable that overrides a setting.
+pub const ENV_PREFIX: &str = "BETTER_STORE_";
+
+/// All settings of the platform. Each service reads the parts it needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Folder for embedded-mode state: SQLite files, the generated signing key.
+    /// Default `data`; env `BETTER_STORE_DATA_DIR`.
+    pub data_dir: PathBuf,
+    /// Where each context keeps its data.
+    pub database: DatabaseSettings,
+    /// Listening addresses.
+    pub server: ServerSettings,
+    /// Log format and filter.
+    pub telemetry: TelemetrySettings,
+    /// Token issuing and verification.
+    pub auth: AuthSettings,
+    /// Identity context rules.
+    pub identity: IdentitySettings,
+    /// Catalog context rules.
+    pub catalog: CatalogSettings,
+    /// Demo data.
+    pub seed: SeedSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            database: DatabaseSettings::default(),
+            server: ServerSettings::default(),
+            telemetry: TelemetrySettings::default(),
+            auth: AuthSettings::default(),
+            identity: IdentitySettings::default(),
+            catalog: CatalogSettings::default(),
+            seed: SeedSettings::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads defaults, then `file` when given, then `BETTER_STORE_*` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        figment.extract().map_err(Box::new)
+    }
+}
+
+/// Where the bounded contexts keep their data.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// Unset (default): one SQLite file per context under `data_dir`. A `postgres://` URL: one
+    /// schema per context in that database. Env `BETTER_STORE_DATABASE__URL`.
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub url: Option<SecretString>,
+    /// Prefix for each context's PostgreSQL schema name (default empty: schema `catalog`, …).
+    /// Tests use it to give every test its own schemas.
+    pub schema_prefix: String,
+    /// Connection pool size per context (default 10).
+    pub max_connections: Option<u32>,
+}
+
+/// Listening addresses of the gateway and every subgraph.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Interface to bind (default `127.0.0.1`). Env `BETTER_STORE_SERVER__HOST`.
+    pub host: IpAddr,
+    /// The gateway's port (default 4000).
+    pub gateway_port: u16,
+    /// Port of the first subgraph; the others follow in a fixed order (default 4001).
+    pub first_subgraph_port: u16,
+    /// Largest accepted request body in bytes (default 1 MiB).
+    pub body_limit_bytes: usize,
+    /// Take the client address from `X-Forwarded-For` (set it only behind a trusted proxy or
+    /// the gateway; default false).
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::from([127, 0, 0, 1]),
+            gateway_port: 4000,
+            first_subgraph_port: 4001,
+            body_limit_bytes: 1024 * 1024,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySettings {
+    /// `pretty` for humans (default) or `json` for log collectors.
+    pub format: LogFormat,
+    /// An `EnvFilter` directive (default `info`); `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self { format: LogFormat::Pretty, filter: "info".into() }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Coloured, multi-line, for a terminal.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Token issuing (identity) and verification (every subgraph).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// `iss` claim written and required (default `better-store`).
+    pub issuer: String,
+    /// `aud` claim written and required (default `better-store`).
+    pub audience: String,
+    /// Access token lifetime in seconds (default 900).
+    pub access_token_ttl_secs: u64,
+    /// Refresh token lifetime in seconds (default 30 days).
+    pub refresh_token_ttl_secs: u64,
+    /// PEM file with an Ed25519 private key (PKCS#8). Default: `<data_dir>/jwt-ed25519.pem`,
+    /// generated on first start. Its public key is served as JWKS by identity.
+    pub signing_key_file: Option<PathBuf>,
+    /// Sign with HS256 and this shared secret instead of Ed25519 (no JWKS then).
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub hmac_secret: Option<SecretString>,
+    /// Verify tokens with the keys published at this JWKS URL (a subgraph running apart from
+    /// identity), instead of reading the signing key.
+    pub jwks_url: Option<String>,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            issuer: "better-store".into(),
+            audience: "better-store".into(),
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            signing_key_file: None,
+            hmac_secret: None,
+            jwks_url: None,
+        }
+    }
+}
+
+/// Identity context rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentitySettings {
+    /// The first administrator, created at start-up when no account has this e-mail.
+    pub bootstrap_admin: Option<BootstrapAdmin>,
+    /// Sign-in attempts allowed per e-mail address per window (default 10).
+    pub sign_in_attempts_per_email: u32,
+    /// Sign-in attempts allowed per client address per window (default 50).
+    pub sign_in_attempts_per_address: u32,
+    /// The rate-limit window in seconds (default 300).
+    pub sign_in_window_secs: u64,
+}
+
+impl Default for IdentitySettings {
+    fn default() -> Self {
+        Self {
+            bootstrap_admin: None,
+            sign_in_attempts_per_email: 10,
+            sign_in_attempts_per_address: 50,
+            sign_in_window_secs: 300,
+        }
+    }
+}
+
+/// The first administrator account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapAdmin {
+    /// The administrator's e-mail.
+    pub email: String,
+    /// The administrator's initial password.
+    #[serde(serialize_with = "serialize_secret")]
+    pub password: SecretString,
+    /// Display name (default "Administrator").
+    #[serde(default = "default_admin_name")]
+    pub name: String,
+}
+
+fn default_admin_name() -> String {
+    "Administrator".into()
+}
+
+/// Catalog context rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogSettings {
+    /// The currency every catalog price is in (default `USD`).
+    pub currency: String,
+}
+
+impl Default for CatalogSettings {
+    fn default() -> Self {
+        Self { currency: "USD".into() }
+    }
+}
+
+/// Demo data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SeedSettings {
+    /// Load the demo catalog and demo accounts when `serve` finds empty databases
+    /// (default true; the embedded experience). Turn off in production.
+    pub on_first_start: bool,
+}
+
+impl Default for SeedSettings {
+    fn default() -> Self {
+        Self { on_first_start: true }
+    }
+}
+
+// Secrets are written out only so that defaults can seed figment; the real value never is.
+fn serialize_secret_opt<S: serde::Serializer>(
+    value: &Option<SecretString>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => serialize_secret(v, s),
+        None => s.serialize_none(),
+    }
+}
+
+fn serialize_secret<S: serde::Serializer>(value: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    use secrecy::ExposeSecret;
+    s.serialize_str(value.expose_secret())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn file_then_environment_override_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "store.toml",
+                "[catalog]\ncurrency = \"EUR\"\n[server]\ngateway_port = 5000\n",
+            )?;
+            jail.set_env("BETTER_STORE_SERVER__GATEWAY_PORT", "6000");
+            jail.set_env("BETTER_STORE_DATABASE__URL", "postgres://u:hunter2@db/store");
+            let s = Settings::load(Some(Path::new("store.toml"))).expect("settings load");
+            assert_eq!(s.catalog.currency, "EUR");
+            assert_eq!(s.server.gateway_port, 6000);
+            assert_eq!(s.server.first_subgraph_port, 4001);
+            let url = s.database.url.as_ref().expect("url");
+            assert_eq!(url.expose_secret(), "postgres://u:hunter2@db/store");
+            assert!(!format!("{s:?}").contains("hunter2"), "secrets must not reach Debug output");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("store.toml", "[server]\ngateway_prot = 5000\n")?;
+            assert!(Settings::load(Some(Path::new("store.toml"))).is_err());
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,95 @@
+//! Database connections. One URL decides the backend: without one, each bounded context gets
+//! its own SQLite file under the data folder; with a `postgres://` URL each context gets its
+//! own schema in that database. Either way a context sees only its own tables.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use secrecy::ExposeSecret;
+
+use crate::config::DatabaseSettings;
+
+/// Opens the database of one bounded context (`context` is its name, e.g. `catalog`).
+///
+/// The URL (which may hold a password) is never logged; the log names the backend only.
+pub async fn connect(
+    settings: &DatabaseSettings,
+    data_dir: &Path,
+    context: &str,
+) -> anyhow::Result<DatabaseConnection> {
+    match &settings.url {
+        Some(url) if url.expose_secret().starts_with("postgres") => {
+            let schema = format!("{}{}", settings.schema_prefix, context);
+            connect_postgres(url.expose_secret(), &schema, settings.max_connections).await
+        }
+        Some(url) if url.expose_secret().starts_with("sqlite:") => {
+            let dir =
+                url.expose_secret().trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+            connect_sqlite(Path::new(dir), context, settings.max_connections).await
+        }
+        Some(_) => anyhow::bail!("database.url must start with postgres:// or sqlite:"),
+        None => connect_sqlite(data_dir, context, settings.max_connections).await,
+    }
+}
+
+async fn connect_sqlite(
+    dir: &Path,
+    context: &str,
+    max_connections: Option<u32>,
+) -> anyhow::Result<DatabaseConnection> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the data folder {}", dir.display()))?;
+    let file = dir.join(format!("{context}.db"));
+    let url = format!("sqlite://{}?mode=rwc", file.display());
+    let mut options = ConnectOptions::new(url);
+    options
+        .max_connections(max_connections.unwrap_or(10))
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    let db = Database::connect(options)
+        .await
+        .with_context(|| format!("opening SQLite database {}", file.display()))?;
+    // WAL lets readers proceed while one writer commits; it is a property of the file.
+    db.execute_unprepared("PRAGMA journal_mode=WAL").await.context("enabling WAL")?;
+    tracing::debug!(context, file = %file.display(), "connected to SQLite");
+    Ok(db)
+}
+
+async fn connect_postgres(
+    url: &str,
+    schema: &str,
+    max_connections: Option<u32>,
+) -> anyhow::Result<DatabaseConnection> {
+    anyhow::ensure!(
+        schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+        "schema name `{schema}` may hold only letters, digits and `_`"
+    );
+    // Create the schema first over a plain connection, then open the pool pinned to it.
+    let bootstrap = Database::connect(ConnectOptions::new(url).sqlx_logging(false).to_owned())
+        .await
+        .context("connecting to PostgreSQL")?;
+    bootstrap
+        .execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+        .await
+        .with_context(|| format!("creating schema {schema}"))?;
+    bootstrap.close().await.ok();
+
+    let mut options = ConnectOptions::new(url);
+    options
+        .max_connections(max_connections.unwrap_or(10))
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .set_schema_search_path(schema)
+        .sqlx_logging(false);
+    let db = Database::connect(options).await.context("connecting to PostgreSQL")?;
+    tracing::debug!(schema, "connected to PostgreSQL");
+    Ok(db)
+}
+
+/// Checks that the database answers (the `/ready` probe).
+pub async fn ping(db: &DatabaseConnection) -> bool {
+    db.ping().await.is_ok()
+}

@@ -1,0 +1,64 @@
+//! Events between bounded contexts: the [`EventEnvelope`], the transactional [`outbox`], and
+//! the [`bus`] that carries envelopes to consumers.
+//!
+//! A context records an event in its outbox table in the same transaction as the change it
+//! describes, so a committed change always has its event and a rolled-back one never does. The
+//! [`outbox::OutboxRelay`] then publishes committed rows to the bus, again after a restart if
+//! the process died in between.
+
+pub mod bus;
+pub mod outbox;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// One event, as every context sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventEnvelope {
+    /// Unique id (UUID v7); consumers use it to drop duplicates.
+    pub id: Uuid,
+    /// Dotted name, such as `product.price_changed`.
+    pub event_type: String,
+    /// Version of the payload schema for this type.
+    pub version: i32,
+    /// When the change happened.
+    pub occurred_at: DateTime<Utc>,
+    /// The aggregate that changed.
+    pub aggregate_id: String,
+    /// The request or saga this event belongs to.
+    pub correlation_id: Uuid,
+    /// The event or command that caused this one, if any.
+    pub causation_id: Option<Uuid>,
+    /// The event's data.
+    pub payload: serde_json::Value,
+}
+
+impl EventEnvelope {
+    /// A new event that starts its own correlation.
+    pub fn new(
+        event_type: &str,
+        version: i32,
+        aggregate_id: impl ToString,
+        payload: serde_json::Value,
+    ) -> Self {
+        let id = crate::id::new_id();
+        Self {
+            id,
+            event_type: event_type.to_string(),
+            version,
+            occurred_at: Utc::now(),
+            aggregate_id: aggregate_id.to_string(),
+            correlation_id: id,
+            causation_id: None,
+            payload,
+        }
+    }
+
+    /// Marks this event as caused by `cause`, inheriting its correlation.
+    pub fn caused_by(mut self, cause: &EventEnvelope) -> Self {
+        self.correlation_id = cause.correlation_id;
+        self.causation_id = Some(cause.id);
+        self
+    }
+}

@@ -1,0 +1,149 @@
+//! The transactional outbox: [`append`] writes an event in the caller's transaction, and the
+//! [`OutboxRelay`] publishes committed rows to the bus in order, marking each one published.
+//!
+//! Every context has its own `outbox` table (created by its migrator) in its own database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use sea_orm::entity::prelude::*;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder, QuerySelect};
+use tokio::sync::Notify;
+
+use super::EventEnvelope;
+use super::bus::EventBus;
+
+/// The `outbox` table.
+pub mod entity {
+    use sea_orm::entity::prelude::*;
+
+    /// One recorded event; `published_at` is set once the bus accepted it.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "outbox")]
+    pub struct Model {
+        /// The event id (UUID v7, so primary-key order is creation order).
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        /// Dotted event type.
+        pub event_type: String,
+        /// Payload schema version.
+        pub version: i32,
+        /// When the change happened.
+        pub occurred_at: DateTimeUtc,
+        /// The aggregate that changed.
+        pub aggregate_id: String,
+        /// Correlation id.
+        pub correlation_id: Uuid,
+        /// Causation id.
+        pub causation_id: Option<Uuid>,
+        /// JSON payload.
+        pub payload: Json,
+        /// When the relay published it; `NULL` while pending.
+        pub published_at: Option<DateTimeUtc>,
+    }
+
+    /// No relations: the outbox stands alone.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Records `event` in the outbox, inside whatever transaction `conn` is.
+pub async fn append<C: ConnectionTrait>(conn: &C, event: &EventEnvelope) -> Result<(), DbErr> {
+    entity::ActiveModel {
+        id: Set(event.id),
+        event_type: Set(event.event_type.clone()),
+        version: Set(event.version),
+        occurred_at: Set(event.occurred_at),
+        aggregate_id: Set(event.aggregate_id.clone()),
+        correlation_id: Set(event.correlation_id),
+        causation_id: Set(event.causation_id),
+        payload: Set(event.payload.clone()),
+        published_at: Set(None),
+    }
+    .insert(conn)
+    .await?;
+    Ok(())
+}
+
+impl From<entity::Model> for EventEnvelope {
+    fn from(row: entity::Model) -> Self {
+        Self {
+            id: row.id,
+            event_type: row.event_type,
+            version: row.version,
+            occurred_at: row.occurred_at,
+            aggregate_id: row.aggregate_id,
+            correlation_id: row.correlation_id,
+            causation_id: row.causation_id,
+            payload: row.payload,
+        }
+    }
+}
+
+/// Moves committed outbox rows to the bus.
+///
+/// Services call [`OutboxRelay::wake`] after committing so events go out at once; a periodic
+/// sweep catches anything left behind (a crash between commit and publish, a bus outage).
+#[derive(Clone)]
+pub struct OutboxRelay {
+    db: DatabaseConnection,
+    bus: Arc<dyn EventBus>,
+    wake: Arc<Notify>,
+}
+
+impl OutboxRelay {
+    /// A relay from `db`'s outbox to `bus`.
+    pub fn new(db: DatabaseConnection, bus: Arc<dyn EventBus>) -> Self {
+        Self { db, bus, wake: Arc::new(Notify::new()) }
+    }
+
+    /// Asks the relay to publish now (call after a commit that appended events).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Publishes pending rows until none are left; returns how many were published.
+    pub async fn drain(&self) -> anyhow::Result<usize> {
+        let mut total = 0;
+        loop {
+            let batch = entity::Entity::find()
+                .filter(entity::Column::PublishedAt.is_null())
+                .order_by_asc(entity::Column::Id)
+                .limit(100)
+                .all(&self.db)
+                .await?;
+            if batch.is_empty() {
+                return Ok(total);
+            }
+            for row in batch {
+                let id = row.id;
+                let event = EventEnvelope::from(row);
+                self.bus.publish(&event).await?;
+                entity::Entity::update_many()
+                    .col_expr(entity::Column::PublishedAt, Expr::value(Utc::now()))
+                    .filter(entity::Column::Id.eq(id))
+                    .exec(&self.db)
+                    .await?;
+                total += 1;
+            }
+        }
+    }
+
+    /// Runs until `shutdown` resolves, publishing on every wake-up and every `sweep`.
+    pub async fn run(self, sweep: Duration, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            if let Err(err) = self.drain().await {
+                tracing::error!(error = ?err, "outbox relay failed; will retry");
+            }
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(sweep) => {}
+            }
+        }
+    }
+}

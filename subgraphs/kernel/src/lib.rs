@@ -1,0 +1,21 @@
+//! The shared kernel of Better Store: the small set of concepts every bounded context speaks.
+//!
+//! It holds value types that must mean the same thing everywhere ([`money::Money`], [`id`]),
+//! the error model and its mapping to GraphQL error codes ([`error`]), the authenticated caller
+//! taken from a verified JWT ([`auth`]), layered configuration ([`config`]), tracing set-up
+//! ([`telemetry`]), database connections for SQLite or PostgreSQL ([`db`]), Relay pagination
+//! ([`connection`]), the event envelope, outbox and bus ([`events`]), and the HTTP server every
+//! subgraph runs on ([`server`]). It knows no commerce rules beyond those values.
+
+pub mod auth;
+pub mod config;
+pub mod connection;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod id;
+pub mod money;
+pub mod server;
+pub mod telemetry;
+
+pub use error::{AppError, AppResult};
