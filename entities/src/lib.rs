@@ -1,1 +1,7 @@
-//! placeholder
+//! SeaORM entities: the rows each bounded context stores, one module per context.
+//!
+//! A context uses only its own module; rows never cross a context boundary. GraphQL types are
+//! separate and built from these rows by `From` conversions in each subgraph.
+
+pub mod catalog;
+pub mod identity;

@@ -1,1 +1,10 @@
-//! placeholder
+//! Database migrations, one migrator per bounded context, each run against that context's own
+//! database (its SQLite file or its PostgreSQL schema). Migrations are written once with the
+//! schema builder and run on SQLite and PostgreSQL alike; the few backend-specific pieces
+//! (full-text search) are chosen by backend inside the migration.
+
+pub mod catalog;
+mod common;
+pub mod identity;
+
+pub use sea_orm_migration::MigratorTrait;

@@ -472,3 +472,10 @@ mod tests {
         assert_eq!(a.jwks()["keys"][0]["kty"], "OKP");
     }
 }
+
+/// The request's [`Authentication`] as put there by the server (anonymous when absent, e.g. a
+/// schema executed directly).
+pub fn authentication<'a>(ctx: &async_graphql::Context<'a>) -> &'a Authentication {
+    static ANONYMOUS: Authentication = Authentication::Anonymous;
+    ctx.data_opt::<Authentication>().unwrap_or(&ANONYMOUS)
+}

@@ -1,0 +1,40 @@
+//! Tables every context has: the transactional outbox.
+
+use sea_orm_migration::prelude::*;
+
+/// Creates the `outbox` table and its index on pending rows.
+pub async fn create_outbox(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    manager
+        .create_table(
+            Table::create()
+                .table(Alias::new("outbox"))
+                .if_not_exists()
+                .col(ColumnDef::new(Alias::new("id")).uuid().not_null().primary_key())
+                .col(ColumnDef::new(Alias::new("event_type")).string().not_null())
+                .col(ColumnDef::new(Alias::new("version")).integer().not_null())
+                .col(ColumnDef::new(Alias::new("occurred_at")).timestamp_with_time_zone().not_null())
+                .col(ColumnDef::new(Alias::new("aggregate_id")).string().not_null())
+                .col(ColumnDef::new(Alias::new("correlation_id")).uuid().not_null())
+                .col(ColumnDef::new(Alias::new("causation_id")).uuid().null())
+                .col(ColumnDef::new(Alias::new("payload")).json_binary().not_null())
+                .col(ColumnDef::new(Alias::new("published_at")).timestamp_with_time_zone().null())
+                .to_owned(),
+        )
+        .await?;
+    manager
+        .create_index(
+            Index::create()
+                .name("outbox_pending")
+                .table(Alias::new("outbox"))
+                .col(Alias::new("published_at"))
+                .col(Alias::new("id"))
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await
+}
+
+/// Shorthand for a column name.
+pub fn col(name: &'static str) -> Alias {
+    Alias::new(name)
+}
