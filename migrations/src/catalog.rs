@@ -15,8 +15,13 @@ impl MigratorTrait for Migrator {
 }
 
 /// Categories, products, reviews, product search and the outbox.
-#[derive(DeriveMigrationName)]
 struct M0001Catalog;
+
+impl MigrationName for M0001Catalog {
+    fn name(&self) -> &str {
+        "m0001_catalog"
+    }
+}
 
 #[async_trait::async_trait]
 impl MigrationTrait for M0001Catalog {

@@ -12,7 +12,9 @@ pub async fn create_outbox(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
                 .col(ColumnDef::new(Alias::new("id")).uuid().not_null().primary_key())
                 .col(ColumnDef::new(Alias::new("event_type")).string().not_null())
                 .col(ColumnDef::new(Alias::new("version")).integer().not_null())
-                .col(ColumnDef::new(Alias::new("occurred_at")).timestamp_with_time_zone().not_null())
+                .col(
+                    ColumnDef::new(Alias::new("occurred_at")).timestamp_with_time_zone().not_null(),
+                )
                 .col(ColumnDef::new(Alias::new("aggregate_id")).string().not_null())
                 .col(ColumnDef::new(Alias::new("correlation_id")).uuid().not_null())
                 .col(ColumnDef::new(Alias::new("causation_id")).uuid().null())

@@ -14,8 +14,13 @@ impl MigratorTrait for Migrator {
 }
 
 /// Customers, refresh tokens and the outbox.
-#[derive(DeriveMigrationName)]
 struct M0001Identity;
+
+impl MigrationName for M0001Identity {
+    fn name(&self) -> &str {
+        "m0001_identity"
+    }
+}
 
 #[async_trait::async_trait]
 impl MigrationTrait for M0001Identity {

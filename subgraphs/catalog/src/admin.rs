@@ -118,7 +118,10 @@ async fn commit_with_event(
 }
 
 /// Creates a product.
-pub async fn create_product(catalog: &Catalog, input: CreateProductInput) -> AppResult<product::Model> {
+pub async fn create_product(
+    catalog: &Catalog,
+    input: CreateProductInput,
+) -> AppResult<product::Model> {
     let sku = Sku::parse(&input.sku)?;
     let name = bounded_text("name", &input.name, 1, 200)?;
     let slug = match &input.slug {
@@ -168,12 +171,19 @@ pub async fn create_product(catalog: &Catalog, input: CreateProductInput) -> App
 }
 
 /// Updates a product's descriptive fields.
-pub async fn update_product(catalog: &Catalog, id: &ID, input: UpdateProductInput) -> AppResult<product::Model> {
+pub async fn update_product(
+    catalog: &Catalog,
+    id: &ID,
+    input: UpdateProductInput,
+) -> AppResult<product::Model> {
     let id = kernel::id::parse_id("id", id)?;
     let slug = input.slug.as_deref().map(Slug::parse).transpose()?;
     let name = input.name.as_deref().map(|n| bounded_text("name", n, 1, 200)).transpose()?;
-    let description =
-        input.description.as_deref().map(|d| bounded_text("description", d, 0, 10_000)).transpose()?;
+    let description = input
+        .description
+        .as_deref()
+        .map(|d| bounded_text("description", d, 0, 10_000))
+        .transpose()?;
     let images = input.images.map(images).transpose()?.map(|i| to_json(&i)).transpose()?;
     let attributes =
         input.attributes.map(attributes).transpose()?.map(|a| to_json(&a)).transpose()?;
@@ -227,7 +237,11 @@ pub async fn update_product(catalog: &Catalog, id: &ID, input: UpdateProductInpu
 }
 
 /// Changes a product's price and emits `product.price_changed` with the old and new price.
-pub async fn change_price(catalog: &Catalog, id: &ID, price: MoneyInput) -> AppResult<product::Model> {
+pub async fn change_price(
+    catalog: &Catalog,
+    id: &ID,
+    price: MoneyInput,
+) -> AppResult<product::Model> {
     let id = kernel::id::parse_id("id", id)?;
     let price = price.parse_non_negative()?;
     if price.currency() != catalog.currency {

@@ -174,7 +174,10 @@ mod tests {
 
     #[test]
     fn attributes_and_images_are_checked() {
-        assert!(parse_attributes(vec![("Color".into(), "red".into()), ("color".into(), "blue".into())]).is_err());
+        assert!(
+            parse_attributes(vec![("Color".into(), "red".into()), ("color".into(), "blue".into())])
+                .is_err()
+        );
         assert!(parse_images(vec![("javascript:alert(1)".into(), None)]).is_err());
         assert_eq!(parse_images(vec![("https://x.test/a.jpg".into(), None)]).unwrap()[0].alt, "");
     }

@@ -17,8 +17,7 @@ use kernel::{AppError, AppResult};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::{Expr, ExprTrait, Order};
 use sea_orm::{
-    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select,
+    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
 };
 use uuid::Uuid;
 
@@ -126,7 +125,12 @@ impl ListingQuery {
     }
 
     /// The products matching every filter except `skip`'s; ranked when sorting by relevance.
-    fn select(&self, backend: sea_orm::DbBackend, skip: Option<Dimension>, rank: bool) -> Select<product::Entity> {
+    fn select(
+        &self,
+        backend: sea_orm::DbBackend,
+        skip: Option<Dimension>,
+        rank: bool,
+    ) -> Select<product::Entity> {
         let mut select = product::Entity::find();
         if let Some(terms) = &self.search {
             if terms.is_empty() {
@@ -170,9 +174,9 @@ impl ListingQuery {
             ProductSort::Newest => select.order_by_desc(product::Column::CreatedAt),
             ProductSort::PriceAsc => select.order_by_asc(product::Column::PriceMinor),
             ProductSort::PriceDesc => select.order_by_desc(product::Column::PriceMinor),
-            ProductSort::Rating => select
-                .order_by(average, Order::Desc)
-                .order_by_desc(product::Column::RatingCount),
+            ProductSort::Rating => {
+                select.order_by(average, Order::Desc).order_by_desc(product::Column::RatingCount)
+            }
             ProductSort::Name => select.order_by_asc(product::Column::Name),
         };
         // The id breaks ties so that pages never overlap or skip.
@@ -268,11 +272,14 @@ impl ListingExtras {
         let q = &self.query;
         let passes = |row: &(Uuid, i64, i32, i64), skip: Dimension| {
             let (category, price, count, sum) = *row;
-            (skip == Dimension::Category || q.categories.as_ref().is_none_or(|ids| ids.contains(&category)))
+            (skip == Dimension::Category
+                || q.categories.as_ref().is_none_or(|ids| ids.contains(&category)))
                 && (skip == Dimension::Price
-                    || (q.min_price.is_none_or(|m| price >= m) && q.max_price.is_none_or(|m| price <= m)))
+                    || (q.min_price.is_none_or(|m| price >= m)
+                        && q.max_price.is_none_or(|m| price <= m)))
                 && (skip == Dimension::Rating
-                    || q.min_rating.is_none_or(|r| count > 0 && sum >= i64::from(r) * i64::from(count)))
+                    || q.min_rating
+                        .is_none_or(|r| count > 0 && sum >= i64::from(r) * i64::from(count)))
         };
 
         let all = categories::all(db).await?;
@@ -328,7 +335,11 @@ impl ListingExtras {
 
 /// Categories depth-first, siblings in display order.
 fn tree_order(all: &[category::Model]) -> Vec<&category::Model> {
-    fn visit<'a>(all: &'a [category::Model], parent: Option<Uuid>, out: &mut Vec<&'a category::Model>) {
+    fn visit<'a>(
+        all: &'a [category::Model],
+        parent: Option<Uuid>,
+        out: &mut Vec<&'a category::Model>,
+    ) {
         for c in all.iter().filter(|c| c.parent_id == parent) {
             out.push(c);
             visit(all, Some(c.id), out);

@@ -97,7 +97,10 @@ impl Product {
     /// Named properties.
     async fn attributes(&self) -> Result<Vec<AttributeObject>> {
         let attributes: Vec<Attribute> = decode(&self.0.attributes, self.0.id)?;
-        Ok(attributes.into_iter().map(|a| AttributeObject { name: a.name, value: a.value }).collect())
+        Ok(attributes
+            .into_iter()
+            .map(|a| AttributeObject { name: a.name, value: a.value })
+            .collect())
     }
 
     /// The category it is listed under.
@@ -139,14 +142,17 @@ impl Product {
 /// The rating summary of a sum and count of ratings.
 pub fn rating_summary(sum: i64, count: i32) -> RatingSummary {
     let average = (count > 0).then(|| {
-        (Decimal::from(sum) / Decimal::from(count))
-            .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+        let mut average = (Decimal::from(sum) / Decimal::from(count))
+            .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+        average.rescale(2);
+        average
     });
     RatingSummary { average, count }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(value: &serde_json::Value, id: uuid::Uuid) -> Result<T> {
     serde_json::from_value(value.clone()).map_err(|e| {
-        AppError::internal(anyhow::Error::new(e).context(format!("product {id} has bad JSON"))).into()
+        AppError::internal(anyhow::Error::new(e).context(format!("product {id} has bad JSON")))
+            .into()
     })
 }

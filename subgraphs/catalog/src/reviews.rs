@@ -103,9 +103,9 @@ pub async fn page_for_product(
         has_next_page(&page, rows.len(), total),
         ReviewConnectionFields { total_count: total as i64 },
     );
-    connection.edges.extend(
-        rows.into_iter().enumerate().map(|(i, r)| Edge::new(page.cursor_at(i), Review(r))),
-    );
+    connection
+        .edges
+        .extend(rows.into_iter().enumerate().map(|(i, r)| Edge::new(page.cursor_at(i), Review(r))));
     Ok(connection)
 }
 
@@ -123,7 +123,11 @@ pub struct AddReviewInput {
 }
 
 /// Adds the caller's review of a product, keeping its rating summary consistent.
-pub async fn add_review(catalog: &Catalog, caller: &Caller, input: AddReviewInput) -> AppResult<review::Model> {
+pub async fn add_review(
+    catalog: &Catalog,
+    caller: &Caller,
+    input: AddReviewInput,
+) -> AppResult<review::Model> {
     let stars = Stars::parse(input.rating)?;
     let title = bounded_text("title", &input.title, 1, 120)?;
     let body = bounded_text("body", &input.body, 1, 5000)?;

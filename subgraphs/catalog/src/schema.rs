@@ -5,9 +5,9 @@ use std::sync::Arc;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, EmptySubscription, ID, Object, Result, Schema};
 use entities::catalog::{category, product};
+use kernel::AppError;
 use kernel::auth::authentication;
 use kernel::money::MoneyInput;
-use kernel::AppError;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::Catalog;
@@ -44,7 +44,12 @@ pub struct Query;
 #[Object]
 impl Query {
     /// One product, by `id` or by `slug` (give exactly one); `null` when there is none.
-    async fn product(&self, ctx: &Context<'_>, id: Option<ID>, slug: Option<String>) -> Result<Option<Product>> {
+    async fn product(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        slug: Option<String>,
+    ) -> Result<Option<Product>> {
         match (id, slug) {
             (Some(id), None) => {
                 // A malformed id names no product, like an unknown one.
@@ -77,7 +82,8 @@ impl Query {
     ) -> Result<ProductConnection> {
         let catalog = catalog(ctx);
         let query =
-            ListingQuery::parse(catalog, search.as_deref(), filter.unwrap_or_default(), sort).await?;
+            ListingQuery::parse(catalog, search.as_deref(), filter.unwrap_or_default(), sort)
+                .await?;
         Ok(listing::list(catalog, query, first, after.as_deref()).await?)
     }
 
@@ -111,19 +117,33 @@ pub struct Mutation;
 #[Object]
 impl Mutation {
     /// Adds a product (administrators only). Emits `product.created`.
-    async fn create_product(&self, ctx: &Context<'_>, input: CreateProductInput) -> Result<Product> {
+    async fn create_product(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateProductInput,
+    ) -> Result<Product> {
         authentication(ctx).require_admin()?;
         Ok(Product(admin::create_product(catalog(ctx), input).await?))
     }
 
     /// Changes a product's descriptive fields (administrators only). Emits `product.updated`.
-    async fn update_product(&self, ctx: &Context<'_>, id: ID, input: UpdateProductInput) -> Result<Product> {
+    async fn update_product(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateProductInput,
+    ) -> Result<Product> {
         authentication(ctx).require_admin()?;
         Ok(Product(admin::update_product(catalog(ctx), &id, input).await?))
     }
 
     /// Changes a product's price (administrators only). Emits `product.price_changed`.
-    async fn change_product_price(&self, ctx: &Context<'_>, id: ID, price: MoneyInput) -> Result<Product> {
+    async fn change_product_price(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        price: MoneyInput,
+    ) -> Result<Product> {
         authentication(ctx).require_admin()?;
         Ok(Product(admin::change_price(catalog(ctx), &id, price).await?))
     }

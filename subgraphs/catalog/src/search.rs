@@ -62,13 +62,13 @@ pub fn apply(
         DbBackend::Postgres => {
             let query = terms.tsquery();
             select = select.filter(Expr::cust_with_values(
-                "\"products\".\"search\" @@ to_tsquery('english', ?)",
+                "\"products\".\"search\" @@ to_tsquery('english', $1)",
                 [query.clone()],
             ));
             if rank {
                 select = select.order_by(
                     Expr::cust_with_values(
-                        "ts_rank(\"products\".\"search\", to_tsquery('english', ?))",
+                        "ts_rank(\"products\".\"search\", to_tsquery('english', $1))",
                         [query],
                     ),
                     Order::Desc,
@@ -111,6 +111,9 @@ mod tests {
         assert_eq!(terms.fts5(), r#""drop"* "table"* "products"* "x"* "or"* "1"* "1"*"#);
         assert_eq!(SearchTerms::parse("  ").unwrap(), None);
         assert!(SearchTerms::parse("!!!").unwrap().unwrap().is_empty());
-        assert_eq!(SearchTerms::parse("Trail Runner").unwrap().unwrap().tsquery(), "trail:* & runner:*");
+        assert_eq!(
+            SearchTerms::parse("Trail Runner").unwrap().unwrap().tsquery(),
+            "trail:* & runner:*"
+        );
     }
 }

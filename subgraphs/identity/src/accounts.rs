@@ -62,7 +62,9 @@ pub async fn create_account(
         return Err(duplicate_email());
     }
     let password_hash = password::hash(password.expose().to_string()).await?;
-    insert_account(identity, &email, &name, password_hash, roles).await
+    let account = insert_account(identity, &email, &name, password_hash, roles).await?;
+    tracing::info!(customer_id = %account.id, "account created");
+    Ok(account)
 }
 
 /// Inserts an account whose password is already hashed (also used by demo seeding).
@@ -111,7 +113,7 @@ pub async fn insert_account_with_id(
     outbox::append(&txn, &event).await?;
     txn.commit().await?;
     identity.relay.wake();
-    tracing::info!(customer_id = %inserted.id, "account created");
+    tracing::debug!(customer_id = %inserted.id, "account created");
     Ok(inserted)
 }
 
@@ -119,19 +121,32 @@ fn duplicate_email() -> AppError {
     AppError::Conflict("an account with this e-mail address already exists".into())
 }
 
-async fn find_by_email<C: ConnectionTrait>(db: &C, email: &Email) -> AppResult<Option<customer::Model>> {
+async fn find_by_email<C: ConnectionTrait>(
+    db: &C,
+    email: &Email,
+) -> AppResult<Option<customer::Model>> {
     Ok(customer::Entity::find().filter(customer::Column::Email.eq(email.as_str())).one(db).await?)
 }
 
 /// Signs up a customer and signs them in.
-pub async fn sign_up(identity: &Identity, email: &str, password: &str, name: &str) -> AppResult<Session> {
+pub async fn sign_up(
+    identity: &Identity,
+    email: &str,
+    password: &str,
+    name: &str,
+) -> AppResult<Session> {
     let account = create_account(identity, email, password, name, &[Role::Customer]).await?;
     start_session(identity, account, kernel::id::new_id()).await
 }
 
 /// Signs in with e-mail and password, within the per-e-mail and per-address attempt limits.
 /// A wrong password and an unknown e-mail give the same error.
-pub async fn sign_in(identity: &Identity, email: &str, password: &str, client: &str) -> AppResult<Session> {
+pub async fn sign_in(
+    identity: &Identity,
+    email: &str,
+    password: &str,
+    client: &str,
+) -> AppResult<Session> {
     let invalid = || AppError::Unauthenticated("e-mail or password is incorrect".into());
     let normalized = email.trim().to_lowercase();
     if !identity.limits.per_address.try_acquire(client)
@@ -153,7 +168,11 @@ pub async fn sign_in(identity: &Identity, email: &str, password: &str, client: &
     start_session(identity, account, kernel::id::new_id()).await
 }
 
-async fn start_session(identity: &Identity, account: customer::Model, family: Uuid) -> AppResult<Session> {
+async fn start_session(
+    identity: &Identity,
+    account: customer::Model,
+    family: Uuid,
+) -> AppResult<Session> {
     let (refresh_token, refresh_row) = new_refresh_token(identity, account.id, family);
     let refresh_expires = refresh_row.expires_at;
     refresh_token::ActiveModel {
@@ -177,11 +196,22 @@ fn issue(
     refresh_token: String,
     refresh_token_expires_at: DateTime<Utc>,
 ) -> AppResult<Session> {
-    let (access_token, access_token_expires_at) = identity.issuer.issue(account.id, &roles_of(&account))?;
-    Ok(Session { access_token, access_token_expires_at, refresh_token, refresh_token_expires_at, customer: account })
+    let (access_token, access_token_expires_at) =
+        identity.issuer.issue(account.id, &roles_of(&account))?;
+    Ok(Session {
+        access_token,
+        access_token_expires_at,
+        refresh_token,
+        refresh_token_expires_at,
+        customer: account,
+    })
 }
 
-fn new_refresh_token(identity: &Identity, customer_id: Uuid, family_id: Uuid) -> (String, refresh_token::Model) {
+fn new_refresh_token(
+    identity: &Identity,
+    customer_id: Uuid,
+    family_id: Uuid,
+) -> (String, refresh_token::Model) {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let token = URL_SAFE_NO_PAD.encode(bytes);
@@ -205,7 +235,8 @@ fn hash_token(token: &str) -> String {
 
 /// Exchanges a refresh token for a new session; reuse of an exchanged token revokes its family.
 pub async fn refresh(identity: &Identity, token: &str) -> AppResult<Session> {
-    let invalid = |why: &str| AppError::Unauthenticated(format!("refresh token {why}; sign in again"));
+    let invalid =
+        |why: &str| AppError::Unauthenticated(format!("refresh token {why}; sign in again"));
     let Some(row) = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(hash_token(token)))
         .one(&identity.db)
@@ -286,14 +317,23 @@ async fn revoke_family(identity: &Identity, family: Uuid) -> AppResult<()> {
 }
 
 /// Creates the configured first administrator unless an account with that e-mail exists.
-pub async fn bootstrap_admin(identity: &Identity, admin: &kernel::config::BootstrapAdmin) -> AppResult<()> {
+pub async fn bootstrap_admin(
+    identity: &Identity,
+    admin: &kernel::config::BootstrapAdmin,
+) -> AppResult<()> {
     use secrecy::ExposeSecret;
     let email = Email::parse(&admin.email)?;
     if find_by_email(&identity.db, &email).await?.is_some() {
         return Ok(());
     }
-    create_account(identity, email.as_str(), admin.password.expose_secret(), &admin.name, &[Role::Customer, Role::Admin])
-        .await?;
+    create_account(
+        identity,
+        email.as_str(),
+        admin.password.expose_secret(),
+        &admin.name,
+        &[Role::Customer, Role::Admin],
+    )
+    .await?;
     tracing::info!(email = email.as_str(), "created the first administrator");
     Ok(())
 }

@@ -8,23 +8,41 @@ use async_graphql::dataloader::Loader;
 use async_graphql::{Context, ID, Object, Result};
 use chrono::{DateTime, Utc};
 use entities::identity::customer;
-use kernel::auth::{Role, authentication};
 use kernel::AppError;
+use kernel::auth::{Role, authentication};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::accounts::roles_of;
 
-/// A customer account.
-pub struct Customer(pub customer::Model);
+/// A customer account, as seen by someone.
+pub struct Customer(pub customer::Model, pub Viewer);
+
+/// Who is looking at a [`Customer`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Viewer {
+    /// Whoever the request's token says (resolved per field).
+    Caller,
+    /// The customer themself, just signed in or up by this very request.
+    Owner,
+}
 
 impl Customer {
+    /// The account as the request's caller sees it.
+    pub fn seen_by_caller(row: customer::Model) -> Self {
+        Self(row, Viewer::Caller)
+    }
+
     fn private_field(&self, ctx: &Context<'_>) -> Result<()> {
+        if self.1 == Viewer::Owner {
+            return Ok(());
+        }
         let caller = authentication(ctx).require()?;
         if caller.customer_id == self.0.id || caller.is_admin() {
             Ok(())
         } else {
-            Err(AppError::Forbidden("only the customer or an administrator may see this".into()).into())
+            Err(AppError::Forbidden("only the customer or an administrator may see this".into())
+                .into())
         }
     }
 }

@@ -13,13 +13,16 @@ impl Email {
     /// and dashes, at most 254 characters.
     pub fn parse(raw: &str) -> Result<Self, AppError> {
         let email = raw.trim().to_lowercase();
-        let invalid = || AppError::bad_input(format!("`{}` is not a valid e-mail address", raw.trim()));
+        let invalid =
+            || AppError::bad_input(format!("`{}` is not a valid e-mail address", raw.trim()));
         let (local, domain) = email.split_once('@').ok_or_else(invalid)?;
         let local_ok = (1..=64).contains(&local.len())
             && !local.starts_with('.')
             && !local.ends_with('.')
             && !local.contains("..")
-            && local.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
+            && local
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
         let labels: Vec<&str> = domain.split('.').collect();
         let domain_ok = labels.len() >= 2
             && labels.iter().all(|l| {
@@ -28,12 +31,10 @@ impl Email {
                     && !l.ends_with('-')
                     && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
             })
-            && labels.last().is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()));
-        if local_ok && domain_ok && email.len() <= 254 {
-            Ok(Self(email))
-        } else {
-            Err(invalid())
-        }
+            && labels
+                .last()
+                .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()));
+        if local_ok && domain_ok && email.len() <= 254 { Ok(Self(email)) } else { Err(invalid()) }
     }
 
     /// The normalised address.
@@ -93,7 +94,16 @@ mod tests {
     #[test]
     fn emails_are_normalised_and_checked() {
         assert_eq!(Email::parse("  Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
-        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a b@example.com", "ada@@example.com", "ada@-x.com"] {
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a b@example.com",
+            "ada@@example.com",
+            "ada@-x.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }
@@ -104,7 +114,10 @@ mod tests {
         assert!(Password::parse("short1", &email).is_err());
         assert!(Password::parse("onlyletterslong", &email).is_err());
         assert!(Password::parse("1234567890", &email).is_err());
-        assert!(Password::parse("my-ada-password", &email).is_ok(), "local part shorter than 4 is allowed");
+        assert!(
+            Password::parse("my-ada-password", &email).is_ok(),
+            "local part shorter than 4 is allowed"
+        );
         let long_local = Email::parse("adalovelace@example.com").unwrap();
         assert!(Password::parse("adalovelace-1", &long_local).is_err());
         assert!(Password::parse("correct horse 9", &email).is_ok());

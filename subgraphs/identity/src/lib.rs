@@ -51,7 +51,12 @@ pub struct Identity {
 
 impl Identity {
     /// Identity over `db`, signing with `keys` under `settings`.
-    pub fn new(db: DatabaseConnection, keys: KeyPair, settings: &Settings, relay: OutboxRelay) -> Arc<Self> {
+    pub fn new(
+        db: DatabaseConnection,
+        keys: KeyPair,
+        settings: &Settings,
+        relay: OutboxRelay,
+    ) -> Arc<Self> {
         let id = &settings.identity;
         let window = Duration::from_secs(id.sign_in_window_secs);
         Arc::new(Self {

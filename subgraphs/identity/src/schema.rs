@@ -3,14 +3,16 @@
 use std::sync::Arc;
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{Context, EmptySubscription, ID, InputObject, Object, Result, Schema, SimpleObject};
+use async_graphql::{
+    Context, EmptySubscription, ID, InputObject, Object, Result, Schema, SimpleObject,
+};
 use chrono::{DateTime, Utc};
 use kernel::auth::authentication;
 use kernel::server::ClientAddress;
 
 use crate::Identity;
 use crate::accounts::{self, Session};
-use crate::customers::{Customer, CustomerLoader, loader_error};
+use crate::customers::{Customer, CustomerLoader, Viewer, loader_error};
 
 /// Identity's schema.
 pub type IdentitySchema = Schema<Query, Mutation, EmptySubscription>;
@@ -51,7 +53,7 @@ impl From<Session> for AuthPayload {
             access_token_expires_at: s.access_token_expires_at,
             refresh_token: s.refresh_token,
             refresh_token_expires_at: s.refresh_token_expires_at,
-            customer: Customer(s.customer),
+            customer: Customer(s.customer, Viewer::Owner),
         }
     }
 }
@@ -76,7 +78,11 @@ impl Query {
     async fn me(&self, ctx: &Context<'_>) -> Result<Option<Customer>> {
         let Some(caller) = authentication(ctx).caller()? else { return Ok(None) };
         let loader = ctx.data_unchecked::<DataLoader<CustomerLoader>>();
-        Ok(loader.load_one(caller.customer_id).await.map_err(loader_error)?.map(Customer))
+        Ok(loader
+            .load_one(caller.customer_id)
+            .await
+            .map_err(loader_error)?
+            .map(Customer::seen_by_caller))
     }
 
     /// Resolves `Customer` references from other subgraphs, batched through the loader.
@@ -84,7 +90,7 @@ impl Query {
     async fn find_customer_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Customer>> {
         let Ok(id) = uuid::Uuid::parse_str(id.trim()) else { return Ok(None) };
         let loader = ctx.data_unchecked::<DataLoader<CustomerLoader>>();
-        Ok(loader.load_one(id).await.map_err(loader_error)?.map(Customer))
+        Ok(loader.load_one(id).await.map_err(loader_error)?.map(Customer::seen_by_caller))
     }
 }
 
@@ -95,13 +101,19 @@ pub struct Mutation;
 impl Mutation {
     /// Creates a customer account and signs it in.
     async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> Result<AuthPayload> {
-        let session = accounts::sign_up(identity(ctx), &input.email, &input.password, &input.name).await?;
+        let session =
+            accounts::sign_up(identity(ctx), &input.email, &input.password, &input.name).await?;
         Ok(session.into())
     }
 
     /// Signs in. A wrong password and an unknown e-mail give the same error; attempts are
     /// limited per e-mail and per client address (`RATE_LIMITED`).
-    async fn sign_in(&self, ctx: &Context<'_>, email: String, password: String) -> Result<AuthPayload> {
+    async fn sign_in(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        password: String,
+    ) -> Result<AuthPayload> {
         let client = ctx.data_opt::<ClientAddress>().map(|c| c.0.to_string()).unwrap_or_default();
         let session = accounts::sign_in(identity(ctx), &email, &password, &client).await?;
         Ok(session.into())
@@ -109,7 +121,11 @@ impl Mutation {
 
     /// Exchanges a refresh token for a new session. Each refresh token works once; using one
     /// twice ends every session of that sign-in.
-    async fn refresh_session(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthPayload> {
+    async fn refresh_session(
+        &self,
+        ctx: &Context<'_>,
+        refresh_token: String,
+    ) -> Result<AuthPayload> {
         Ok(accounts::refresh(identity(ctx), &refresh_token).await?.into())
     }
 

@@ -254,8 +254,19 @@ impl TokenIssuer {
 
     /// Signs an access token for a customer; returns it with its expiry.
     pub fn issue(&self, customer_id: Uuid, roles: &[Role]) -> AppResult<(String, DateTime<Utc>)> {
+        self.issue_for(customer_id, roles, self.ttl)
+    }
+
+    /// Signs a token with an explicit lifetime (negative gives an already expired token,
+    /// which is how tests prove that expiry is enforced).
+    pub fn issue_for(
+        &self,
+        customer_id: Uuid,
+        roles: &[Role],
+        lifetime: chrono::Duration,
+    ) -> AppResult<(String, DateTime<Utc>)> {
         let now = Utc::now();
-        let expires = now + self.ttl;
+        let expires = now + lifetime;
         let claims = Claims {
             sub: customer_id.to_string(),
             roles: roles.to_vec(),
@@ -457,9 +468,10 @@ mod tests {
             Authentication::Rejected(_)
         ));
 
-        let mut expired = TokenIssuer::new(keys, &settings());
-        expired.ttl = chrono::Duration::seconds(-3600);
-        let (token, _) = expired.issue(Uuid::now_v7(), &[Role::Customer]).unwrap();
+        let issuer = TokenIssuer::new(keys, &settings());
+        let (token, _) = issuer
+            .issue_for(Uuid::now_v7(), &[Role::Customer], chrono::Duration::hours(-1))
+            .unwrap();
         assert_eq!(verifier.verify(&token).unwrap_err(), "token has expired");
     }
 

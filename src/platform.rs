@@ -1,0 +1,165 @@
+//! The platform: which services run, where they listen, and running them until shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use kernel::auth::{KeyPair, TokenVerifier};
+use kernel::config::Settings;
+use kernel::events::bus::{EventBus, InProcessBus};
+use tokio::net::TcpListener;
+
+use crate::services::{self, Assembled};
+
+/// A service the launcher can start. The order fixes each one's port: the first subgraph port
+/// (4001 by default) plus its position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Service {
+    /// Products, categories, reviews, search.
+    Catalog,
+    /// Customers, credentials, sessions.
+    Identity,
+}
+
+impl Service {
+    /// Every service, in port order.
+    pub const ALL: [Service; 2] = [Service::Catalog, Service::Identity];
+
+    /// The service's name (also its database or schema name).
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Catalog => "catalog",
+            Service::Identity => "identity",
+        }
+    }
+
+    fn port(self, settings: &Settings) -> u16 {
+        let index = Service::ALL.iter().position(|s| *s == self).unwrap_or(0) as u16;
+        settings.server.first_subgraph_port + index
+    }
+}
+
+/// Where services listen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listen {
+    /// The configured ports.
+    Configured,
+    /// Any free port on the configured host (tests).
+    Ephemeral,
+}
+
+struct Running {
+    service: Service,
+    listener: TcpListener,
+    assembled: Assembled,
+}
+
+/// Assembled services, bound and ready to run.
+pub struct Platform {
+    running: Vec<Running>,
+    /// The catalog's state, when it runs here.
+    pub catalog: Option<Arc<catalog::Catalog>>,
+    /// Identity's state, when it runs here.
+    pub identity: Option<Arc<identity::Identity>>,
+    /// The event bus the services publish to.
+    pub bus: Arc<dyn EventBus>,
+}
+
+impl Platform {
+    /// Connects, migrates and binds `services` (all of them when empty).
+    pub async fn build(
+        settings: &Settings,
+        only: &[Service],
+        listen: Listen,
+    ) -> anyhow::Result<Self> {
+        let services: Vec<Service> =
+            if only.is_empty() { Service::ALL.to_vec() } else { only.to_vec() };
+        let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
+        let (keys, verifier) = keys(settings, &services).await?;
+        let mut platform =
+            Platform { running: Vec::new(), catalog: None, identity: None, bus: bus.clone() };
+        for service in services {
+            let db = kernel::db::connect(&settings.database, &settings.data_dir, service.name())
+                .await
+                .with_context(|| format!("opening the {} database", service.name()))?;
+            let assembled = match service {
+                Service::Catalog => {
+                    let (assembled, state) =
+                        services::catalog(settings, db, verifier.clone(), bus.clone()).await?;
+                    platform.catalog = Some(state);
+                    assembled
+                }
+                Service::Identity => {
+                    let keys = keys.clone().context("identity needs a signing key")?;
+                    let (assembled, state) =
+                        services::identity(settings, db, keys, verifier.clone(), bus.clone())
+                            .await?;
+                    platform.identity = Some(state);
+                    assembled
+                }
+            };
+            let port = match listen {
+                Listen::Configured => service.port(settings),
+                Listen::Ephemeral => 0,
+            };
+            let addr = SocketAddr::new(settings.server.host, port);
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding {addr} for {}", service.name()))?;
+            platform.running.push(Running { service, listener, assembled });
+        }
+        Ok(platform)
+    }
+
+    /// Where `service` listens, if it runs here.
+    pub fn addr(&self, service: Service) -> Option<SocketAddr> {
+        self.running
+            .iter()
+            .find(|r| r.service == service)
+            .and_then(|r| r.listener.local_addr().ok())
+    }
+
+    /// Serves every service until `shutdown` resolves, then drains requests and relays.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let shutdown: Shared<BoxFuture<'static, ()>> = shutdown.boxed().shared();
+        let mut tasks = tokio::task::JoinSet::new();
+        for running in self.running {
+            let name = running.service.name();
+            let addr = running.listener.local_addr()?;
+            tracing::info!(service = name, "{name} listening on http://{addr}/graphql");
+            let relay = running.assembled.relay;
+            tasks.spawn(relay.run(Duration::from_secs(5), shutdown.clone()).map(|()| Ok(())));
+            let serve =
+                kernel::server::run(running.listener, running.assembled.router, shutdown.clone());
+            tasks.spawn(async move { serve.await.with_context(|| format!("serving {name}")) });
+        }
+        while let Some(result) = tasks.join_next().await {
+            result.context("a service task panicked")??;
+        }
+        tracing::info!("all services stopped");
+        Ok(())
+    }
+}
+
+/// The signing key (when identity runs here) and the verifier every service uses: from the
+/// configured JWKS URL when set and identity is not local, else from the signing key.
+async fn keys(
+    settings: &Settings,
+    services: &[Service],
+) -> anyhow::Result<(Option<KeyPair>, Arc<TokenVerifier>)> {
+    let identity_here = services.contains(&Service::Identity);
+    if let (Some(url), false) = (&settings.auth.jwks_url, identity_here) {
+        let verifier =
+            TokenVerifier::from_jwks_url(url, &settings.auth, Duration::from_secs(30)).await?;
+        return Ok((None, Arc::new(verifier)));
+    }
+    let keys = KeyPair::load(&settings.auth, &settings.data_dir)?;
+    let verifier = Arc::new(TokenVerifier::for_keys(&keys, &settings.auth));
+    Ok((Some(keys), verifier))
+}

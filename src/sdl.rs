@@ -1,0 +1,44 @@
+//! Each subgraph's SDL, exactly as it serves it from `_service { sdl }`, for `schema/`.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use kernel::events::bus::InProcessBus;
+use kernel::events::outbox::OutboxRelay;
+use sea_orm::DatabaseConnection;
+
+use crate::platform::Service;
+
+/// The SDL `service` serves (built without a database: SDL does not need one).
+pub async fn subgraph_sdl(service: Service) -> anyhow::Result<String> {
+    let db = DatabaseConnection::default();
+    let relay = OutboxRelay::new(db.clone(), std::sync::Arc::new(InProcessBus::default()));
+    let response = match service {
+        Service::Catalog => {
+            let state = catalog::Catalog::new(db, kernel::money::Currency::USD, relay);
+            catalog::build_schema(state).execute("{ _service { sdl } }").await
+        }
+        Service::Identity => {
+            let settings = kernel::config::Settings::default();
+            let keys = kernel::auth::KeyPair::generate();
+            let state = identity::Identity::new(db, keys, &settings, relay);
+            identity::build_schema(state).execute("{ _service { sdl } }").await
+        }
+    };
+    anyhow::ensure!(response.errors.is_empty(), "SDL query failed: {:?}", response.errors);
+    let json = response.data.into_json().context("SDL response")?;
+    let sdl = json["_service"]["sdl"].as_str().context("SDL missing from the response")?;
+    Ok(format!("{}\n", sdl.trim_end()))
+}
+
+/// Writes `<dir>/<service>.graphql` for every subgraph.
+pub async fn write_all(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for service in Service::ALL {
+        let path = dir.join(format!("{}.graphql", service.name()));
+        std::fs::write(&path, subgraph_sdl(service).await?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}

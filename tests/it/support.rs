@@ -1,0 +1,217 @@
+//! Shared helpers: start the real platform on port 0 with its own databases, and talk to it
+//! over HTTP. With `TEST_DATABASE_URL` set, every test gets its own PostgreSQL schemas;
+//! without it, its own SQLite files in a temporary folder. `TEST_LOG=1` shows the logs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use better_store::{Listen, Platform, Service};
+use kernel::config::{BootstrapAdmin, Settings};
+use kernel::events::EventEnvelope;
+use kernel::events::bus::EventBus;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub const ADMIN_EMAIL: &str = "admin@test.betterstore.dev";
+pub const ADMIN_PASSWORD: &str = "test-operator-pass-1";
+
+/// A temporary folder removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let path = std::env::temp_dir()
+            .join(format!("better-store-test-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Settings for one test: its own data folder and databases, a known first administrator.
+pub fn test_settings(dir: &TempDir) -> Settings {
+    let mut settings = Settings::default();
+    settings.data_dir = dir.0.clone();
+    if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
+        settings.database.url = Some(url.into());
+        settings.database.schema_prefix =
+            format!("t{}_", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+        settings.database.max_connections = Some(4);
+    }
+    settings.identity.bootstrap_admin = Some(BootstrapAdmin {
+        email: ADMIN_EMAIL.into(),
+        password: ADMIN_PASSWORD.to_string().into(),
+        name: "Test Admin".into(),
+    });
+    if std::env::var("TEST_LOG").is_ok() {
+        kernel::telemetry::init(&settings.telemetry);
+    }
+    settings
+}
+
+/// A running platform.
+pub struct TestApp {
+    pub catalog_url: String,
+    pub identity_url: String,
+    pub client: reqwest::Client,
+    pub bus: Arc<dyn EventBus>,
+    pub catalog: Arc<catalog::Catalog>,
+    pub identity: Arc<identity::Identity>,
+    pub settings: Settings,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: TempDir,
+}
+
+impl TestApp {
+    /// Catalog and identity with empty databases (plus the first administrator).
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Like [`TestApp::spawn`], with the demo store loaded.
+    pub async fn seeded() -> Self {
+        let app = Self::spawn().await;
+        better_store::seed::load(&app.identity, &app.catalog).await.expect("seed");
+        app
+    }
+
+    /// Like [`TestApp::spawn`], after `configure` adjusts the settings.
+    pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
+        let dir = TempDir::new();
+        let mut settings = test_settings(&dir);
+        configure(&mut settings);
+        let platform =
+            Platform::build(&settings, &[], Listen::Ephemeral).await.expect("platform builds");
+        let catalog_url =
+            format!("http://{}", platform.addr(Service::Catalog).expect("catalog runs"));
+        let identity_url =
+            format!("http://{}", platform.addr(Service::Identity).expect("identity runs"));
+        let bus = platform.bus.clone();
+        let catalog = platform.catalog.clone().expect("catalog state");
+        let identity = platform.identity.clone().expect("identity state");
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(platform.run(async move {
+            let _ = rx.await;
+        }));
+        Self {
+            catalog_url,
+            identity_url,
+            client: reqwest::Client::new(),
+            bus,
+            catalog,
+            identity,
+            settings,
+            shutdown: Some(tx),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// Stops the platform and waits for every server and relay to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("platform stops within the deadline")
+                .expect("platform task")
+                .expect("platform ran cleanly");
+        }
+    }
+
+    async fn post(&self, base: &str, query: &str, variables: Value, token: Option<&str>) -> Value {
+        let mut request = self
+            .client
+            .post(format!("{base}/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request sent");
+        response.json().await.expect("JSON response")
+    }
+
+    /// A GraphQL operation against the catalog.
+    pub async fn catalog(&self, query: &str, variables: Value, token: Option<&str>) -> Value {
+        self.post(&self.catalog_url, query, variables, token).await
+    }
+
+    /// A GraphQL operation against identity.
+    pub async fn identity(&self, query: &str, variables: Value, token: Option<&str>) -> Value {
+        self.post(&self.identity_url, query, variables, token).await
+    }
+
+    /// Signs up a new customer; returns the full auth payload.
+    pub async fn sign_up(&self, email: &str) -> Value {
+        let response = self
+            .identity(
+                "mutation($input: SignUpInput!) { signUp(input: $input) { accessToken refreshToken customer { id } } }",
+                json!({ "input": { "email": email, "password": "a-good-password-1", "name": "Test Customer" } }),
+                None,
+            )
+            .await;
+        assert_no_errors(&response);
+        response["data"]["signUp"].clone()
+    }
+
+    /// A new customer's access token and id.
+    pub async fn customer_token(&self, email: &str) -> (String, String) {
+        let payload = self.sign_up(email).await;
+        (
+            payload["accessToken"].as_str().expect("token").to_string(),
+            payload["customer"]["id"].as_str().expect("id").to_string(),
+        )
+    }
+
+    /// The configured first administrator's access token.
+    pub async fn admin_token(&self) -> String {
+        let response = self
+            .identity(
+                "mutation($e: String!, $p: String!) { signIn(email: $e, password: $p) { accessToken } }",
+                json!({ "e": ADMIN_EMAIL, "p": ADMIN_PASSWORD }),
+                None,
+            )
+            .await;
+        assert_no_errors(&response);
+        response["data"]["signIn"]["accessToken"].as_str().expect("token").to_string()
+    }
+
+    /// Waits (with a deadline, no sleeping) for an event of `event_type` on the bus.
+    pub async fn next_event(
+        stream: &mut futures::stream::BoxStream<'static, EventEnvelope>,
+        event_type: &str,
+    ) -> EventEnvelope {
+        use futures::StreamExt;
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let event = stream.next().await.expect("bus open");
+                if event.event_type == event_type {
+                    return event;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {event_type} event within the deadline"))
+    }
+}
+
+/// Panics with the errors when a response has any.
+pub fn assert_no_errors(response: &Value) {
+    assert!(response.get("errors").is_none(), "unexpected errors: {response:#}");
+}
+
+/// The `extensions.code` of the first error.
+pub fn error_code(response: &Value) -> &str {
+    response["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error with a code: {response:#}"))
+}
