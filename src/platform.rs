@@ -159,6 +159,16 @@ async fn keys(
             TokenVerifier::from_jwks_url(url, &settings.auth, Duration::from_secs(30)).await?;
         return Ok((None, Arc::new(verifier)));
     }
+    let generated_here = settings.auth.signing_key_file.is_none()
+        && settings.auth.hmac_secret.is_none()
+        && !kernel::auth::default_key_path(&settings.data_dir).exists();
+    if !identity_here && generated_here {
+        // A key made here would sign nothing: tokens come from identity, running elsewhere.
+        anyhow::bail!(
+            "without identity in this process, set auth.jwks_url (or auth.signing_key_file) \
+             so that tokens can be verified"
+        );
+    }
     let keys = KeyPair::load(&settings.auth, &settings.data_dir)?;
     let verifier = Arc::new(TokenVerifier::for_keys(&keys, &settings.auth));
     Ok((Some(keys), verifier))

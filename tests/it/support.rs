@@ -36,8 +36,7 @@ impl Drop for TempDir {
 
 /// Settings for one test: its own data folder and databases, a known first administrator.
 pub fn test_settings(dir: &TempDir) -> Settings {
-    let mut settings = Settings::default();
-    settings.data_dir = dir.0.clone();
+    let mut settings = Settings { data_dir: dir.0.clone(), ..Settings::default() };
     if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
         settings.database.url = Some(url.into());
         settings.database.schema_prefix =

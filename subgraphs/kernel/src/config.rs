@@ -261,6 +261,8 @@ fn serialize_secret<S: serde::Serializer>(value: &SecretString, s: S) -> Result<
 }
 
 #[cfg(test)]
+// figment's `Jail` fixes the closure's error type; its size is not ours to choose.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;

@@ -1,236 +1,15 @@
-//! Who is calling: JWT access tokens, their keys, and the caller they prove.
-//!
-//! Identity issues tokens ([`TokenIssuer`]); every subgraph verifies them ([`TokenVerifier`])
-//! and hands resolvers an [`Authentication`]. The default key is an Ed25519 key pair so that
-//! verifiers need only the public half, which identity publishes as JWKS. Only the configured
-//! algorithm is accepted: a token with `alg: none`, another algorithm, another key, another
-//! issuer or audience, or a past expiry is rejected.
+//! Issuing and verifying access tokens.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context as _;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use ed25519_dalek::SigningKey;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, spki::der::pem::LineEnding};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use secrecy::ExposeSecret;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
+use serde::Deserialize;
 use uuid::Uuid;
 
+use super::{Authentication, Caller, Claims, KeyPair, Role};
 use crate::config::AuthSettings;
 use crate::{AppError, AppResult};
-
-/// A role a customer account holds.
-#[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Role {
-    /// A shopper.
-    Customer,
-    /// A store operator: may change the catalog.
-    Admin,
-}
-
-impl Role {
-    /// The stored name of the role.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Role::Customer => "CUSTOMER",
-            Role::Admin => "ADMIN",
-        }
-    }
-
-    /// Parses a stored role name.
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "CUSTOMER" => Some(Role::Customer),
-            "ADMIN" => Some(Role::Admin),
-            _ => None,
-        }
-    }
-}
-
-/// The claims of an access token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Claims {
-    /// The customer id.
-    pub sub: String,
-    /// The customer's roles when the token was issued.
-    pub roles: Vec<Role>,
-    /// Expiry, seconds since the epoch.
-    pub exp: i64,
-    /// Issued at, seconds since the epoch.
-    pub iat: i64,
-    /// Issuer.
-    pub iss: String,
-    /// Audience.
-    pub aud: String,
-}
-
-/// A caller whose token was verified.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    /// The signed-in customer.
-    pub customer_id: Uuid,
-    /// Their roles.
-    pub roles: Vec<Role>,
-}
-
-impl Caller {
-    /// True for store operators.
-    pub fn is_admin(&self) -> bool {
-        self.roles.contains(&Role::Admin)
-    }
-}
-
-/// What a request proved about its caller. Resolvers ask it for what they need.
-#[derive(Debug, Clone)]
-pub enum Authentication {
-    /// No `Authorization` header.
-    Anonymous,
-    /// A valid token.
-    Caller(Caller),
-    /// A token was sent but is not valid; the reason is safe to show to the client.
-    Rejected(String),
-}
-
-impl Authentication {
-    /// The caller if signed in, `None` when anonymous, an error when the token was bad.
-    pub fn caller(&self) -> AppResult<Option<&Caller>> {
-        match self {
-            Authentication::Anonymous => Ok(None),
-            Authentication::Caller(c) => Ok(Some(c)),
-            Authentication::Rejected(reason) => Err(AppError::Unauthenticated(reason.clone())),
-        }
-    }
-
-    /// The caller, or `UNAUTHENTICATED`.
-    pub fn require(&self) -> AppResult<&Caller> {
-        self.caller()?.ok_or_else(|| AppError::Unauthenticated("sign in to do this".into()))
-    }
-
-    /// An administrator caller, or `UNAUTHENTICATED`/`FORBIDDEN`.
-    pub fn require_admin(&self) -> AppResult<&Caller> {
-        let caller = self.require()?;
-        if caller.is_admin() {
-            Ok(caller)
-        } else {
-            Err(AppError::Forbidden("only an administrator may do this".into()))
-        }
-    }
-}
-
-/// The signing key identity uses, with what verifiers need to check its tokens.
-#[derive(Clone)]
-pub struct KeyPair {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    algorithm: Algorithm,
-    kid: String,
-    /// Public JWK for asymmetric keys (None for a shared HMAC secret).
-    jwk: Option<serde_json::Value>,
-}
-
-impl KeyPair {
-    /// Loads the configured key: an HMAC secret, the Ed25519 PEM file, or (embedded default)
-    /// `<data_dir>/jwt-ed25519.pem`, generated on first use.
-    pub fn load(settings: &AuthSettings, data_dir: &Path) -> anyhow::Result<Self> {
-        if let Some(secret) = &settings.hmac_secret {
-            let bytes = secret.expose_secret().as_bytes();
-            anyhow::ensure!(bytes.len() >= 32, "auth.hmac_secret must be at least 32 bytes");
-            return Ok(Self {
-                encoding: EncodingKey::from_secret(bytes),
-                decoding: DecodingKey::from_secret(bytes),
-                algorithm: Algorithm::HS256,
-                kid: "hmac".into(),
-                jwk: None,
-            });
-        }
-        let path = match &settings.signing_key_file {
-            Some(path) => path.clone(),
-            None => {
-                let path = data_dir.join("jwt-ed25519.pem");
-                if !path.exists() {
-                    write_new_key(&path)?;
-                }
-                path
-            }
-        };
-        let pem = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading the signing key {}", path.display()))?;
-        Self::from_ed25519_pem(&pem)
-            .with_context(|| format!("loading the signing key {}", path.display()))
-    }
-
-    /// A fresh Ed25519 key pair, for tests and first starts.
-    pub fn generate() -> Self {
-        let key = SigningKey::generate(&mut rand::rngs::OsRng);
-        Self::from_signing_key(&key).expect("a freshly generated Ed25519 key encodes")
-    }
-
-    /// Loads an Ed25519 private key in PKCS#8 PEM.
-    pub fn from_ed25519_pem(pem: &str) -> anyhow::Result<Self> {
-        let key = SigningKey::from_pkcs8_pem(pem).context("not an Ed25519 PKCS#8 PEM key")?;
-        Self::from_signing_key(&key)
-    }
-
-    fn from_signing_key(key: &SigningKey) -> anyhow::Result<Self> {
-        let pem = key.to_pkcs8_pem(LineEnding::LF).context("encoding the key")?;
-        let x = URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes());
-        let encoding = EncodingKey::from_ed_pem(pem.as_bytes()).context("reading the key")?;
-        let decoding = DecodingKey::from_ed_components(&x).context("reading the public key")?;
-        let kid = thumbprint(&x);
-        let jwk = serde_json::json!({
-            "kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"
-        });
-        Ok(Self { encoding, decoding, algorithm: Algorithm::EdDSA, kid, jwk: Some(jwk) })
-    }
-
-    /// The JWKS document to publish (empty for a shared secret, which must never be published).
-    pub fn jwks(&self) -> serde_json::Value {
-        serde_json::json!({ "keys": self.jwk.iter().collect::<Vec<_>>() })
-    }
-
-    /// The PKCS#8 PEM of a freshly generated key (`better-store` writes it on first start).
-    pub fn generate_pem() -> anyhow::Result<String> {
-        let key = SigningKey::generate(&mut rand::rngs::OsRng);
-        Ok(key.to_pkcs8_pem(LineEnding::LF).context("encoding the key")?.to_string())
-    }
-}
-
-fn write_new_key(path: &Path) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let pem = KeyPair::generate_pem()?;
-    write_private_file(path, pem.as_bytes())
-        .with_context(|| format!("writing the signing key {}", path.display()))?;
-    tracing::info!(path = %path.display(), "generated a new Ed25519 token signing key");
-    Ok(())
-}
-
-#[cfg(unix)]
-fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file =
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-    file.write_all(bytes)
-}
-
-#[cfg(not(unix))]
-fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::write(path, bytes)
-}
-
-/// The RFC 7638 thumbprint of an Ed25519 public key, used as its `kid`.
-fn thumbprint(x: &str) -> String {
-    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
-    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
-}
 
 /// Issues access tokens (identity only).
 #[derive(Clone)]
@@ -425,14 +204,11 @@ async fn fetch_jwks(
     Ok(keys)
 }
 
-/// The default signing key path in embedded mode.
-pub fn default_key_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("jwt-ed25519.pem")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     fn settings() -> AuthSettings {
         AuthSettings::default()
@@ -483,11 +259,4 @@ mod tests {
         assert_eq!(a.kid, b.kid);
         assert_eq!(a.jwks()["keys"][0]["kty"], "OKP");
     }
-}
-
-/// The request's [`Authentication`] as put there by the server (anonymous when absent, e.g. a
-/// schema executed directly).
-pub fn authentication<'a>(ctx: &async_graphql::Context<'a>) -> &'a Authentication {
-    static ANONYMOUS: Authentication = Authentication::Anonymous;
-    ctx.data_opt::<Authentication>().unwrap_or(&ANONYMOUS)
 }
