@@ -118,6 +118,7 @@ async fn commit_with_event(
 }
 
 /// Creates a product.
+#[tracing::instrument(skip_all, fields(sku = %input.sku))]
 pub async fn create_product(
     catalog: &Catalog,
     input: CreateProductInput,
@@ -171,6 +172,7 @@ pub async fn create_product(
 }
 
 /// Updates a product's descriptive fields.
+#[tracing::instrument(skip_all, fields(product_id = %id.as_str()))]
 pub async fn update_product(
     catalog: &Catalog,
     id: &ID,
@@ -237,6 +239,7 @@ pub async fn update_product(
 }
 
 /// Changes a product's price and emits `product.price_changed` with the old and new price.
+#[tracing::instrument(skip_all, fields(product_id = %id.as_str()))]
 pub async fn change_price(
     catalog: &Catalog,
     id: &ID,

@@ -354,6 +354,7 @@ fn tree_order(all: &[category::Model]) -> Vec<&category::Model> {
 pub type ProductConnection = Connection<String, Product, ListingExtras, EmptyFields>;
 
 /// Runs a listing: one page of products, with lazily computed totals and facets.
+#[tracing::instrument(skip_all, fields(first = ?first, after = ?after))]
 pub async fn list(
     catalog: &Arc<Catalog>,
     query: ListingQuery,

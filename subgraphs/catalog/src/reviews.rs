@@ -123,6 +123,7 @@ pub struct AddReviewInput {
 }
 
 /// Adds the caller's review of a product, keeping its rating summary consistent.
+#[tracing::instrument(skip_all, fields(customer_id = %caller.customer_id, product_id = %input.product_id.as_str()))]
 pub async fn add_review(
     catalog: &Catalog,
     caller: &Caller,

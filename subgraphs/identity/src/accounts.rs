@@ -129,6 +129,7 @@ async fn find_by_email<C: ConnectionTrait>(
 }
 
 /// Signs up a customer and signs them in.
+#[tracing::instrument(skip_all)]
 pub async fn sign_up(
     identity: &Identity,
     email: &str,
@@ -141,6 +142,7 @@ pub async fn sign_up(
 
 /// Signs in with e-mail and password, within the per-e-mail and per-address attempt limits.
 /// A wrong password and an unknown e-mail give the same error.
+#[tracing::instrument(skip_all, fields(client = %client))]
 pub async fn sign_in(
     identity: &Identity,
     email: &str,
@@ -234,6 +236,7 @@ fn hash_token(token: &str) -> String {
 }
 
 /// Exchanges a refresh token for a new session; reuse of an exchanged token revokes its family.
+#[tracing::instrument(skip_all)]
 pub async fn refresh(identity: &Identity, token: &str) -> AppResult<Session> {
     let invalid =
         |why: &str| AppError::Unauthenticated(format!("refresh token {why}; sign in again"));
@@ -294,6 +297,7 @@ pub async fn refresh(identity: &Identity, token: &str) -> AppResult<Session> {
 
 /// Ends the session a refresh token belongs to (its whole family). Unknown tokens are ignored
 /// so that signing out twice is harmless.
+#[tracing::instrument(skip_all)]
 pub async fn sign_out(identity: &Identity, token: &str) -> AppResult<()> {
     let row = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(hash_token(token)))

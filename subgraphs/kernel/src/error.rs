@@ -94,8 +94,3 @@ impl From<AppError> for async_graphql::Error {
         async_graphql::Error::new(err.client_message()).extend_with(|_, ext| ext.set("code", code))
     }
 }
-
-/// Turns an `async_graphql` input error (from parsing a scalar) into `BAD_USER_INPUT`.
-pub fn bad_input_error(message: impl Into<String>) -> async_graphql::Error {
-    AppError::bad_input(message).into()
-}

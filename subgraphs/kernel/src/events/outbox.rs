@@ -106,6 +106,7 @@ impl OutboxRelay {
     }
 
     /// Publishes pending rows until none are left; returns how many were published.
+    #[tracing::instrument(skip_all, name = "outbox_drain")]
     pub async fn drain(&self) -> anyhow::Result<usize> {
         let mut total = 0;
         loop {
