@@ -75,3 +75,104 @@ async fn checked_in_sdl_matches_what_each_subgraph_serves() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_service_started_alone_verifies_tokens_with_identitys_jwks() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+
+    // The catalog alone, as `serve --only catalog` runs it in production.
+    let dir = crate::support::TempDir::new();
+    let mut settings = crate::support::test_settings(&dir);
+    let alone = better_store::Platform::build(
+        &settings,
+        &[better_store::Service::Catalog],
+        better_store::Listen::Ephemeral,
+    )
+    .await;
+    assert!(alone.is_err(), "without identity or a JWKS URL there is no way to verify tokens");
+    settings.auth.jwks_url = Some(format!("{}/.well-known/jwks.json", app.identity_url));
+    let platform = better_store::Platform::build(
+        &settings,
+        &[better_store::Service::Catalog],
+        better_store::Listen::Ephemeral,
+    )
+    .await
+    .unwrap();
+    assert!(platform.addr(better_store::Service::Identity).is_none());
+    let url = format!("http://{}/graphql", platform.addr(better_store::Service::Catalog).unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(platform.run(async move {
+        let _ = rx.await;
+    }));
+
+    let create = json!({ "query": "mutation { createProduct(input: { sku: \"A-1\", name: \"A\", description: \"\", price: { amount: \"1\", currency: \"USD\" }, category: \"none\" }) { id } }" });
+    let with_admin: serde_json::Value = app
+        .client
+        .post(&url)
+        .bearer_auth(&admin)
+        .json(&create)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // Authorised (the identity-signed token verified); refused only for the unknown category.
+    assert_eq!(crate::support::error_code(&with_admin), "BAD_USER_INPUT");
+    let forged = kernel::auth::TokenIssuer::new(kernel::auth::KeyPair::generate(), &settings.auth)
+        .issue(uuid::Uuid::now_v7(), &[kernel::auth::Role::Admin])
+        .unwrap()
+        .0;
+    let with_forged: serde_json::Value = app
+        .client
+        .post(&url)
+        .bearer_auth(&forged)
+        .json(&create)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(crate::support::error_code(&with_forged), "UNAUTHENTICATED");
+    let _ = tx.send(());
+    task.await.unwrap().unwrap();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn outbox_rows_left_unpublished_are_relayed_later() {
+    use sea_orm::EntityTrait;
+    let app = TestApp::spawn().await;
+    let mut events = app.bus.subscribe("test");
+    // As if the process died between committing a change and publishing its event.
+    let event = kernel::events::EventEnvelope::new(
+        "product.price_changed",
+        1,
+        "p-1",
+        json!({ "productId": "p-1" }),
+    );
+    kernel::events::outbox::append(&app.catalog.db, &event).await.unwrap();
+    app.catalog.relay.wake();
+    let relayed = TestApp::next_event(&mut events, "product.price_changed").await;
+    assert_eq!(relayed, event, "the envelope arrives as it was recorded");
+    // The relay marks the row after the bus accepted it (at-least-once): poll for that.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let row = kernel::events::outbox::entity::Entity::find_by_id(event.id)
+            .one(&app.catalog.db)
+            .await
+            .unwrap()
+            .unwrap();
+        if row.published_at.is_some() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the row is marked published, so it is not sent again"
+        );
+        tokio::task::yield_now().await;
+    }
+    app.stop().await;
+}

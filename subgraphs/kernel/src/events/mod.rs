@@ -9,7 +9,7 @@
 pub mod bus;
 pub mod outbox;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -47,7 +47,9 @@ impl EventEnvelope {
             id,
             event_type: event_type.to_string(),
             version,
-            occurred_at: Utc::now(),
+            // Microseconds: what every backend stores, so a relayed envelope equals the
+            // recorded one.
+            occurred_at: Utc::now().trunc_subsecs(6),
             aggregate_id: aggregate_id.to_string(),
             correlation_id: id,
             causation_id: None,
