@@ -494,18 +494,12 @@ async fn a_batch_of_entity_references_costs_one_product_query() {
     statements.lock().unwrap().clear();
     let representations: Vec<Value> =
         ids.iter().map(|id| json!({ "__typename": "Product", "id": id })).collect();
-    let response: Value = reqwest::Client::new()
-        .post(format!("http://{addr}/graphql"))
-        .json(&json!({
-            "query": "query($r: [_Any!]!) { _entities(representations: $r) { ... on Product { id name price { amount } } } }",
-            "variables": { "r": representations }
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = json!({
+        "query": "query($r: [_Any!]!) { _entities(representations: $r) { ... on Product { id name price { amount } } } }",
+        "variables": { "r": representations }
+    });
+    let url = format!("http://{addr}/graphql");
+    let response = crate::support::post_json(&reqwest::Client::new(), &url, &body, None).await;
     assert_no_errors(&response);
     let entities = response["data"]["_entities"].as_array().unwrap();
     assert_eq!(entities.len(), 100);

@@ -164,19 +164,12 @@ async fn personal_data_is_private_to_the_customer_and_admins() {
 async fn tokens_verify_against_the_published_jwks() {
     let app = TestApp::spawn().await;
     let (token, id) = app.customer_token("jwks@example.com").await;
-    let jwks: Value = app
-        .client
-        .get(format!("{}/.well-known/jwks.json", app.identity_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks_url = format!("{}/.well-known/jwks.json", app.identity_url);
+    let jwks = crate::support::get_json(&app.client, &jwks_url).await;
     assert_eq!(jwks["keys"][0]["kty"], "OKP");
     assert!(jwks["keys"][0].get("d").is_none(), "the private key is never published");
     let verifier = kernel::auth::TokenVerifier::from_jwks_url(
-        &format!("{}/.well-known/jwks.json", app.identity_url),
+        &jwks_url,
         &app.settings.auth,
         std::time::Duration::from_secs(5),
     )

@@ -53,14 +53,9 @@ async fn the_demo_store_loads_once_and_its_accounts_sign_in() {
 async fn checked_in_sdl_matches_what_each_subgraph_serves() {
     let app = TestApp::spawn().await;
     for (name, base) in [("catalog", &app.catalog_url), ("identity", &app.identity_url)] {
-        let served = app
-            .client
-            .post(format!("{base}/graphql"))
-            .json(&json!({ "query": "{ _service { sdl } }" }))
-            .send()
-            .await
-            .unwrap();
-        let served: serde_json::Value = served.json().await.unwrap();
+        let body = json!({ "query": "{ _service { sdl } }" });
+        let served =
+            crate::support::post_json(&app.client, &format!("{base}/graphql"), &body, None).await;
         let served =
             format!("{}\n", served["data"]["_service"]["sdl"].as_str().unwrap().trim_end());
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -107,34 +102,14 @@ async fn a_service_started_alone_verifies_tokens_with_identitys_jwks() {
     }));
 
     let create = json!({ "query": "mutation { createProduct(input: { sku: \"A-1\", name: \"A\", description: \"\", price: { amount: \"1\", currency: \"USD\" }, category: \"none\" }) { id } }" });
-    let with_admin: serde_json::Value = app
-        .client
-        .post(&url)
-        .bearer_auth(&admin)
-        .json(&create)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let with_admin = crate::support::post_json(&app.client, &url, &create, Some(&admin)).await;
     // Authorised (the identity-signed token verified); refused only for the unknown category.
     assert_eq!(crate::support::error_code(&with_admin), "BAD_USER_INPUT");
     let forged = kernel::auth::TokenIssuer::new(kernel::auth::KeyPair::generate(), &settings.auth)
         .issue(uuid::Uuid::now_v7(), &[kernel::auth::Role::Admin])
         .unwrap()
         .0;
-    let with_forged: serde_json::Value = app
-        .client
-        .post(&url)
-        .bearer_auth(&forged)
-        .json(&create)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let with_forged = crate::support::post_json(&app.client, &url, &create, Some(&forged)).await;
     assert_eq!(crate::support::error_code(&with_forged), "UNAUTHENTICATED");
     let _ = tx.send(());
     task.await.unwrap().unwrap();

@@ -128,15 +128,8 @@ impl TestApp {
     }
 
     async fn post(&self, base: &str, query: &str, variables: Value, token: Option<&str>) -> Value {
-        let mut request = self
-            .client
-            .post(format!("{base}/graphql"))
-            .json(&json!({ "query": query, "variables": variables }));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.expect("request sent");
-        response.json().await.expect("JSON response")
+        let body = json!({ "query": query, "variables": variables });
+        post_json(&self.client, &format!("{base}/graphql"), &body, token).await
     }
 
     /// A GraphQL operation against the catalog.
@@ -201,6 +194,25 @@ impl TestApp {
         .await
         .unwrap_or_else(|_| panic!("no {event_type} event within the deadline"))
     }
+}
+
+/// POSTs a JSON body (with a bearer token when given) and returns the JSON answer.
+pub async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    body: &Value,
+    token: Option<&str>,
+) -> Value {
+    let mut request = client.post(url).json(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.expect("request sent").json().await.expect("JSON response")
+}
+
+/// GETs a URL and returns the JSON answer.
+pub async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    client.get(url).send().await.expect("request sent").json().await.expect("JSON response")
 }
 
 /// Panics with the errors when a response has any.

@@ -6,7 +6,8 @@ use entities::catalog::category;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
-use crate::loaders::{CategoryLoader, ChildrenLoader, ChildrenOf, loader_error};
+use crate::loaders::{CategoryLoader, ChildrenLoader, ChildrenOf};
+use kernel::error::loader_error;
 
 /// A category of products; categories nest.
 pub struct Category(pub category::Model);

@@ -76,11 +76,3 @@ impl Loader<ChildrenOf> for ChildrenLoader {
         Ok(out)
     }
 }
-
-/// Turns a loader failure into the error clients see.
-pub fn loader_error(err: Arc<AppError>) -> async_graphql::Error {
-    match Arc::try_unwrap(err) {
-        Ok(err) => err.into(),
-        Err(shared) => AppError::internal(anyhow::anyhow!("{:?}", shared)).into(),
-    }
-}

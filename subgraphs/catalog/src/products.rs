@@ -11,8 +11,9 @@ use rust_decimal::Decimal;
 
 use crate::categories::Category;
 use crate::domain::{Attribute, Image};
-use crate::loaders::{CategoryLoader, loader_error};
+use crate::loaders::CategoryLoader;
 use crate::reviews::{self, Review, ReviewConnectionFields};
+use kernel::error::loader_error;
 
 /// A product for sale.
 pub struct Product(pub product::Model);

@@ -21,8 +21,9 @@ use sea_orm::{
 
 use crate::Catalog;
 use crate::domain::{Stars, bounded_text};
-use crate::loaders::{ProductLoader, loader_error};
+use crate::loaders::ProductLoader;
 use crate::products::Product;
+use kernel::error::loader_error;
 
 /// A customer's review of a product.
 pub struct Review(pub review::Model);

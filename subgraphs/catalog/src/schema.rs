@@ -14,9 +14,10 @@ use crate::Catalog;
 use crate::admin::{self, CreateProductInput, UpdateProductInput};
 use crate::categories::{self, Category};
 use crate::listing::{self, ListingQuery, ProductConnection, ProductFilter, ProductSort};
-use crate::loaders::{CategoryLoader, ChildrenLoader, ProductLoader, loader_error};
+use crate::loaders::{CategoryLoader, ChildrenLoader, ProductLoader};
 use crate::products::Product;
 use crate::reviews::{self, AddReviewInput, Review};
+use kernel::error::loader_error;
 
 /// The catalog subgraph's schema.
 pub type CatalogSchema = Schema<Query, Mutation, EmptySubscription>;

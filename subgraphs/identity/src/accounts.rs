@@ -177,18 +177,7 @@ async fn start_session(
 ) -> AppResult<Session> {
     let (refresh_token, refresh_row) = new_refresh_token(identity, account.id, family);
     let refresh_expires = refresh_row.expires_at;
-    refresh_token::ActiveModel {
-        id: Set(refresh_row.id),
-        customer_id: Set(refresh_row.customer_id),
-        family_id: Set(refresh_row.family_id),
-        token_hash: Set(refresh_row.token_hash),
-        created_at: Set(refresh_row.created_at),
-        expires_at: Set(refresh_row.expires_at),
-        used_at: Set(None),
-        revoked_at: Set(None),
-    }
-    .insert(&identity.db)
-    .await?;
+    store_refresh_token(&identity.db, refresh_row).await?;
     issue(identity, account, refresh_token, refresh_expires)
 }
 
@@ -229,6 +218,25 @@ fn new_refresh_token(
         revoked_at: None,
     };
     (token, row)
+}
+
+async fn store_refresh_token<C: ConnectionTrait>(
+    db: &C,
+    row: refresh_token::Model,
+) -> AppResult<()> {
+    refresh_token::ActiveModel {
+        id: Set(row.id),
+        customer_id: Set(row.customer_id),
+        family_id: Set(row.family_id),
+        token_hash: Set(row.token_hash),
+        created_at: Set(row.created_at),
+        expires_at: Set(row.expires_at),
+        used_at: Set(row.used_at),
+        revoked_at: Set(row.revoked_at),
+    }
+    .insert(db)
+    .await?;
+    Ok(())
 }
 
 fn hash_token(token: &str) -> String {
@@ -279,18 +287,7 @@ pub async fn refresh(identity: &Identity, token: &str) -> AppResult<Session> {
         revoke_family(identity, row.family_id).await?;
         return Err(invalid("was already used, so every session from that sign-in was ended"));
     }
-    refresh_token::ActiveModel {
-        id: Set(next.id),
-        customer_id: Set(next.customer_id),
-        family_id: Set(next.family_id),
-        token_hash: Set(next.token_hash),
-        created_at: Set(next.created_at),
-        expires_at: Set(next.expires_at),
-        used_at: Set(None),
-        revoked_at: Set(None),
-    }
-    .insert(&txn)
-    .await?;
+    store_refresh_token(&txn, next).await?;
     txn.commit().await?;
     issue(identity, account, next_token, next_expires)
 }

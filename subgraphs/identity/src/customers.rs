@@ -113,14 +113,6 @@ impl Loader<Uuid> for CustomerLoader {
     }
 }
 
-/// Turns a loader failure into the error clients see.
-pub fn loader_error(err: Arc<AppError>) -> async_graphql::Error {
-    match Arc::try_unwrap(err) {
-        Ok(err) => err.into(),
-        Err(shared) => AppError::internal(anyhow::anyhow!("{:?}", shared)).into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

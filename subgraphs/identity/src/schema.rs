@@ -12,7 +12,8 @@ use kernel::server::ClientAddress;
 
 use crate::Identity;
 use crate::accounts::{self, Session};
-use crate::customers::{Customer, CustomerLoader, Viewer, loader_error};
+use crate::customers::{Customer, CustomerLoader, Viewer};
+use kernel::error::loader_error;
 
 /// Identity's schema.
 pub type IdentitySchema = Schema<Query, Mutation, EmptySubscription>;

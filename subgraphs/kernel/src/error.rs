@@ -94,3 +94,12 @@ impl From<AppError> for async_graphql::Error {
         async_graphql::Error::new(err.client_message()).extend_with(|_, ext| ext.set("code", code))
     }
 }
+
+/// Turns the shared error of a DataLoader batch into the error clients see.
+pub fn loader_error(err: std::sync::Arc<AppError>) -> async_graphql::Error {
+    match std::sync::Arc::try_unwrap(err) {
+        Ok(err) => err.into(),
+        // Several fields awaited the same failed batch: each reports it as internal.
+        Err(shared) => AppError::internal(anyhow::anyhow!("{:?}", shared)).into(),
+    }
+}
