@@ -14,8 +14,8 @@ use kernel::{AppError, AppResult};
 use rand::RngCore;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    SqlErr, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
+    QueryFilter, SqlErr, TransactionTrait,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -224,18 +224,7 @@ async fn store_refresh_token<C: ConnectionTrait>(
     db: &C,
     row: refresh_token::Model,
 ) -> AppResult<()> {
-    refresh_token::ActiveModel {
-        id: Set(row.id),
-        customer_id: Set(row.customer_id),
-        family_id: Set(row.family_id),
-        token_hash: Set(row.token_hash),
-        created_at: Set(row.created_at),
-        expires_at: Set(row.expires_at),
-        used_at: Set(row.used_at),
-        revoked_at: Set(row.revoked_at),
-    }
-    .insert(db)
-    .await?;
+    row.into_active_model().reset_all().insert(db).await?;
     Ok(())
 }
 
