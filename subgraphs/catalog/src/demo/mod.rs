@@ -1,5 +1,5 @@
-//! The demo catalog: a deterministic generator of a believable store (22 leaf categories in a
-//! three-level tree, 528 products with prices, images and attributes, and a few thousand
+//! The demo catalog: a deterministic generator of a believable store (23 leaf categories in a
+//! three-level tree, 552 products with prices, images and attributes, and a few thousand
 //! reviews by demo customers), and its loader. The same seed gives the same catalog on every
 //! machine, so the README's example queries keep working.
 
