@@ -66,6 +66,7 @@ pub struct Platform {
     pub identity: Option<Arc<identity::Identity>>,
     /// The event bus the services publish to.
     pub bus: Arc<dyn EventBus>,
+    gateway: Option<(TcpListener, axum::Router)>,
 }
 
 impl Platform {
@@ -77,10 +78,21 @@ impl Platform {
     ) -> anyhow::Result<Self> {
         let services: Vec<Service> =
             if only.is_empty() { Service::ALL.to_vec() } else { only.to_vec() };
+        let with_gateway = settings.gateway.enabled && services.len() == Service::ALL.len();
+        let mut settings = settings.clone();
+        // Behind the in-process gateway every request comes from it, and the client's address
+        // is in the X-Forwarded-For it sets from the connection it accepted.
+        settings.server.trust_forwarded_for |= with_gateway;
+        let settings = &settings;
         let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
         let (keys, verifier) = keys(settings, &services).await?;
-        let mut platform =
-            Platform { running: Vec::new(), catalog: None, identity: None, bus: bus.clone() };
+        let mut platform = Platform {
+            running: Vec::new(),
+            catalog: None,
+            identity: None,
+            bus: bus.clone(),
+            gateway: None,
+        };
         for service in services {
             let db = kernel::db::connect(&settings.database, &settings.data_dir, service.name())
                 .await
@@ -111,7 +123,15 @@ impl Platform {
                 .with_context(|| format!("binding {addr} for {}", service.name()))?;
             platform.running.push(Running { service, listener, assembled });
         }
+        if with_gateway {
+            platform.gateway = Some(gateway(settings, &platform, listen).await?);
+        }
         Ok(platform)
+    }
+
+    /// Where the gateway listens, when it runs here.
+    pub fn gateway_addr(&self) -> Option<SocketAddr> {
+        self.gateway.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     /// Where `service` listens, if it runs here.
@@ -139,11 +159,63 @@ impl Platform {
                 kernel::server::run(running.listener, running.assembled.router, shutdown.clone());
             tasks.spawn(async move { serve.await.with_context(|| format!("serving {name}")) });
         }
+        if let Some((listener, app)) = self.gateway {
+            let addr = listener.local_addr()?;
+            tracing::info!(service = "gateway", "gateway listening on http://{addr}/graphql");
+            let serve = gateway::serve(listener, app, shutdown.clone());
+            tasks.spawn(async move { serve.await.context("serving the gateway") });
+        }
         while let Some(result) = tasks.join_next().await {
             result.context("a service task panicked")??;
         }
         tracing::info!("all services stopped");
         Ok(())
+    }
+}
+
+/// Composes the local subgraphs (their SDL as served, their bound addresses) and builds the
+/// gateway in front of them.
+async fn gateway(
+    settings: &Settings,
+    platform: &Platform,
+    listen: Listen,
+) -> anyhow::Result<(TcpListener, axum::Router)> {
+    let mut subgraphs = Vec::new();
+    for running in &platform.running {
+        let addr = running.listener.local_addr()?;
+        subgraphs.push(gateway::compose::SubgraphSdl {
+            name: running.service.name().to_string(),
+            url: format!("http://{addr}/graphql"),
+            sdl: crate::sdl::subgraph_sdl(running.service).await?,
+        });
+    }
+    let supergraph = gateway::compose::compose(&subgraphs)?;
+    let app = gateway::app(&supergraph, &gateway_options(settings))?;
+    let port = match listen {
+        Listen::Configured => settings.server.gateway_port,
+        Listen::Ephemeral => 0,
+    };
+    let addr = SocketAddr::new(settings.server.host, port);
+    let listener =
+        TcpListener::bind(addr).await.with_context(|| format!("binding {addr} for the gateway"))?;
+    Ok((listener, app))
+}
+
+/// The gateway's options from the platform settings.
+pub fn gateway_options(settings: &Settings) -> gateway::GatewayOptions {
+    let g = &settings.gateway;
+    gateway::GatewayOptions {
+        http: gateway::HttpOptions {
+            body_limit_bytes: settings.server.body_limit_bytes,
+            cors_origins: g.cors_origins.clone(),
+            graphiql: g.graphiql,
+        },
+        limits: gateway::Limits {
+            max_depth: g.max_depth,
+            max_aliases: g.max_aliases,
+            introspection: g.introspection,
+        },
+        subgraph_timeout: Duration::from_secs(g.subgraph_timeout_secs),
     }
 }
 

@@ -36,6 +36,8 @@ pub struct Settings {
     pub catalog: CatalogSettings,
     /// Demo data.
     pub seed: SeedSettings,
+    /// The federation gateway.
+    pub gateway: GatewaySettings,
 }
 
 impl Default for Settings {
@@ -49,6 +51,7 @@ impl Default for Settings {
             identity: IdentitySettings::default(),
             catalog: CatalogSettings::default(),
             seed: SeedSettings::default(),
+            gateway: GatewaySettings::default(),
         }
     }
 }
@@ -241,6 +244,40 @@ pub struct SeedSettings {
 impl Default for SeedSettings {
     fn default() -> Self {
         Self { on_first_start: true }
+    }
+}
+
+/// The federation gateway in front of the subgraphs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewaySettings {
+    /// Run the gateway when `serve` runs every subgraph (default true).
+    pub enabled: bool,
+    /// Seconds to wait for a subgraph before answering without it (default 30).
+    pub subgraph_timeout_secs: u64,
+    /// Origins allowed by CORS; `*` for any (default none: no CORS headers).
+    pub cors_origins: Vec<String>,
+    /// Deepest field nesting a client operation may have (default 15).
+    pub max_depth: usize,
+    /// Most aliases a client operation may use (default 30).
+    pub max_aliases: usize,
+    /// Answer introspection queries (default true).
+    pub introspection: bool,
+    /// Serve GraphiQL to browsers at `GET /graphql` (default true).
+    pub graphiql: bool,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            subgraph_timeout_secs: 30,
+            cors_origins: Vec::new(),
+            max_depth: 15,
+            max_aliases: 30,
+            introspection: true,
+            graphiql: true,
+        }
     }
 }
 

@@ -1,0 +1,264 @@
+//! The response tree during execution: finding entities under a plan path, building their
+//! representations, merging fetched data back in place, plan rewrites, and subgraph errors.
+
+use apollo_compiler::response::{GraphQLError, JsonMap, JsonValue, ResponseDataPathSegment};
+use serde_json_bytes::{ByteString, json};
+
+use crate::planning::{FetchNodePathSegment, FetchRewrite, FlattenNodePathSegment, SelectionItem};
+
+/// One step of a path into the response tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathElem {
+    /// An object key.
+    Key(ByteString),
+    /// A list position.
+    Index(usize),
+}
+
+impl PathElem {
+    /// As a JSON path segment.
+    pub fn to_json(&self) -> JsonValue {
+        match self {
+            PathElem::Key(k) => JsonValue::String(k.clone()),
+            PathElem::Index(i) => json!(i),
+        }
+    }
+}
+
+fn typename(value: &JsonValue) -> Option<&str> {
+    value.as_object()?.get("__typename")?.as_str()
+}
+
+/// Every non-null object found by following `path` from `root`, with where it was found.
+pub fn collect_entities<'v>(
+    root: &'v JsonValue,
+    path: &[FlattenNodePathSegment],
+) -> Vec<(Vec<PathElem>, &'v JsonValue)> {
+    let mut out = Vec::new();
+    walk(root, path, &mut Vec::new(), &mut out);
+    out
+}
+
+fn walk<'v>(
+    value: &'v JsonValue,
+    path: &[FlattenNodePathSegment],
+    at: &mut Vec<PathElem>,
+    out: &mut Vec<(Vec<PathElem>, &'v JsonValue)>,
+) {
+    match (path.first(), value) {
+        (_, JsonValue::Null) => {}
+        (None, JsonValue::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                at.push(PathElem::Index(i));
+                walk(item, path, at, out);
+                at.pop();
+            }
+        }
+        (None, JsonValue::Object(_)) => out.push((at.clone(), value)),
+        (None, _) => {}
+        (Some(FlattenNodePathSegment::Field(name)), JsonValue::Object(map)) => {
+            if let Some(next) = map.get(name.as_str()) {
+                at.push(PathElem::Key(ByteString::from(name.as_str())));
+                walk(next, &path[1..], at, out);
+                at.pop();
+            }
+        }
+        (Some(FlattenNodePathSegment::List), JsonValue::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                at.push(PathElem::Index(i));
+                walk(item, &path[1..], at, out);
+                at.pop();
+            }
+        }
+        (Some(FlattenNodePathSegment::TypeCondition(types)), JsonValue::Object(_))
+            if typename(value).is_some_and(|t| types.contains(t)) =>
+        {
+            walk(value, &path[1..], at, out);
+        }
+        _ => {}
+    }
+}
+
+/// The representation of `entity` for an `_entities` fetch: the `requires` selection projected
+/// from it (under field names, not aliases), with the plan's input rewrites applied.
+pub fn representation(
+    entity: &JsonValue,
+    requires: &[SelectionItem],
+    rewrites: Option<&[FetchRewrite]>,
+) -> Option<JsonValue> {
+    let mut rep = project(entity, requires);
+    if !rep.is_object() {
+        return None;
+    }
+    for rewrite in rewrites.unwrap_or_default() {
+        apply_rewrite(&mut rep, rewrite);
+    }
+    Some(rep)
+}
+
+fn project(value: &JsonValue, items: &[SelectionItem]) -> JsonValue {
+    match value {
+        JsonValue::Object(map) => {
+            let mut out = JsonMap::new();
+            project_into(value, map, items, &mut out);
+            JsonValue::Object(out)
+        }
+        JsonValue::Array(list) => {
+            JsonValue::Array(list.iter().map(|v| project(v, items)).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+fn project_into(value: &JsonValue, map: &JsonMap, items: &[SelectionItem], out: &mut JsonMap) {
+    for item in items {
+        match item {
+            SelectionItem::Field(field) => {
+                let key = field.alias.as_deref().unwrap_or(&field.name);
+                if let Some(v) = map.get(key) {
+                    let projected = if field.selections.items.is_empty() {
+                        v.clone()
+                    } else {
+                        project(v, &field.selections.items)
+                    };
+                    out.insert(ByteString::from(field.name.as_str()), projected);
+                }
+            }
+            SelectionItem::InlineFragment(fragment) => {
+                if typename(value).is_none_or(|t| t == fragment.type_condition) {
+                    project_into(value, map, &fragment.selections.items, out);
+                }
+            }
+            SelectionItem::FragmentSpread(_) => {}
+        }
+    }
+}
+
+/// Applies the plan's output rewrites to a fetched value.
+pub fn apply_output_rewrites(value: &mut JsonValue, rewrites: Option<&[FetchRewrite]>) {
+    for rewrite in rewrites.unwrap_or_default() {
+        apply_rewrite(value, rewrite);
+    }
+}
+
+fn apply_rewrite(value: &mut JsonValue, rewrite: &FetchRewrite) {
+    match rewrite {
+        FetchRewrite::ValueSetter(setter) => {
+            rewrite_at(value, &setter.path, &mut |target| {
+                *target = JsonValue::String(setter.set_value_to.as_str().into())
+            });
+        }
+        FetchRewrite::KeyRenamer(renamer) => {
+            let Some((FetchNodePathSegment::Key(old), parent)) = renamer.path.split_last() else {
+                return;
+            };
+            rewrite_at(value, parent, &mut |target| {
+                if let Some(map) = target.as_object_mut()
+                    && let Some(v) = map.remove(old.as_str())
+                {
+                    map.insert(ByteString::from(renamer.rename_key_to.as_str()), v);
+                }
+            });
+        }
+    }
+}
+
+fn rewrite_at(
+    value: &mut JsonValue,
+    path: &[FetchNodePathSegment],
+    action: &mut dyn FnMut(&mut JsonValue),
+) {
+    if let JsonValue::Array(items) = value {
+        for item in items {
+            rewrite_at(item, path, action);
+        }
+        return;
+    }
+    match path.first() {
+        None => action(value),
+        Some(FetchNodePathSegment::Key(key)) => {
+            if let Some(next) = value.as_object_mut().and_then(|m| m.get_mut(key.as_str())) {
+                rewrite_at(next, &path[1..], action);
+            }
+        }
+        Some(FetchNodePathSegment::TypenameEquals(types)) => {
+            if typename(value).is_some_and(|t| types.contains(t)) {
+                rewrite_at(value, &path[1..], action);
+            }
+        }
+    }
+}
+
+/// Merges `src` into `dst`: objects key by key, lists of equal length item by item.
+pub fn deep_merge(dst: &mut JsonValue, src: JsonValue) {
+    match (dst, src) {
+        (JsonValue::Object(d), JsonValue::Object(s)) => {
+            for (k, v) in s {
+                match d.get_mut(k.as_str()) {
+                    Some(existing) => deep_merge(existing, v),
+                    None => {
+                        d.insert(k, v);
+                    }
+                }
+            }
+        }
+        (JsonValue::Array(d), JsonValue::Array(s)) if d.len() == s.len() => {
+            for (dv, sv) in d.iter_mut().zip(s) {
+                deep_merge(dv, sv);
+            }
+        }
+        (dst, src) => *dst = src,
+    }
+}
+
+/// Merges `value` into the object at `path`.
+pub fn merge_at(root: &mut JsonValue, path: &[PathElem], value: JsonValue) {
+    let mut target = root;
+    for elem in path {
+        let next = match (elem, target) {
+            (PathElem::Key(k), JsonValue::Object(map)) => map.get_mut(k.as_str()),
+            (PathElem::Index(i), JsonValue::Array(items)) => items.get_mut(*i),
+            _ => None,
+        };
+        match next {
+            Some(n) => target = n,
+            None => return,
+        }
+    }
+    deep_merge(target, value);
+}
+
+/// A subgraph's error as a client error: path mapped (or dropped), the service named.
+pub fn subgraph_error(
+    error: JsonValue,
+    service: &str,
+    map_path: &dyn Fn(&[JsonValue]) -> Option<Vec<JsonValue>>,
+) -> Option<GraphQLError> {
+    let JsonValue::Object(mut map) = error else { return None };
+    let message = map
+        .remove("message")
+        .and_then(|m| m.as_str().map(str::to_string))
+        .unwrap_or_else(|| "subgraph error".into());
+    let mut out = GraphQLError::new(message, None, &Default::default());
+    if let Some(JsonValue::Array(path)) = map.remove("path")
+        && let Some(mapped) = map_path(&path)
+    {
+        out.path = mapped
+            .into_iter()
+            .filter_map(|seg| match seg {
+                JsonValue::String(s) => Some(ResponseDataPathSegment::Field(
+                    apollo_compiler::Name::new(s.as_str()).ok()?,
+                )),
+                JsonValue::Number(n) => {
+                    n.as_u64().map(|i| ResponseDataPathSegment::ListIndex(i as usize))
+                }
+                _ => None,
+            })
+            .collect();
+    }
+    if let Some(JsonValue::Object(extensions)) = map.remove("extensions") {
+        out.extensions = extensions;
+    }
+    out.extensions.insert("serviceName", json!(service));
+    Some(out)
+}

@@ -1,0 +1,306 @@
+//! Executing a query plan: fetches to subgraphs (in sequence or in parallel as the plan says),
+//! entity representations built from what earlier fetches returned, and every result merged
+//! into one response tree. The client's exact selection is then projected from that tree by
+//! [`projection`], with GraphQL's null propagation.
+
+pub mod data;
+pub mod projection;
+
+use std::sync::Mutex;
+
+use apollo_compiler::response::{GraphQLError, JsonMap, JsonValue};
+use futures::future::BoxFuture;
+use serde_json_bytes::{ByteString, json};
+
+use crate::planning::{BatchFetchNode, FetchNode, FlattenNodePathSegment, PlanNode};
+use crate::transport::{SubgraphRequest, Transport};
+use data::{PathElem, collect_entities, deep_merge, merge_at, representation};
+
+/// One execution of one plan.
+pub struct Execution<'a> {
+    transport: &'a Transport,
+    variables: &'a JsonMap,
+    headers: &'a crate::transport::ForwardedHeaders,
+    data: Mutex<JsonValue>,
+    errors: Mutex<Vec<GraphQLError>>,
+}
+
+impl<'a> Execution<'a> {
+    /// An execution with coerced `variables`, forwarding `headers` to subgraphs.
+    pub fn new(
+        transport: &'a Transport,
+        variables: &'a JsonMap,
+        headers: &'a crate::transport::ForwardedHeaders,
+    ) -> Self {
+        Self {
+            transport,
+            variables,
+            headers,
+            data: Mutex::new(JsonValue::Object(JsonMap::new())),
+            errors: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs the plan; returns the merged data and the subgraph errors (at client paths).
+    pub async fn run(self, node: Option<&PlanNode>) -> (JsonValue, Vec<GraphQLError>) {
+        if let Some(node) = node {
+            self.node(node).await;
+        }
+        let data = self.data.into_inner().unwrap_or_else(|p| p.into_inner());
+        let errors = self.errors.into_inner().unwrap_or_else(|p| p.into_inner());
+        (data, errors)
+    }
+
+    fn node<'n>(&'n self, node: &'n PlanNode) -> BoxFuture<'n, ()> {
+        Box::pin(async move {
+            match node {
+                PlanNode::Sequence(seq) => {
+                    for n in &seq.nodes {
+                        self.node(n).await;
+                    }
+                }
+                PlanNode::Parallel(par) => {
+                    futures::future::join_all(par.nodes.iter().map(|n| self.node(n))).await;
+                }
+                PlanNode::Condition(cond) => {
+                    let on = matches!(
+                        self.variables.get(cond.condition.as_str()),
+                        Some(JsonValue::Bool(true))
+                    );
+                    let branch = if on { &cond.if_clause } else { &cond.else_clause };
+                    if let Some(branch) = branch {
+                        self.node(branch).await;
+                    }
+                }
+                PlanNode::Fetch(fetch) => self.fetch(fetch, &[]).await,
+                PlanNode::Flatten(flatten) => match flatten.node.as_ref() {
+                    PlanNode::Fetch(fetch) => self.fetch(fetch, flatten.path.as_slice()).await,
+                    other => {
+                        self.error(format!("unsupported node under Flatten: {}", kind(other)), None)
+                    }
+                },
+                PlanNode::BatchFetch(batch) => self.batch_fetch(batch).await,
+                PlanNode::Subscription(_) | PlanNode::Defer(_) => {
+                    self.error(format!("{} is not supported by this gateway yet", kind(node)), None)
+                }
+            }
+        })
+    }
+
+    fn error(&self, message: String, service: Option<&str>) {
+        let mut error = GraphQLError::new(message, None, &Default::default());
+        if let Some(service) = service {
+            error.extensions.insert("code", json!("SUBGRAPH_ERROR"));
+            error.extensions.insert("serviceName", json!(service));
+        }
+        self.errors.lock().unwrap_or_else(|p| p.into_inner()).push(error);
+    }
+
+    fn used_variables(&self, usages: Option<&std::collections::BTreeSet<String>>) -> JsonMap {
+        let mut out = JsonMap::new();
+        for name in usages.into_iter().flatten() {
+            if let Some(value) = self.variables.get(name.as_str()) {
+                out.insert(ByteString::from(name.as_str()), value.clone());
+            }
+        }
+        out
+    }
+
+    /// A root fetch (empty `path`) or an entity fetch under a Flatten path.
+    async fn fetch(&self, fetch: &FetchNode, path: &[FlattenNodePathSegment]) {
+        let mut variables = self.used_variables(fetch.variable_usages.as_ref());
+        let entities = if fetch.requires.is_some() {
+            let (paths, reps) = {
+                let data = self.data.lock().unwrap_or_else(|p| p.into_inner());
+                let requires = fetch.requires.as_ref().map(|r| &r.items[..]).unwrap_or_default();
+                let found = collect_entities(&data, path);
+                let mut paths = Vec::with_capacity(found.len());
+                let mut reps: Vec<JsonValue> = Vec::with_capacity(found.len());
+                for (entity_path, entity) in found {
+                    if let Some(rep) =
+                        representation(entity, requires, fetch.input_rewrites.as_deref())
+                    {
+                        let index = reps.iter().position(|r| *r == rep).unwrap_or_else(|| {
+                            reps.push(rep);
+                            reps.len() - 1
+                        });
+                        paths.push((entity_path, index));
+                    }
+                }
+                (paths, reps)
+            };
+            if reps.is_empty() {
+                return;
+            }
+            variables.insert("representations", JsonValue::Array(reps));
+            Some(paths)
+        } else {
+            None
+        };
+
+        let request = SubgraphRequest {
+            service: &fetch.service_name,
+            query: &fetch.operation.document_str,
+            variables,
+            headers: self.headers,
+        };
+        let response = match self.transport.execute(request).await {
+            Ok(response) => response,
+            Err(err) => {
+                self.error(
+                    format!("subgraph `{}` failed: {err}", fetch.service_name),
+                    Some(&fetch.service_name),
+                );
+                return;
+            }
+        };
+        let rewrites = fetch.output_rewrites.as_deref();
+        match entities {
+            None => {
+                let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(mut returned) = response.data {
+                    data::apply_output_rewrites(&mut returned, rewrites);
+                    deep_merge(&mut data, returned);
+                }
+                self.push_errors(response.errors, &fetch.service_name, |p| Some(p.to_vec()));
+            }
+            Some(paths) => {
+                let returned = response
+                    .data
+                    .and_then(|mut d| d.as_object_mut().and_then(|o| o.remove("_entities")))
+                    .and_then(|e| match e {
+                        JsonValue::Array(items) => Some(items),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                {
+                    let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
+                    for (entity_path, index) in &paths {
+                        if let Some(mut value) = returned.get(*index).cloned() {
+                            data::apply_output_rewrites(&mut value, rewrites);
+                            merge_at(&mut data, entity_path, value);
+                        }
+                    }
+                }
+                self.push_errors(response.errors, &fetch.service_name, |p| {
+                    entity_error_path(p, "_entities", &paths)
+                });
+            }
+        }
+    }
+
+    async fn batch_fetch(&self, batch: &BatchFetchNode) {
+        let mut variables = self.used_variables(batch.variable_usages.as_ref());
+        let mut all_paths = Vec::new();
+        {
+            let data = self.data.lock().unwrap_or_else(|p| p.into_inner());
+            for alias in &batch.entity_batch.aliases {
+                let mut paths = Vec::new();
+                let mut reps: Vec<JsonValue> = Vec::new();
+                for merge_path in &alias.merge_paths {
+                    for (entity_path, entity) in collect_entities(&data, merge_path.as_slice()) {
+                        if let Some(rep) = representation(
+                            entity,
+                            &alias.requires.items,
+                            alias.input_rewrites.as_deref(),
+                        ) {
+                            let index = reps.iter().position(|r| *r == rep).unwrap_or_else(|| {
+                                reps.push(rep);
+                                reps.len() - 1
+                            });
+                            paths.push((entity_path, index));
+                        }
+                    }
+                }
+                variables.insert(
+                    ByteString::from(alias.representations_variable_name.as_str()),
+                    JsonValue::Array(reps),
+                );
+                all_paths.push(paths);
+            }
+        }
+        if all_paths.iter().all(Vec::is_empty) {
+            return;
+        }
+        let request = SubgraphRequest {
+            service: &batch.service_name,
+            query: &batch.operation.document_str,
+            variables,
+            headers: self.headers,
+        };
+        let response = match self.transport.execute(request).await {
+            Ok(r) => r,
+            Err(err) => {
+                self.error(
+                    format!("subgraph `{}` failed: {err}", batch.service_name),
+                    Some(&batch.service_name),
+                );
+                return;
+            }
+        };
+        let mut returned = response.data.unwrap_or(JsonValue::Null);
+        {
+            let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
+            for (alias, paths) in batch.entity_batch.aliases.iter().zip(&all_paths) {
+                let items = returned.as_object_mut().and_then(|o| o.remove(alias.alias.as_str()));
+                let Some(JsonValue::Array(items)) = items else { continue };
+                for (entity_path, index) in paths {
+                    if let Some(mut value) = items.get(*index).cloned() {
+                        data::apply_output_rewrites(&mut value, alias.output_rewrites.as_deref());
+                        merge_at(&mut data, entity_path, value);
+                    }
+                }
+            }
+        }
+        let aliases = &batch.entity_batch.aliases;
+        self.push_errors(response.errors, &batch.service_name, |p| {
+            let first = p.first().and_then(|s| s.as_str())?;
+            let position = aliases.iter().position(|a| a.alias == first)?;
+            entity_error_path(p, first, &all_paths[position])
+        });
+    }
+
+    fn push_errors(
+        &self,
+        errors: Vec<JsonValue>,
+        service: &str,
+        map_path: impl Fn(&[JsonValue]) -> Option<Vec<JsonValue>>,
+    ) {
+        if errors.is_empty() {
+            return;
+        }
+        let mut out = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        for error in errors {
+            out.extend(data::subgraph_error(error, service, &map_path));
+        }
+    }
+}
+
+/// Maps an error path `[prefix, i, rest…]` to the client paths of the entities at index `i`.
+fn entity_error_path(
+    path: &[JsonValue],
+    prefix: &str,
+    entities: &[(Vec<PathElem>, usize)],
+) -> Option<Vec<JsonValue>> {
+    if path.first().and_then(|s| s.as_str()) != Some(prefix) {
+        return None;
+    }
+    let index = path.get(1)?.as_u64()? as usize;
+    let (entity_path, _) = entities.iter().find(|(_, i)| *i == index)?;
+    let mut out: Vec<JsonValue> = entity_path.iter().map(PathElem::to_json).collect();
+    out.extend(path[2..].iter().cloned());
+    Some(out)
+}
+
+fn kind(node: &PlanNode) -> &'static str {
+    match node {
+        PlanNode::Fetch(_) => "Fetch",
+        PlanNode::BatchFetch(_) => "BatchFetch",
+        PlanNode::Sequence(_) => "Sequence",
+        PlanNode::Parallel(_) => "Parallel",
+        PlanNode::Flatten(_) => "Flatten",
+        PlanNode::Condition(_) => "Condition",
+        PlanNode::Subscription(_) => "Subscription",
+        PlanNode::Defer(_) => "Defer",
+    }
+}

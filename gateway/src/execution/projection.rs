@@ -1,0 +1,92 @@
+//! Projection: the client's exact selection, in the client's order, read from the merged
+//! response tree. apollo-compiler's executor walks the client's operation over a JSON-backed
+//! object, so aliases, fragments, `@skip`/`@include`, `__typename`, leaf coercion and null
+//! propagation for non-null fields all follow the GraphQL specification; it also answers the
+//! introspection meta-fields from the API schema.
+
+use apollo_compiler::executable::Operation;
+use apollo_compiler::resolvers::{Execution, FieldError, ObjectValue, ResolveInfo, ResolvedValue};
+use apollo_compiler::response::{ExecutionResponse, GraphQLError, JsonMap, JsonValue};
+use apollo_compiler::schema::{ExtendedType, Implementers, Type};
+use apollo_compiler::validation::Valid;
+use apollo_compiler::{ExecutableDocument, Name, Schema};
+
+/// An object of the response tree, seen as a GraphQL object of a known type.
+struct JsonObject<'a> {
+    map: Option<&'a JsonMap>,
+    type_name: &'a str,
+    schema: &'a Schema,
+}
+
+impl ObjectValue for JsonObject<'_> {
+    fn type_name(&self) -> &str {
+        self.type_name
+    }
+
+    fn resolve_field<'a>(
+        &'a self,
+        info: &'a ResolveInfo<'a>,
+    ) -> Result<ResolvedValue<'a>, FieldError> {
+        let key = info
+            .field_selections()
+            .first()
+            .map(|f| f.response_key().as_str())
+            .unwrap_or(info.field_name());
+        let Some(value) = self.map.and_then(|m| m.get(key)) else {
+            return Ok(ResolvedValue::null());
+        };
+        resolve(value, &info.field_definition().ty, self.schema)
+    }
+}
+
+fn resolve<'a>(
+    value: &'a JsonValue,
+    ty: &'a Type,
+    schema: &'a Schema,
+) -> Result<ResolvedValue<'a>, FieldError> {
+    if value.is_null() {
+        return Ok(ResolvedValue::null());
+    }
+    match ty {
+        Type::List(item) | Type::NonNullList(item) => match value {
+            JsonValue::Array(items) => Ok(ResolvedValue::List(Box::new(
+                items.iter().map(move |v| resolve(v, item, schema)),
+            ))),
+            _ => Err(FieldError { message: "expected a list from the subgraph".into() }),
+        },
+        Type::Named(name) | Type::NonNullNamed(name) => match schema.types.get(name) {
+            Some(ExtendedType::Object(_) | ExtendedType::Interface(_) | ExtendedType::Union(_)) => {
+                let JsonValue::Object(map) = value else {
+                    return Err(FieldError {
+                        message: "expected an object from the subgraph".into(),
+                    });
+                };
+                let type_name =
+                    map.get("__typename").and_then(|t| t.as_str()).unwrap_or(name.as_str());
+                Ok(ResolvedValue::object(JsonObject { map: Some(map), type_name, schema }))
+            }
+            _ => Ok(ResolvedValue::leaf(value.clone())),
+        },
+    }
+}
+
+/// Projects `data` (the merged subgraph results) through the client's operation.
+pub fn project(
+    schema: &Valid<Schema>,
+    implementers: &apollo_compiler::collections::HashMap<Name, Implementers>,
+    document: &Valid<ExecutableDocument>,
+    operation: &Operation,
+    variables: &Valid<JsonMap>,
+    data: &JsonValue,
+    introspection: bool,
+) -> Result<ExecutionResponse, Box<GraphQLError>> {
+    let root =
+        JsonObject { map: data.as_object(), type_name: operation.object_type().as_str(), schema };
+    Execution::new(schema, document)
+        .implementers_map(implementers)
+        .operation(operation)
+        .coerced_variable_values(variables)
+        .enable_schema_introspection(introspection)
+        .execute_sync(&root)
+        .map_err(|e| Box::new(e.to_graphql_error(&document.sources)))
+}

@@ -1,0 +1,73 @@
+//! `gateway`: serve a Federation v2 supergraph.
+//!
+//! `gateway --supergraph schema/supergraph.graphql --listen 127.0.0.1:4000`, or
+//! `gateway --subgraph catalog=http://127.0.0.1:4001/graphql --subgraph …` to compose from the
+//! live subgraphs at start.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Parser;
+
+/// A federation gateway for any Federation v2 supergraph.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// A supergraph SDL file with `@join__*` directives.
+    #[arg(long, conflicts_with = "subgraph")]
+    supergraph: Option<PathBuf>,
+    /// `name=url` of a subgraph to compose from at start (repeatable).
+    #[arg(long)]
+    subgraph: Vec<String>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:4000")]
+    listen: SocketAddr,
+    /// Allowed CORS origins (repeatable; `*` for any).
+    #[arg(long)]
+    cors_origin: Vec<String>,
+    /// Refuse `__schema` and `__type` queries.
+    #[arg(long)]
+    no_introspection: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .try_init();
+    let args = Args::parse();
+    let sdl = match &args.supergraph {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        }
+        None => {
+            anyhow::ensure!(
+                !args.subgraph.is_empty(),
+                "give --supergraph PATH or at least one --subgraph name=url"
+            );
+            let subgraphs: Vec<(String, String)> = args
+                .subgraph
+                .iter()
+                .map(|s| s.split_once('=').map(|(n, u)| (n.to_string(), u.to_string())))
+                .collect::<Option<_>>()
+                .context("--subgraph takes name=url")?;
+            gateway::compose_live(&subgraphs).await?
+        }
+    };
+    let mut options = gateway::GatewayOptions::default();
+    options.http.cors_origins = args.cors_origin;
+    options.limits.introspection = !args.no_introspection;
+    let app = gateway::app(&sdl, &options)?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    tracing::info!("gateway listening on http://{}/graphql", listener.local_addr()?);
+    gateway::serve(listener, app, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! Query planning, behind one module boundary: everything the gateway knows about
+//! `hive-router-query-planner` is here, so that the planner can be replaced without touching
+//! the executor's callers. Plans are cached by operation text and name (bounded LRU).
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+
+use hive_router_query_planner::ast::normalization::normalize_operation;
+use hive_router_query_planner::ast::operation::OperationDefinition;
+use hive_router_query_planner::graph::PlannerOverrideContext;
+use hive_router_query_planner::planner::plan_nodes::QueryPlan;
+use hive_router_query_planner::planner::{Planner, QueryPlannerOptions};
+use hive_router_query_planner::utils::cancellation::CancellationToken;
+
+pub use hive_router_query_planner::ast::selection_item::SelectionItem;
+pub use hive_router_query_planner::ast::selection_set::SelectionSet;
+pub use hive_router_query_planner::planner::plan_nodes::{
+    BatchFetchNode, FetchNode, FetchNodePathSegment, FetchRewrite, FlattenNodePathSegment, PlanNode,
+};
+
+/// Why an operation could not be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanningError {
+    /// The operation does not parse (validation normally catches this first).
+    #[error("{0}")]
+    Parse(String),
+    /// Normalisation failed (an unknown operation name, for example).
+    #[error("{0}")]
+    Normalize(String),
+    /// The planner found no plan.
+    #[error("{0}")]
+    Plan(String),
+}
+
+/// A plan ready to execute, with the normalised operation it answers.
+pub struct PreparedOperation {
+    /// The normalised client operation (fragments inlined, types expanded).
+    pub operation: OperationDefinition,
+    /// The plan.
+    pub plan: QueryPlan,
+}
+
+/// The planner and its cache.
+pub struct QueryPlanner {
+    planner: Planner,
+    cache: Mutex<lru::LruCache<u64, Arc<PreparedOperation>>>,
+}
+
+impl QueryPlanner {
+    /// A planner over a parsed supergraph.
+    pub fn new(
+        supergraph: &graphql_tools::static_graphql::schema::Document,
+    ) -> Result<Self, PlanningError> {
+        let planner = Planner::new_from_supergraph(supergraph, QueryPlannerOptions::default())
+            .map_err(|e| PlanningError::Plan(e.to_string()))?;
+        let capacity = NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN);
+        Ok(Self { planner, cache: Mutex::new(lru::LruCache::new(capacity)) })
+    }
+
+    /// Subgraph name → URL, from `@join__graph`.
+    pub fn subgraph_urls(&self) -> HashMap<String, String> {
+        self.planner.supergraph.subgraph_endpoint_map.clone()
+    }
+
+    /// The API schema document the planner derived.
+    pub fn consumer_schema_document(&self) -> graphql_tools::static_graphql::schema::Document {
+        (*self.planner.consumer_schema.document).clone()
+    }
+
+    /// Plans `query` (its `operation_name` operation), from the cache when seen before.
+    pub fn prepare(
+        &self,
+        query: &str,
+        operation_name: Option<&str>,
+    ) -> Result<Arc<PreparedOperation>, PlanningError> {
+        let key = {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            query.hash(&mut hasher);
+            operation_name.hash(&mut hasher);
+            hasher.finish()
+        };
+        if let Some(hit) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(hit.clone());
+        }
+        let prepared = Arc::new(self.plan(query, operation_name)?);
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).put(key, prepared.clone());
+        Ok(prepared)
+    }
+
+    /// Plans without the cache (the benchmark's cold figure).
+    pub fn plan(
+        &self,
+        query: &str,
+        operation_name: Option<&str>,
+    ) -> Result<PreparedOperation, PlanningError> {
+        let document = graphql_tools::parser::parse_query::<String>(query)
+            .map_err(|e| PlanningError::Parse(e.to_string()))?
+            .into_static();
+        let normalized = normalize_operation(&self.planner.supergraph, &document, operation_name)
+            .map_err(|e| PlanningError::Normalize(e.to_string()))?;
+        let plan = self
+            .planner
+            .plan_from_normalized_operation(
+                &normalized.operation,
+                PlannerOverrideContext::default(),
+                &CancellationToken::new(),
+            )
+            .map_err(|e| PlanningError::Plan(e.to_string()))?;
+        Ok(PreparedOperation { operation: normalized.operation, plan })
+    }
+}

@@ -1,0 +1,144 @@
+//! Talking to subgraphs: one pooled keep-alive HTTP client, a timeout per subgraph, and the
+//! caller's `Authorization`, request id and W3C trace context passed along.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use apollo_compiler::response::{JsonMap, JsonValue};
+use axum::http::HeaderValue;
+use serde::Deserialize;
+
+/// Headers forwarded from the client's request to every subgraph fetch.
+#[derive(Debug, Clone, Default)]
+pub struct ForwardedHeaders {
+    /// The caller's `Authorization`, forwarded so subgraphs verify it themselves.
+    pub authorization: Option<HeaderValue>,
+    /// `x-request-id`: the client's, or one made up by the gateway.
+    pub request_id: Option<HeaderValue>,
+    /// W3C `traceparent`.
+    pub traceparent: Option<HeaderValue>,
+    /// `x-forwarded-for`: the client's address, so subgraphs can rate-limit per client.
+    pub forwarded_for: Option<HeaderValue>,
+}
+
+/// One fetch.
+pub struct SubgraphRequest<'a> {
+    /// Subgraph name.
+    pub service: &'a str,
+    /// The operation text.
+    pub query: &'a str,
+    /// Its variables.
+    pub variables: JsonMap,
+    /// Headers to forward.
+    pub headers: &'a ForwardedHeaders,
+}
+
+/// A subgraph's GraphQL response.
+#[derive(Debug, Default, Deserialize)]
+pub struct SubgraphResponse {
+    /// `data`, when present.
+    #[serde(default)]
+    pub data: Option<JsonValue>,
+    /// `errors`, as sent.
+    #[serde(default)]
+    pub errors: Vec<JsonValue>,
+}
+
+/// Why a fetch produced no GraphQL response.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The plan names a subgraph the supergraph has no URL for.
+    #[error("unknown subgraph")]
+    UnknownSubgraph,
+    /// No answer within the subgraph's timeout.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// Connection refused, reset, …
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    /// An HTTP status without a GraphQL body.
+    #[error("answered HTTP {0}")]
+    Status(u16),
+    /// A body that is not a GraphQL response.
+    #[error("sent an invalid response: {0}")]
+    InvalidResponse(String),
+}
+
+/// The subgraph client.
+#[derive(Clone)]
+pub struct Transport {
+    client: reqwest::Client,
+    urls: HashMap<String, String>,
+    timeouts: HashMap<String, Duration>,
+    default_timeout: Duration,
+}
+
+impl Transport {
+    /// A client for the subgraphs at `urls` (name → URL).
+    pub fn new(
+        urls: HashMap<String, String>,
+        default_timeout: Duration,
+        timeouts: HashMap<String, Duration>,
+    ) -> Self {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .build()
+            .unwrap_or_default();
+        Self { client, urls, timeouts, default_timeout }
+    }
+
+    /// Sends one fetch.
+    pub async fn execute(
+        &self,
+        request: SubgraphRequest<'_>,
+    ) -> Result<SubgraphResponse, TransportError> {
+        let url = self.urls.get(request.service).ok_or(TransportError::UnknownSubgraph)?;
+        let timeout = self.timeouts.get(request.service).copied().unwrap_or(self.default_timeout);
+        let body = serde_json::to_vec(&serde_json::json!({
+            "query": request.query,
+            "variables": request.variables,
+        }))
+        .map_err(|e| TransportError::InvalidResponse(e.to_string()))?;
+        let mut http = self
+            .client
+            .post(url)
+            .timeout(timeout)
+            .header("content-type", "application/json")
+            .header("accept", "application/graphql-response+json, application/json")
+            .body(body);
+        let h = request.headers;
+        for (name, value) in [
+            ("authorization", &h.authorization),
+            ("x-request-id", &h.request_id),
+            ("traceparent", &h.traceparent),
+            ("x-forwarded-for", &h.forwarded_for),
+        ] {
+            if let Some(value) = value {
+                http = http.header(name, value.clone());
+            }
+        }
+        let response = http.send().await.map_err(|e| {
+            if e.is_timeout() {
+                TransportError::Timeout(timeout)
+            } else {
+                TransportError::Unreachable(e.to_string())
+            }
+        })?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| {
+            if e.is_timeout() {
+                TransportError::Timeout(timeout)
+            } else {
+                TransportError::Unreachable(e.to_string())
+            }
+        })?;
+        match serde_json::from_slice::<SubgraphResponse>(&bytes) {
+            Ok(parsed) if parsed.data.is_some() || !parsed.errors.is_empty() => Ok(parsed),
+            _ if !status.is_success() => Err(TransportError::Status(status.as_u16())),
+            Ok(_) => Err(TransportError::InvalidResponse("neither data nor errors".into())),
+            Err(e) => Err(TransportError::InvalidResponse(e.to_string())),
+        }
+    }
+}
