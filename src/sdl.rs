@@ -31,13 +31,37 @@ pub async fn subgraph_sdl(service: Service) -> anyhow::Result<String> {
     Ok(format!("{}\n", sdl.trim_end()))
 }
 
-/// Writes `<dir>/<service>.graphql` for every subgraph.
+/// The supergraph composed from every subgraph's SDL, with the subgraphs at their default
+/// addresses (`http://127.0.0.1:4001/graphql`, …): what `schema/supergraph.graphql` holds,
+/// and what any Federation v2 gateway can serve in front of a default `serve`.
+pub async fn supergraph_sdl() -> anyhow::Result<String> {
+    let defaults = kernel::config::ServerSettings::default();
+    let mut subgraphs = Vec::new();
+    for (i, service) in Service::ALL.into_iter().enumerate() {
+        subgraphs.push(gateway::compose::SubgraphSdl {
+            name: service.name().to_string(),
+            url: format!(
+                "http://{}:{}/graphql",
+                defaults.host,
+                defaults.first_subgraph_port + i as u16
+            ),
+            sdl: subgraph_sdl(service).await?,
+        });
+    }
+    Ok(gateway::compose::compose(&subgraphs)?)
+}
+
+/// Writes `<dir>/<service>.graphql` for every subgraph, and `<dir>/supergraph.graphql`.
 pub async fn write_all(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut files = Vec::new();
     for service in Service::ALL {
-        let path = dir.join(format!("{}.graphql", service.name()));
-        std::fs::write(&path, subgraph_sdl(service).await?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        files.push((format!("{}.graphql", service.name()), subgraph_sdl(service).await?));
+    }
+    files.push(("supergraph.graphql".to_string(), supergraph_sdl().await?));
+    for (name, content) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, content).with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());
     }
     Ok(())

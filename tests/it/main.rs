@@ -2,6 +2,7 @@
 //! PostgreSQL when `TEST_DATABASE_URL` is set. One test binary keeps link time down.
 
 mod catalog;
+mod gateway;
 mod identity;
 mod platform;
 mod support;

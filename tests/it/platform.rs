@@ -72,6 +72,20 @@ async fn checked_in_sdl_matches_what_each_subgraph_serves() {
 }
 
 #[tokio::test]
+async fn checked_in_supergraph_is_the_composition_of_the_subgraphs() {
+    let composed = better_store::sdl::supergraph_sdl().await.unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/supergraph.graphql");
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        composed == checked_in,
+        "{} is stale: run `cargo run -- schema` and commit the result",
+        path.display()
+    );
+    // It is a supergraph our gateway (and any Federation v2 gateway) can load.
+    gateway::supergraph::Supergraph::load(&checked_in).expect("the gateway loads the supergraph");
+}
+
+#[tokio::test]
 async fn a_service_started_alone_verifies_tokens_with_identitys_jwks() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;

@@ -56,6 +56,7 @@ pub fn test_settings(dir: &TempDir) -> Settings {
 
 /// A running platform.
 pub struct TestApp {
+    pub gateway_url: String,
     pub catalog_url: String,
     pub identity_url: String,
     pub client: reqwest::Client,
@@ -92,6 +93,7 @@ impl TestApp {
             format!("http://{}", platform.addr(Service::Catalog).expect("catalog runs"));
         let identity_url =
             format!("http://{}", platform.addr(Service::Identity).expect("identity runs"));
+        let gateway_url = format!("http://{}", platform.gateway_addr().expect("the gateway runs"));
         let bus = platform.bus.clone();
         let catalog = platform.catalog.clone().expect("catalog state");
         let identity = platform.identity.clone().expect("identity state");
@@ -100,6 +102,7 @@ impl TestApp {
             let _ = rx.await;
         }));
         Self {
+            gateway_url,
             catalog_url,
             identity_url,
             client: reqwest::Client::new(),
@@ -130,6 +133,11 @@ impl TestApp {
     async fn post(&self, base: &str, query: &str, variables: Value, token: Option<&str>) -> Value {
         let body = json!({ "query": query, "variables": variables });
         post_json(&self.client, &format!("{base}/graphql"), &body, token).await
+    }
+
+    /// A GraphQL operation through the gateway.
+    pub async fn gateway(&self, query: &str, variables: Value, token: Option<&str>) -> Value {
+        self.post(&self.gateway_url, query, variables, token).await
     }
 
     /// A GraphQL operation against the catalog.
