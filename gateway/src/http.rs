@@ -277,15 +277,20 @@ async fn run(
     }
 }
 
+/// A GraphQL response body; serialised straight from the response tree so key order is the
+/// projection's (the client's) order.
+#[derive(serde::Serialize)]
+struct ResponseBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Option<&'a JsonMap>>,
+    #[serde(skip_serializing_if = "<[GraphQLError]>::is_empty")]
+    errors: &'a [GraphQLError],
+}
+
 fn body(data: Option<JsonMap>, errors: &[GraphQLError], with_data: bool) -> String {
-    let mut out = serde_json::Map::new();
-    if with_data {
-        out.insert("data".into(), serde_json::to_value(&data).unwrap_or(serde_json::Value::Null));
-    }
-    if !errors.is_empty() {
-        out.insert("errors".into(), serde_json::to_value(errors).unwrap_or_default());
-    }
-    serde_json::Value::Object(out).to_string()
+    let body = ResponseBody { data: with_data.then_some(data.as_ref()), errors };
+    serde_json::to_string(&body)
+        .unwrap_or_else(|_| r#"{"errors":[{"message":"internal error"}]}"#.to_string())
 }
 
 /// GraphiQL, loaded from a CDN, pointed at this endpoint.

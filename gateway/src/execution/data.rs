@@ -262,3 +262,100 @@ pub fn subgraph_error(
     out.extensions.insert("serviceName", json!(service));
     Some(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn f(name: &str) -> FlattenNodePathSegment {
+        FlattenNodePathSegment::Field(name.into())
+    }
+
+    #[test]
+    fn entities_are_found_through_lists_and_type_conditions_skipping_nulls() {
+        let data = json!({ "products": [
+            { "__typename": "Book", "id": "1" },
+            null,
+            { "__typename": "Film", "id": "2" },
+            { "__typename": "Book", "id": "3" },
+        ]});
+        let all = collect_entities(&data, &[f("products"), FlattenNodePathSegment::List]);
+        assert_eq!(all.len(), 3);
+        let books = collect_entities(
+            &data,
+            &[
+                f("products"),
+                FlattenNodePathSegment::List,
+                FlattenNodePathSegment::TypeCondition(BTreeSet::from(["Book".to_string()])),
+            ],
+        );
+        let paths: Vec<_> = books.iter().map(|(p, _)| p.clone()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                vec![PathElem::Key("products".into()), PathElem::Index(0)],
+                vec![PathElem::Key("products".into()), PathElem::Index(3)]
+            ]
+        );
+    }
+
+    #[test]
+    fn merging_is_deep_and_in_place() {
+        let mut data = json!({ "a": { "list": [ { "id": 1 }, { "id": 2 } ] } });
+        merge_at(
+            &mut data,
+            &[PathElem::Key("a".into()), PathElem::Key("list".into()), PathElem::Index(1)],
+            json!({ "name": "two" }),
+        );
+        deep_merge(&mut data, json!({ "a": { "extra": true } }));
+        assert_eq!(
+            data,
+            json!({ "a": { "list": [ { "id": 1 }, { "id": 2, "name": "two" } ], "extra": true } })
+        );
+        // A path that no longer exists is ignored rather than invented.
+        merge_at(&mut data, &[PathElem::Key("missing".into())], json!({ "x": 1 }));
+        assert!(data.get("missing").is_none());
+    }
+
+    #[test]
+    fn rewrites_set_values_and_rename_keys_only_where_the_type_matches() {
+        use hive_router_query_planner::planner::plan_nodes::{KeyRenamer, ValueSetter};
+        let setter = FetchRewrite::ValueSetter(ValueSetter {
+            path: vec![
+                FetchNodePathSegment::TypenameEquals(BTreeSet::from(["Book".to_string()])),
+                FetchNodePathSegment::Key("__typename".into()),
+            ],
+            set_value_to: "Media".into(),
+        });
+        let mut book = json!({ "__typename": "Book", "id": "1" });
+        let mut film = json!({ "__typename": "Film", "id": "2" });
+        apply_output_rewrites(&mut book, Some(std::slice::from_ref(&setter)));
+        apply_output_rewrites(&mut film, Some(std::slice::from_ref(&setter)));
+        assert_eq!(book["__typename"], "Media");
+        assert_eq!(film["__typename"], "Film");
+        let renamer = FetchRewrite::KeyRenamer(KeyRenamer {
+            path: vec![FetchNodePathSegment::Key("_alias_0".into())],
+            rename_key_to: "price".into(),
+        });
+        let mut value = json!([{ "_alias_0": 5 }, { "_alias_0": 6 }]);
+        apply_output_rewrites(&mut value, Some(&[renamer]));
+        assert_eq!(value, json!([{ "price": 5 }, { "price": 6 }]));
+    }
+
+    #[test]
+    fn subgraph_errors_keep_their_message_and_name_the_service() {
+        let error = json!({ "message": "boom", "path": ["_entities", 1, "name"], "extensions": { "code": "X" } });
+        let mapped = subgraph_error(error, "reviews", &|p| {
+            Some(vec![json!("products"), json!(4), p[2].clone()])
+        })
+        .unwrap();
+        assert_eq!(mapped.message, "boom");
+        assert_eq!(
+            serde_json::to_value(&mapped.path).unwrap(),
+            serde_json::json!(["products", 4, "name"])
+        );
+        assert_eq!(mapped.extensions.get("serviceName"), Some(&json!("reviews")));
+        assert_eq!(mapped.extensions.get("code"), Some(&json!("X")));
+    }
+}

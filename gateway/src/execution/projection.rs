@@ -90,3 +90,78 @@ pub fn project(
         .execute_sync(&root)
         .map_err(|e| Box::new(e.to_graphql_error(&document.sources)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json_bytes::json;
+
+    const SDL: &str = "
+        type Query { shelf: Shelf! maybe: Shelf items: [Item!] }
+        type Shelf { name: String! books: [Book!]! note: String }
+        interface Item { id: ID! }
+        type Book implements Item { id: ID! title: String! }
+        type Film implements Item { id: ID! minutes: Int }
+    ";
+
+    fn run(query: &str, data: JsonValue) -> serde_json::Value {
+        let schema = Schema::parse_and_validate(SDL, "schema.graphql").unwrap();
+        let document =
+            ExecutableDocument::parse_and_validate(&schema, query, "query.graphql").unwrap();
+        let operation = document.operations.get(None).unwrap();
+        let variables =
+            apollo_compiler::request::coerce_variable_values(&schema, operation, &JsonMap::new())
+                .unwrap();
+        let implementers = schema.implementers_map();
+        let response =
+            project(&schema, &implementers, &document, operation, &variables, &data, false)
+                .unwrap();
+        serde_json::to_value(&response).unwrap()
+    }
+
+    #[test]
+    fn the_client_selection_is_projected_in_client_order_with_aliases() {
+        // Subgraph data is keyed by response keys (aliases), in whatever order fetches merged it.
+        let data = json!({ "shelf": { "books": [{ "title": "B", "id": "1" }], "label": "S", "unasked": true } });
+        let out = run("{ shelf { label: name books { title } } }", data);
+        assert_eq!(
+            out["data"],
+            serde_json::json!({ "shelf": { "label": "S", "books": [{ "title": "B" }] } })
+        );
+        let keys: Vec<_> = out["data"]["shelf"].as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys, ["label", "books"], "the client's order, nothing unasked");
+    }
+
+    #[test]
+    fn a_null_non_null_field_nulls_its_nearest_nullable_parent_with_an_error() {
+        // `books[0].title` is non-null and missing: the book, then the non-null list and the
+        // non-null shelf are nulled up to `data`, which has no nullable parent.
+        let out = run(
+            "{ shelf { name books { title } } }",
+            json!({ "shelf": { "name": "S", "books": [{ "title": null }] } }),
+        );
+        assert_eq!(out["data"], serde_json::Value::Null);
+        assert_eq!(out["errors"][0]["path"], serde_json::json!(["shelf", "books", 0, "title"]));
+        // A nullable parent stops the propagation.
+        let out = run("{ maybe { name } }", json!({ "maybe": { "name": null } }));
+        assert_eq!(out["data"], serde_json::json!({ "maybe": null }));
+        assert_eq!(out["errors"][0]["path"], serde_json::json!(["maybe", "name"]));
+    }
+
+    #[test]
+    fn abstract_types_follow_typename_and_fragments() {
+        let data = json!({ "items": [
+            { "__typename": "Book", "id": "1", "title": "Dune" },
+            { "__typename": "Film", "id": "2", "minutes": 155 },
+        ]});
+        let out =
+            run("{ items { __typename id ... on Book { title } ... on Film { minutes } } }", data);
+        assert_eq!(
+            out["data"]["items"],
+            serde_json::json!([
+                { "__typename": "Book", "id": "1", "title": "Dune" },
+                { "__typename": "Film", "id": "2", "minutes": 155 },
+            ])
+        );
+    }
+}
