@@ -190,7 +190,18 @@ async fn gateway(
         });
     }
     let supergraph = gateway::compose::compose(&subgraphs)?;
-    let app = gateway::app(&supergraph, &gateway_options(settings))?;
+    let mut options = gateway_options(settings);
+    // Tokens are checked at the edge with identity's public key (or the shared secret).
+    if let Some(identity) = &platform.identity {
+        options.jwt.jwks = Some(identity.issuer.keys().jwks());
+    }
+    options.jwt.hmac_secret = settings.auth.hmac_secret.as_ref().map(|s| {
+        use secrecy::ExposeSecret;
+        s.expose_secret().to_string()
+    });
+    options.jwt.issuer = Some(settings.auth.issuer.clone());
+    options.jwt.audience = Some(settings.auth.audience.clone());
+    let app = gateway::app(&supergraph, &options).await?;
     let port = match listen {
         Listen::Configured => settings.server.gateway_port,
         Listen::Ephemeral => 0,
@@ -216,6 +227,7 @@ pub fn gateway_options(settings: &Settings) -> gateway::GatewayOptions {
             introspection: g.introspection,
         },
         subgraph_timeout: Duration::from_secs(g.subgraph_timeout_secs),
+        jwt: gateway::auth::JwtOptions::default(),
     }
 }
 

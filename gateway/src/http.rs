@@ -17,6 +17,7 @@ use axum::routing::get;
 use serde::Deserialize;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::auth::JwtVerifier;
 use crate::pipeline::{Gateway, GraphQLRequest, Outcome, RequestErrorKind};
 use crate::transport::ForwardedHeaders;
 
@@ -41,14 +42,15 @@ impl Default for HttpOptions {
 
 struct AppState {
     gateway: Arc<Gateway>,
+    jwt: Option<JwtVerifier>,
     options: HttpOptions,
 }
 
 /// The gateway's router.
-pub fn router(gateway: Arc<Gateway>, options: HttpOptions) -> Router {
+pub fn router(gateway: Arc<Gateway>, jwt: Option<JwtVerifier>, options: HttpOptions) -> Router {
     let body_limit = options.body_limit_bytes;
     let cors = cors_layer(&options.cors_origins);
-    let state = Arc::new(AppState { gateway, options });
+    let state = Arc::new(AppState { gateway, jwt, options });
     let router = Router::new()
         .route("/graphql", get(get_graphql).post(post_graphql))
         .route("/health", get(|| async { "ok" }))
@@ -257,6 +259,20 @@ async fn run(
     media: MediaType,
     is_get: bool,
 ) -> Response {
+    if let (Some(jwt), Some(authorization)) = (&state.jwt, headers.get(header::AUTHORIZATION)) {
+        let verdict = match authorization.to_str() {
+            Ok(value) => jwt.verify(value).await,
+            Err(_) => Err("malformed Authorization header".to_string()),
+        };
+        if let Err(reason) = verdict {
+            let body = serde_json::json!({ "errors": [{ "message": reason, "extensions": { "code": "UNAUTHENTICATED" } }] });
+            let mut response = respond(StatusCode::UNAUTHORIZED, media, body.to_string());
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return response;
+        }
+    }
     let forwarded = forwarded(headers, peer);
     match state.gateway.execute(request, &forwarded, is_get).await {
         Outcome::RequestError(kind, errors) => {

@@ -6,6 +6,7 @@
 //! [`execution`] runs the plan through [`transport`] and projects the client's selection.
 //! [`compose`] builds supergraphs from subgraph SDLs; [`supergraph`] loads one.
 
+pub mod auth;
 pub mod compose;
 pub mod execution;
 pub mod http;
@@ -33,6 +34,8 @@ pub struct GatewayOptions {
     pub limits: Limits,
     /// Subgraph timeout (default 30 s).
     pub subgraph_timeout: Duration,
+    /// Token verification at the edge (off when no key source is set).
+    pub jwt: auth::JwtOptions,
 }
 
 impl Default for GatewayOptions {
@@ -41,12 +44,13 @@ impl Default for GatewayOptions {
             http: HttpOptions::default(),
             limits: Limits::default(),
             subgraph_timeout: Duration::from_secs(30),
+            jwt: auth::JwtOptions::default(),
         }
     }
 }
 
 /// Builds the gateway's HTTP application for a supergraph SDL.
-pub fn app(supergraph_sdl: &str, options: &GatewayOptions) -> anyhow::Result<axum::Router> {
+pub async fn app(supergraph_sdl: &str, options: &GatewayOptions) -> anyhow::Result<axum::Router> {
     let supergraph = Arc::new(supergraph::Supergraph::load(supergraph_sdl)?);
     let transport = transport::Transport::new(
         supergraph.subgraph_urls.clone(),
@@ -54,7 +58,11 @@ pub fn app(supergraph_sdl: &str, options: &GatewayOptions) -> anyhow::Result<axu
         HashMap::new(),
     );
     let gateway = Arc::new(Gateway::new(supergraph, transport, options.limits.clone()));
-    Ok(http::router(gateway, options.http.clone()))
+    let jwt = match options.jwt.enabled() {
+        true => Some(auth::JwtVerifier::new(options.jwt.clone()).await?),
+        false => None,
+    };
+    Ok(http::router(gateway, jwt, options.http.clone()))
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves.

@@ -29,6 +29,12 @@ struct Args {
     /// Refuse `__schema` and `__type` queries.
     #[arg(long)]
     no_introspection: bool,
+    /// Verify bearer tokens with the JWKS at this URL (401 for bad tokens).
+    #[arg(long, env = "GATEWAY_JWKS_URL")]
+    jwks_url: Option<String>,
+    /// Verify bearer tokens with this HS256 secret.
+    #[arg(long, env = "GATEWAY_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
 }
 
 #[tokio::main]
@@ -60,7 +66,9 @@ async fn main() -> anyhow::Result<()> {
     let mut options = gateway::GatewayOptions::default();
     options.http.cors_origins = args.cors_origin;
     options.limits.introspection = !args.no_introspection;
-    let app = gateway::app(&sdl, &options)?;
+    options.jwt.jwks_url = args.jwks_url;
+    options.jwt.hmac_secret = args.jwt_secret;
+    let app = gateway::app(&sdl, &options).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;

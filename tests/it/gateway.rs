@@ -220,7 +220,7 @@ async fn a_subgraph_that_is_down_gives_partial_data_and_an_error_naming_it() {
     .unwrap()
     .replace("http://127.0.0.1:4001/graphql", &format!("{}/graphql", app.catalog_url))
     .replace("http://127.0.0.1:4002/graphql", &format!("http://{closed}/graphql"));
-    let router = gateway::app(&supergraph, &gateway::GatewayOptions::default()).unwrap();
+    let router = gateway::app(&supergraph, &gateway::GatewayOptions::default()).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/graphql", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -248,5 +248,35 @@ async fn a_subgraph_that_is_down_gives_partial_data_and_an_error_naming_it() {
     );
     let _ = tx.send(());
     server.await.unwrap().unwrap();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_tokens_are_refused_at_the_edge_with_401() {
+    let app = TestApp::spawn().await;
+    let (token, _) = app.customer_token("edge@example.com").await;
+    let forged =
+        kernel::auth::TokenIssuer::new(kernel::auth::KeyPair::generate(), &app.settings.auth)
+            .issue(uuid::Uuid::now_v7(), &[kernel::auth::Role::Admin])
+            .unwrap()
+            .0;
+    let body = json!({ "query": "{ me { email } }" });
+    for bad in [forged.as_str(), "not-a-jwt", &format!("{token}x")] {
+        let response = app
+            .client
+            .post(format!("{}/graphql", app.gateway_url))
+            .bearer_auth(bad)
+            .header("accept", "application/graphql-response+json")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{bad}");
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(error_code(&body), "UNAUTHENTICATED");
+    }
+    let me = app.gateway("{ me { email } }", json!({}), Some(&token)).await;
+    assert_eq!(me["data"]["me"]["email"], "edge@example.com");
     app.stop().await;
 }
