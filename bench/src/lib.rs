@@ -1,0 +1,3 @@
+//! Benchmark programs that print figures. See the binaries in `src/bin` and `src/main.rs`.
+
+pub mod subgraphs;
