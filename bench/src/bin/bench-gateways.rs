@@ -1,0 +1,339 @@
+//! `bench-gateways`: the public federation gateways benchmark, run here.
+//!
+//! Starts our copy of its four subgraphs, then each gateway in turn — ours
+//! (`target/release/gateway`) and Hive Router (`hive-router` on the PATH, or `--hive PATH`) —
+//! in front of its supergraph; drives its query at a fixed concurrency (warm-up, then a
+//! measured window); checks every response against the reference response; and prints
+//! requests/s, p50/p95/p99 latency and peak memory (VmHWM) of each, with their ratio. It also
+//! prints the cold and warm planning times of the benchmark query in our gateway.
+//!
+//! Usage: `cargo build --release -p gateway -p bench &&
+//!         cargo run --release -p bench --bin bench-gateways -- [--duration 20] [--connections 50]`
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/bench/gateways-benchmark");
+
+struct Options {
+    duration: Duration,
+    warmup: Duration,
+    connections: usize,
+    hive: Option<PathBuf>,
+}
+
+fn parse_args() -> anyhow::Result<Options> {
+    let mut options = Options {
+        duration: Duration::from_secs(20),
+        warmup: Duration::from_secs(5),
+        connections: 50,
+        hive: which("hive-router"),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--duration" => options.duration = Duration::from_secs(value()?.parse()?),
+            "--warmup" => options.warmup = Duration::from_secs(value()?.parse()?),
+            "--connections" => options.connections = value()?.parse()?,
+            "--hive" => options.hive = Some(PathBuf::from(value()?)),
+            other => anyhow::bail!("unknown argument {other}"),
+        }
+    }
+    Ok(options)
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.exists())
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn peak_memory_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_until_answers(client: &reqwest::Client, url: &str, body: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ok = client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await;
+        if matches!(ok, Ok(ref r) if r.status().is_success()) {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{url} did not answer within 60 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+struct Figures {
+    requests: u64,
+    wrong: u64,
+    rps: f64,
+    p50: f64,
+    p95: f64,
+    p99: f64,
+    peak_kib: Option<u64>,
+}
+
+async fn load(
+    url: &str,
+    body: Arc<String>,
+    reference: Arc<serde_json::Value>,
+    reference_bytes: Arc<Vec<u8>>,
+    connections: usize,
+    window: Duration,
+) -> (Vec<Duration>, u64) {
+    let client =
+        reqwest::Client::builder().pool_max_idle_per_host(connections).build().unwrap_or_default();
+    let wrong = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + window;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..connections {
+        let (client, url, body, reference, reference_bytes, wrong) = (
+            client.clone(),
+            url.to_string(),
+            body.clone(),
+            reference.clone(),
+            reference_bytes.clone(),
+            wrong.clone(),
+        );
+        tasks.spawn(async move {
+            let mut samples = Vec::new();
+            while Instant::now() < deadline {
+                let started = Instant::now();
+                let response = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body.as_str().to_string())
+                    .send()
+                    .await;
+                let bytes = match response {
+                    Ok(r) => r.bytes().await.ok(),
+                    Err(_) => None,
+                };
+                samples.push(started.elapsed());
+                let correct = match &bytes {
+                    Some(b) if b.as_ref() == reference_bytes.as_slice() => true,
+                    Some(b) => serde_json::from_slice::<serde_json::Value>(b)
+                        .is_ok_and(|v| v == *reference),
+                    None => false,
+                };
+                if !correct {
+                    wrong.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            samples
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(samples) = tasks.join_next().await {
+        all.extend(samples.unwrap_or_default());
+    }
+    (all, wrong.load(Ordering::Relaxed))
+}
+
+async fn measure(name: &str, url: &str, pid: u32, options: &Options) -> anyhow::Result<Figures> {
+    let body = Arc::new(std::fs::read_to_string(format!("{SHARED}/request.json"))?);
+    let reference_bytes = Arc::new(std::fs::read(format!("{SHARED}/response.json"))?);
+    let reference: Arc<serde_json::Value> = Arc::new(serde_json::from_slice(&reference_bytes)?);
+    let client = reqwest::Client::new();
+    wait_until_answers(&client, url, &body).await?;
+    eprintln!("{name}: warming up for {:?}", options.warmup);
+    load(
+        url,
+        body.clone(),
+        reference.clone(),
+        reference_bytes.clone(),
+        options.connections,
+        options.warmup,
+    )
+    .await;
+    eprintln!(
+        "{name}: measuring for {:?} at {} connections",
+        options.duration, options.connections
+    );
+    let started = Instant::now();
+    let (mut samples, wrong) =
+        load(url, body, reference, reference_bytes, options.connections, options.duration).await;
+    let elapsed = started.elapsed();
+    samples.sort();
+    let pct = |p: f64| {
+        samples
+            .get(((samples.len().max(1) - 1) as f64 * p).round() as usize)
+            .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    };
+    Ok(Figures {
+        requests: samples.len() as u64,
+        wrong,
+        rps: samples.len() as f64 / elapsed.as_secs_f64(),
+        p50: pct(0.50),
+        p95: pct(0.95),
+        p99: pct(0.99),
+        peak_kib: peak_memory_kib(pid),
+    })
+}
+
+fn print(name: &str, f: &Figures) {
+    println!(
+        "  {name:<12} {:>9.0} req/s  p50 {:>7.2} ms  p95 {:>7.2} ms  p99 {:>7.2} ms  peak RSS {:>7} KiB  requests {:>7}  wrong {}",
+        f.rps,
+        f.p50,
+        f.p95,
+        f.p99,
+        f.peak_kib.map_or("?".into(), |k| k.to_string()),
+        f.requests,
+        f.wrong
+    );
+}
+
+fn planning_times(supergraph: &str) -> anyhow::Result<()> {
+    let request: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{SHARED}/request.json"))?)?;
+    let query = request["query"].as_str().context("request.json has a query")?;
+    let loaded = Instant::now();
+    let sg = gateway::supergraph::Supergraph::load(supergraph)?;
+    let load_time = loaded.elapsed();
+    let cold = Instant::now();
+    sg.planner.prepare(query, None)?;
+    let cold = cold.elapsed();
+    let warm_runs = 1000;
+    let warm = Instant::now();
+    for _ in 0..warm_runs {
+        sg.planner.prepare(query, None)?;
+    }
+    let warm = warm.elapsed() / warm_runs;
+    println!(
+        "planning the benchmark query in our gateway (supergraph load {:.1} ms)",
+        load_time.as_secs_f64() * 1e3
+    );
+    println!("  cold (parse, normalise, plan): {:>9.3} ms", cold.as_secs_f64() * 1e3);
+    println!("  warm (plan cache hit):         {:>9.3} µs", warm.as_secs_f64() * 1e6);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let options = parse_args()?;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let release = root.join("target/release");
+    let work = std::env::temp_dir().join(format!("bench-gateways-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+
+    let subgraph_port = free_port()?;
+    let _subgraphs = Guard(
+        Command::new(release.join("bench-subgraphs"))
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{subgraph_port}"),
+                "--data",
+                &format!("{SHARED}/subgraph-data.json"),
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting bench-subgraphs (cargo build --release -p bench)")?,
+    );
+    let supergraph = std::fs::read_to_string(format!("{SHARED}/supergraph.graphql"))?
+        .replace("127.0.0.1:4200", &format!("127.0.0.1:{subgraph_port}"));
+    let supergraph_path = work.join("supergraph.graphql");
+    std::fs::write(&supergraph_path, &supergraph)?;
+    planning_times(&supergraph)?;
+
+    println!(
+        "gateways benchmark: {} connections, {:?} warm-up, {:?} measured, same machine, one at a time",
+        options.connections, options.warmup, options.duration
+    );
+    let ours_port = free_port()?;
+    let ours = Guard(
+        Command::new(release.join("gateway"))
+            .args([
+                "--supergraph",
+                &supergraph_path.to_string_lossy(),
+                "--listen",
+                &format!("127.0.0.1:{ours_port}"),
+            ])
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting our gateway (cargo build --release -p gateway)")?,
+    );
+    let our_figures =
+        measure("ours", &format!("http://127.0.0.1:{ours_port}/graphql"), ours.0.id(), &options)
+            .await?;
+    drop(ours);
+    print("ours", &our_figures);
+
+    let Some(hive) = &options.hive else {
+        println!(
+            "  hive-router  not found: `cargo install hive-router@0.0.41 --locked`, or pass --hive PATH"
+        );
+        return Ok(());
+    };
+    let hive_port = free_port()?;
+    let hive_dir = work.join("hive");
+    std::fs::create_dir_all(&hive_dir)?;
+    std::fs::write(
+        hive_dir.join("router.config.yaml"),
+        format!(
+            "supergraph: {{ source: file, path: {} }}\nhttp: {{ host: 127.0.0.1, port: {hive_port} }}\nlog: {{ level: error }}\ntraffic_shaping: {{ all: {{ dedupe_enabled: true }} }}\n",
+            supergraph_path.display()
+        ),
+    )?;
+    let hive_child = Guard(
+        Command::new(hive)
+            .current_dir(&hive_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting hive-router")?,
+    );
+    let hive_figures = measure(
+        "hive-router",
+        &format!("http://127.0.0.1:{hive_port}/graphql"),
+        hive_child.0.id(),
+        &options,
+    )
+    .await?;
+    drop(hive_child);
+    print("ours", &our_figures);
+    print("hive-router", &hive_figures);
+    println!(
+        "  ratio ours/hive: {:.2}x req/s, p99 {:.2}x, peak memory {}",
+        our_figures.rps / hive_figures.rps,
+        our_figures.p99 / hive_figures.p99,
+        match (our_figures.peak_kib, hive_figures.peak_kib) {
+            (Some(a), Some(b)) => format!("{:.2}x", a as f64 / b as f64),
+            _ => "?".into(),
+        }
+    );
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
