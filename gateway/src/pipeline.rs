@@ -8,6 +8,7 @@ use apollo_compiler::ExecutableDocument;
 use apollo_compiler::executable::{Selection, SelectionSet};
 use apollo_compiler::response::{GraphQLError, JsonMap, JsonValue, ResponseDataPathSegment};
 use apollo_compiler::schema::Implementers;
+use apollo_compiler::validation::Valid;
 use apollo_compiler::{Name, collections::HashMap};
 
 use crate::execution::{Execution, projection};
@@ -66,13 +67,17 @@ pub struct Gateway {
     implementers: HashMap<Name, Implementers>,
     transport: Transport,
     limits: Limits,
+    /// Validated documents by their text: validation is per document, not per request.
+    documents: std::sync::Mutex<lru::LruCache<String, Arc<Valid<ExecutableDocument>>>>,
 }
 
 impl Gateway {
     /// A gateway over `supergraph`.
     pub fn new(supergraph: Arc<Supergraph>, transport: Transport, limits: Limits) -> Self {
         let implementers = supergraph.api_schema.implementers_map();
-        Self { supergraph, implementers, transport, limits }
+        let capacity = std::num::NonZeroUsize::new(1024).unwrap_or(std::num::NonZeroUsize::MIN);
+        let documents = std::sync::Mutex::new(lru::LruCache::new(capacity));
+        Self { supergraph, implementers, transport, limits, documents }
     }
 
     /// The loaded supergraph.
@@ -89,15 +94,25 @@ impl Gateway {
     ) -> Outcome {
         let schema = &self.supergraph.api_schema;
         let invalid = |errors| Outcome::RequestError(RequestErrorKind::Invalid, errors);
-        let document = match ExecutableDocument::parse_and_validate(
-            schema,
-            &request.query,
-            "operation.graphql",
-        ) {
-            Ok(doc) => doc,
-            Err(with_errors) => {
-                return invalid(with_errors.errors.iter().map(|d| d.to_json()).collect());
-            }
+        let cached =
+            self.documents.lock().unwrap_or_else(|p| p.into_inner()).get(&request.query).cloned();
+        let document = match cached {
+            Some(document) => document,
+            None => match ExecutableDocument::parse_and_validate(
+                schema,
+                &request.query,
+                "operation.graphql",
+            ) {
+                Ok(document) => {
+                    let document = Arc::new(document);
+                    let mut cache = self.documents.lock().unwrap_or_else(|p| p.into_inner());
+                    cache.put(request.query.clone(), document.clone());
+                    document
+                }
+                Err(with_errors) => {
+                    return invalid(with_errors.errors.iter().map(|d| d.to_json()).collect());
+                }
+            },
         };
         let operation = match document.operations.get(request.operation_name.as_deref()) {
             Ok(op) => op,

@@ -19,6 +19,7 @@ pub use hive_router_query_planner::ast::selection_set::SelectionSet;
 pub use hive_router_query_planner::planner::plan_nodes::{
     BatchFetchNode, FetchNode, FetchNodePathSegment, FetchRewrite, FlattenNodePathSegment, PlanNode,
 };
+pub use hive_router_query_planner::state::supergraph_state::OperationKind;
 
 /// Why an operation could not be planned.
 #[derive(Debug, thiserror::Error)]

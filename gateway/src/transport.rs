@@ -2,7 +2,12 @@
 //! caller's `Authorization`, request id and W3C trace context passed along.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 
 use apollo_compiler::response::{JsonMap, JsonValue};
 use axum::http::HeaderValue;
@@ -31,10 +36,12 @@ pub struct SubgraphRequest<'a> {
     pub variables: JsonMap,
     /// Headers to forward.
     pub headers: &'a ForwardedHeaders,
+    /// Share the answer with identical fetches already in flight (queries only).
+    pub dedupe: bool,
 }
 
 /// A subgraph's GraphQL response.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 pub struct SubgraphResponse {
     /// `data`, when present.
     #[serde(default)]
@@ -45,7 +52,7 @@ pub struct SubgraphResponse {
 }
 
 /// Why a fetch produced no GraphQL response.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum TransportError {
     /// The plan names a subgraph the supergraph has no URL for.
     #[error("unknown subgraph")]
@@ -64,13 +71,16 @@ pub enum TransportError {
     InvalidResponse(String),
 }
 
+type SharedFetch = Shared<BoxFuture<'static, Result<Arc<SubgraphResponse>, TransportError>>>;
+
 /// The subgraph client.
 #[derive(Clone)]
 pub struct Transport {
     client: reqwest::Client,
-    urls: HashMap<String, String>,
-    timeouts: HashMap<String, Duration>,
+    urls: Arc<HashMap<String, String>>,
+    timeouts: Arc<HashMap<String, Duration>>,
     default_timeout: Duration,
+    in_flight: Arc<Mutex<HashMap<u64, SharedFetch>>>,
 }
 
 impl Transport {
@@ -86,29 +96,75 @@ impl Transport {
             .tcp_nodelay(true)
             .build()
             .unwrap_or_default();
-        Self { client, urls, timeouts, default_timeout }
+        Self {
+            client,
+            urls: Arc::new(urls),
+            timeouts: Arc::new(timeouts),
+            default_timeout,
+            in_flight: Arc::new(Mutex::new(HashMap::new())),
+        }
     }
 
-    /// Sends one fetch.
+    /// Sends one fetch; identical in-flight queries (same subgraph, operation, variables and
+    /// credentials) share one subgraph request.
     pub async fn execute(
         &self,
         request: SubgraphRequest<'_>,
-    ) -> Result<SubgraphResponse, TransportError> {
-        let url = self.urls.get(request.service).ok_or(TransportError::UnknownSubgraph)?;
+    ) -> Result<Arc<SubgraphResponse>, TransportError> {
+        let url = self.urls.get(request.service).ok_or(TransportError::UnknownSubgraph)?.clone();
         let timeout = self.timeouts.get(request.service).copied().unwrap_or(self.default_timeout);
         let body = serde_json::to_vec(&serde_json::json!({
             "query": request.query,
             "variables": request.variables,
         }))
         .map_err(|e| TransportError::InvalidResponse(e.to_string()))?;
+        if !request.dedupe {
+            return self.send(url, timeout, body, request.headers.clone()).await.map(Arc::new);
+        }
+        let key = {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            request.service.hash(&mut hasher);
+            body.hash(&mut hasher);
+            request.headers.authorization.as_ref().map(|h| h.as_bytes()).hash(&mut hasher);
+            hasher.finish()
+        };
+        let (shared, leader) = {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            match in_flight.get(&key) {
+                Some(existing) => (existing.clone(), false),
+                None => {
+                    let this = self.clone();
+                    let headers = request.headers.clone();
+                    let fut: BoxFuture<'static, _> = Box::pin(async move {
+                        this.send(url, timeout, body, headers).await.map(Arc::new)
+                    });
+                    let shared = fut.shared();
+                    in_flight.insert(key, shared.clone());
+                    (shared, true)
+                }
+            }
+        };
+        let result = shared.await;
+        if leader {
+            self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        }
+        result
+    }
+
+    async fn send(
+        &self,
+        url: String,
+        timeout: Duration,
+        body: Vec<u8>,
+        h: ForwardedHeaders,
+    ) -> Result<SubgraphResponse, TransportError> {
         let mut http = self
             .client
-            .post(url)
+            .post(&url)
             .timeout(timeout)
             .header("content-type", "application/json")
             .header("accept", "application/graphql-response+json, application/json")
             .body(body);
-        let h = request.headers;
         for (name, value) in [
             ("authorization", &h.authorization),
             ("x-request-id", &h.request_id),

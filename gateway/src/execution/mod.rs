@@ -6,13 +6,13 @@
 pub mod data;
 pub mod projection;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use apollo_compiler::response::{GraphQLError, JsonMap, JsonValue};
 use futures::future::BoxFuture;
 use serde_json_bytes::{ByteString, json};
 
-use crate::planning::{BatchFetchNode, FetchNode, FlattenNodePathSegment, PlanNode};
+use crate::planning::{BatchFetchNode, FetchNode, FlattenNodePathSegment, OperationKind, PlanNode};
 use crate::transport::{SubgraphRequest, Transport};
 use data::{PathElem, collect_entities, deep_merge, merge_at, representation};
 
@@ -143,9 +143,10 @@ impl<'a> Execution<'a> {
             query: &fetch.operation.document_str,
             variables,
             headers: self.headers,
+            dedupe: is_query(fetch.operation_kind.as_ref()),
         };
         let response = match self.transport.execute(request).await {
-            Ok(response) => response,
+            Ok(response) => Arc::unwrap_or_clone(response),
             Err(err) => {
                 self.error(
                     format!("subgraph `{}` failed: {err}", fetch.service_name),
@@ -227,9 +228,10 @@ impl<'a> Execution<'a> {
             query: &batch.operation.document_str,
             variables,
             headers: self.headers,
+            dedupe: is_query(batch.operation_kind.as_ref()),
         };
         let response = match self.transport.execute(request).await {
-            Ok(r) => r,
+            Ok(r) => Arc::unwrap_or_clone(r),
             Err(err) => {
                 self.error(
                     format!("subgraph `{}` failed: {err}", batch.service_name),
@@ -290,6 +292,10 @@ fn entity_error_path(
     let mut out: Vec<JsonValue> = entity_path.iter().map(PathElem::to_json).collect();
     out.extend(path[2..].iter().cloned());
     Some(out)
+}
+
+fn is_query(kind: Option<&OperationKind>) -> bool {
+    matches!(kind, None | Some(OperationKind::Query))
 }
 
 fn kind(node: &PlanNode) -> &'static str {
