@@ -198,3 +198,70 @@ impl Transport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A subgraph that counts requests and answers only when released.
+    async fn held_subgraph() -> (String, Arc<AtomicUsize>, Arc<tokio::sync::Semaphore>) {
+        let count = Arc::new(AtomicUsize::new(0));
+        let release = Arc::new(tokio::sync::Semaphore::new(0));
+        let (c, r) = (count.clone(), release.clone());
+        let app = axum::Router::new().route(
+            "/graphql",
+            axum::routing::post(move || {
+                let (c, r) = (c.clone(), r.clone());
+                async move {
+                    c.fetch_add(1, Ordering::SeqCst);
+                    let _permit = r.acquire().await;
+                    axum::Json(serde_json::json!({ "data": { "ok": true } }))
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/graphql", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, count, release)
+    }
+
+    async fn fire(dedupe: bool) -> usize {
+        let (url, count, release) = held_subgraph().await;
+        let transport = Transport::new(
+            HashMap::from([("s".to_string(), url)]),
+            Duration::from_secs(10),
+            HashMap::new(),
+        );
+        let headers = ForwardedHeaders::default();
+        let calls = (0..5).map(|_| {
+            transport.execute(SubgraphRequest {
+                service: "s",
+                query: "{ ok }",
+                variables: JsonMap::new(),
+                headers: &headers,
+                dedupe,
+            })
+        });
+        let all = futures::future::join_all(calls);
+        let releaser = async {
+            // Release once the expected requests have arrived (polled, with a deadline).
+            let expected = if dedupe { 1 } else { 5 };
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while count.load(Ordering::SeqCst) < expected && tokio::time::Instant::now() < deadline
+            {
+                tokio::task::yield_now().await;
+            }
+            release.add_permits(5);
+        };
+        let (results, ()) = tokio::join!(all, releaser);
+        assert!(results.iter().all(|r| r.as_ref().is_ok_and(|r| r.data.is_some())));
+        count.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn identical_queries_in_flight_share_one_subgraph_request() {
+        assert_eq!(fire(true).await, 1);
+        assert_eq!(fire(false).await, 5);
+    }
+}
