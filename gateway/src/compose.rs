@@ -102,3 +102,50 @@ fn find_type_header(sdl: &str, header: &str) -> Option<usize> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subgraph(name: &str, sdl: &str) -> SubgraphSdl {
+        let link = r#"extend schema @link(url: "https://specs.apollo.dev/federation/v2.3", import: ["@key", "@shareable"])"#;
+        SubgraphSdl {
+            name: name.into(),
+            url: format!("http://{name}.invalid/graphql"),
+            sdl: format!("{link}\n{sdl}"),
+        }
+    }
+
+    #[test]
+    fn root_types_get_a_join_type_per_contributing_subgraph() {
+        let sdl = compose(&[
+            subgraph("a", "type Query { a: Thing } type Thing @key(fields: \"id\") { id: ID! }"),
+            subgraph(
+                "b",
+                "type Query { b: Int } type Thing @key(fields: \"id\") { id: ID! extra: String }",
+            ),
+        ])
+        .unwrap();
+        let query = &sdl[sdl.find("type Query").unwrap()..];
+        let header = &query[..query.find('{').unwrap()];
+        assert!(
+            header.contains("@join__type(graph: A)") && header.contains("@join__type(graph: B)"),
+            "{header}"
+        );
+        crate::supergraph::Supergraph::load(&sdl).expect("our planner accepts the result");
+    }
+
+    #[test]
+    fn conflicts_name_the_type_and_field_at_fault() {
+        let err = compose(&[
+            subgraph("a", "type Query { a: Int } type Price { amount: Int }"),
+            subgraph("b", "type Query { b: Int } type Price { amount: String }"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("Price.amount") || (text.contains("Price") && text.contains("amount")),
+            "{text}"
+        );
+    }
+}

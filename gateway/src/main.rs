@@ -32,6 +32,9 @@ struct Args {
     /// Verify bearer tokens with the JWKS at this URL (401 for bad tokens).
     #[arg(long, env = "GATEWAY_JWKS_URL")]
     jwks_url: Option<String>,
+    /// Print the query plan of this operation and exit (for debugging plans).
+    #[arg(long, value_name = "OPERATION")]
+    print_plan: Option<String>,
     /// Verify bearer tokens with this HS256 secret.
     #[arg(long, env = "GATEWAY_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
@@ -63,6 +66,12 @@ async fn main() -> anyhow::Result<()> {
             gateway::compose_live(&subgraphs).await?
         }
     };
+    if let Some(operation) = &args.print_plan {
+        let supergraph = gateway::supergraph::Supergraph::load(&sdl)?;
+        let prepared = supergraph.planner.prepare(operation, None)?;
+        println!("{}", prepared.plan);
+        return Ok(());
+    }
     let mut options = gateway::GatewayOptions::default();
     options.http.cors_origins = args.cors_origin;
     options.limits.introspection = !args.no_introspection;

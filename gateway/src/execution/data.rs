@@ -114,14 +114,16 @@ fn project_into(value: &JsonValue, map: &JsonMap, items: &[SelectionItem], out: 
     for item in items {
         match item {
             SelectionItem::Field(field) => {
-                let key = field.alias.as_deref().unwrap_or(&field.name);
-                if let Some(v) = map.get(key) {
+                // In a `requires` selection `price: _internal_qp_alias_0` reads the data under
+                // the field's name and writes the representation key the alias gives.
+                if let Some(v) = map.get(field.name.as_str()) {
                     let projected = if field.selections.items.is_empty() {
                         v.clone()
                     } else {
                         project(v, &field.selections.items)
                     };
-                    out.insert(ByteString::from(field.name.as_str()), projected);
+                    let key = field.alias.as_deref().unwrap_or(&field.name);
+                    out.insert(ByteString::from(key), projected);
                 }
             }
             SelectionItem::InlineFragment(fragment) => {

@@ -4,6 +4,7 @@
 //! propagation for non-null fields all follow the GraphQL specification; it also answers the
 //! introspection meta-fields from the API schema.
 
+use apollo_compiler::collections::HashMap;
 use apollo_compiler::executable::Operation;
 use apollo_compiler::resolvers::{Execution, FieldError, ObjectValue, ResolveInfo, ResolvedValue};
 use apollo_compiler::response::{ExecutionResponse, GraphQLError, JsonMap, JsonValue};
@@ -11,11 +12,42 @@ use apollo_compiler::schema::{ExtendedType, Implementers, Type};
 use apollo_compiler::validation::Valid;
 use apollo_compiler::{ExecutableDocument, Name, Schema};
 
+/// What resolving needs to know about the schema.
+struct Types<'a> {
+    schema: &'a Schema,
+    implementers: &'a HashMap<Name, Implementers>,
+}
+
+impl<'a> Types<'a> {
+    /// The concrete object type to read `map` as, for a field declared as `declared`: the
+    /// `__typename` the subgraph sent when it names an object type; otherwise (none sent, or
+    /// an interface name from an `@interfaceObject` subgraph) the declared type when it is an
+    /// object type, or else one of its implementations, whose fields include the interface's.
+    fn object_type(&self, map: &'a JsonMap, declared: &'a Name) -> &'a str {
+        if let Some(sent) = map.get("__typename").and_then(|t| t.as_str())
+            && matches!(self.schema.types.get(sent), Some(ExtendedType::Object(_)))
+        {
+            return sent;
+        }
+        match self.schema.types.get(declared) {
+            Some(ExtendedType::Object(_)) => declared.as_str(),
+            Some(ExtendedType::Union(union)) => {
+                union.members.iter().next().map_or(declared.as_str(), |m| m.name.as_str())
+            }
+            _ => self
+                .implementers
+                .get(declared)
+                .and_then(|i| i.objects.iter().next())
+                .map_or(declared.as_str(), |n| n.as_str()),
+        }
+    }
+}
+
 /// An object of the response tree, seen as a GraphQL object of a known type.
 struct JsonObject<'a> {
     map: Option<&'a JsonMap>,
     type_name: &'a str,
-    schema: &'a Schema,
+    types: &'a Types<'a>,
 }
 
 impl ObjectValue for JsonObject<'_> {
@@ -35,14 +67,14 @@ impl ObjectValue for JsonObject<'_> {
         let Some(value) = self.map.and_then(|m| m.get(key)) else {
             return Ok(ResolvedValue::null());
         };
-        resolve(value, &info.field_definition().ty, self.schema)
+        resolve(value, &info.field_definition().ty, self.types)
     }
 }
 
 fn resolve<'a>(
     value: &'a JsonValue,
     ty: &'a Type,
-    schema: &'a Schema,
+    types: &'a Types<'a>,
 ) -> Result<ResolvedValue<'a>, FieldError> {
     if value.is_null() {
         return Ok(ResolvedValue::null());
@@ -50,20 +82,24 @@ fn resolve<'a>(
     match ty {
         Type::List(item) | Type::NonNullList(item) => match value {
             JsonValue::Array(items) => Ok(ResolvedValue::List(Box::new(
-                items.iter().map(move |v| resolve(v, item, schema)),
+                items.iter().map(move |v| resolve(v, item, types)),
             ))),
             _ => Err(FieldError { message: "expected a list from the subgraph".into() }),
         },
-        Type::Named(name) | Type::NonNullNamed(name) => match schema.types.get(name) {
+        Type::Named(name) | Type::NonNullNamed(name) => match types.schema.types.get(name) {
             Some(ExtendedType::Object(_) | ExtendedType::Interface(_) | ExtendedType::Union(_)) => {
                 let JsonValue::Object(map) = value else {
                     return Err(FieldError {
                         message: "expected an object from the subgraph".into(),
                     });
                 };
-                let type_name =
-                    map.get("__typename").and_then(|t| t.as_str()).unwrap_or(name.as_str());
-                Ok(ResolvedValue::object(JsonObject { map: Some(map), type_name, schema }))
+                let type_name = types.object_type(map, name);
+                Ok(ResolvedValue::object(JsonObject { map: Some(map), type_name, types }))
+            }
+            // Float result coercion accepts integers (GraphQL spec, Float, Result Coercion).
+            _ if name == "Float" && (value.is_i64() || value.is_u64()) => {
+                let float = value.as_f64().and_then(serde_json_bytes::serde_json::Number::from_f64);
+                Ok(ResolvedValue::leaf(float.map_or(JsonValue::Null, JsonValue::Number)))
             }
             _ => Ok(ResolvedValue::leaf(value.clone())),
         },
@@ -73,15 +109,19 @@ fn resolve<'a>(
 /// Projects `data` (the merged subgraph results) through the client's operation.
 pub fn project(
     schema: &Valid<Schema>,
-    implementers: &apollo_compiler::collections::HashMap<Name, Implementers>,
+    implementers: &HashMap<Name, Implementers>,
     document: &Valid<ExecutableDocument>,
     operation: &Operation,
     variables: &Valid<JsonMap>,
     data: &JsonValue,
     introspection: bool,
 ) -> Result<ExecutionResponse, Box<GraphQLError>> {
-    let root =
-        JsonObject { map: data.as_object(), type_name: operation.object_type().as_str(), schema };
+    let types = Types { schema, implementers };
+    let root = JsonObject {
+        map: data.as_object(),
+        type_name: operation.object_type().as_str(),
+        types: &types,
+    };
     Execution::new(schema, document)
         .implementers_map(implementers)
         .operation(operation)
