@@ -1,7 +1,7 @@
 //! `bench-gateways`: the public federation gateways benchmark, run here.
 //!
 //! Starts our copy of its four subgraphs, then each gateway in turn — ours
-//! (`target/release/gateway`) and Hive Router (`hive-router` on the PATH, or `--hive PATH`) —
+//! (`target/release/gateway`) and Hive Router (`hive_router` on the PATH, or `--hive PATH`) —
 //! in front of its supergraph; drives its query at a fixed concurrency (warm-up, then a
 //! measured window); checks every response against the reference response; and prints
 //! requests/s, p50/p95/p99 latency and peak memory (VmHWM) of each, with their ratio. It also
@@ -32,7 +32,7 @@ fn parse_args() -> anyhow::Result<Options> {
         duration: Duration::from_secs(20),
         warmup: Duration::from_secs(5),
         connections: 50,
-        hive: which("hive-router"),
+        hive: which("hive_router").or_else(|| which("hive-router")),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
