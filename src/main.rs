@@ -2,6 +2,10 @@
 
 use clap::Parser;
 
+// The gateway runs in this process too; see gateway/src/main.rs for why mimalloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = better_store::cli::Cli::parse();

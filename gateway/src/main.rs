@@ -10,6 +10,9 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Parser;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A federation gateway for any Federation v2 supergraph.
 #[derive(Debug, Parser)]
 #[command(version, about)]

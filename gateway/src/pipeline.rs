@@ -11,7 +11,8 @@ use apollo_compiler::schema::Implementers;
 use apollo_compiler::validation::Valid;
 use apollo_compiler::{Name, collections::HashMap};
 
-use crate::execution::{Execution, projection};
+use crate::execution::projection::Projection;
+use crate::execution::{Execution, introspection};
 use crate::supergraph::Supergraph;
 use crate::transport::{ForwardedHeaders, Transport};
 
@@ -160,7 +161,7 @@ impl Gateway {
             )]);
         }
 
-        let (data, mut errors) = if concrete {
+        let (data, mut errors, prepared) = if concrete {
             // The planner knows nothing of introspection: plan the operation without it.
             let plan_query = if introspects {
                 without_introspection(&document, operation)
@@ -185,14 +186,30 @@ impl Gateway {
                     };
                 }
             };
-            Execution::new(&self.transport, variables.as_ref(), headers)
+            let (data, errors) = Execution::new(&self.transport, variables.as_ref(), headers)
                 .run(prepared.plan.node.as_ref())
-                .await
+                .await;
+            (data, errors, Some(prepared))
         } else {
-            (JsonValue::Object(JsonMap::new()), Vec::new())
+            (JsonValue::Object(JsonMap::new()), Vec::new(), None)
         };
+        // A null caused by a subgraph error is already explained by that error.
+        let covered: Vec<Vec<ResponseDataPathSegment>> =
+            errors.iter().map(|e| e.path.clone()).collect();
+        let explained =
+            |e: &GraphQLError| covered.iter().any(|p| !p.is_empty() && e.path.starts_with(p));
 
-        match projection::project(
+        if let (Some(prepared), false) = (&prepared, introspects) {
+            let mut projection = Projection::new(schema, &self.implementers, variables.as_ref());
+            let data = projection.run(
+                operation.object_type().as_str(),
+                &prepared.operation.selection_set,
+                &data,
+            );
+            errors.extend(projection.errors.into_iter().filter(|e| !explained(e)));
+            return Outcome::Executed { data, errors };
+        }
+        match introspection::project(
             schema,
             &self.implementers,
             &document,
@@ -202,14 +219,7 @@ impl Gateway {
             introspects,
         ) {
             Ok(response) => {
-                // A null caused by a subgraph error is already explained by that error.
-                let covered: Vec<Vec<ResponseDataPathSegment>> =
-                    errors.iter().map(|e| e.path.clone()).collect();
-                errors.extend(
-                    response.errors.into_iter().filter(|e| {
-                        !covered.iter().any(|p| !p.is_empty() && e.path.starts_with(p))
-                    }),
-                );
+                errors.extend(response.errors.into_iter().filter(|e| !explained(e)));
                 Outcome::Executed { data: response.data, errors }
             }
             Err(error) => invalid(vec![*error]),

@@ -4,6 +4,7 @@
 //! [`projection`], with GraphQL's null propagation.
 
 pub mod data;
+pub mod introspection;
 pub mod projection;
 
 use std::sync::{Arc, Mutex};
@@ -115,19 +116,15 @@ impl<'a> Execution<'a> {
                 let requires = fetch.requires.as_ref().map(|r| &r.items[..]).unwrap_or_default();
                 let found = collect_entities(&data, path);
                 let mut paths = Vec::with_capacity(found.len());
-                let mut reps: Vec<JsonValue> = Vec::with_capacity(found.len());
+                let mut reps = Representations::default();
                 for (entity_path, entity) in found {
                     if let Some(rep) =
                         representation(entity, requires, fetch.input_rewrites.as_deref())
                     {
-                        let index = reps.iter().position(|r| *r == rep).unwrap_or_else(|| {
-                            reps.push(rep);
-                            reps.len() - 1
-                        });
-                        paths.push((entity_path, index));
+                        paths.push((entity_path, reps.index_of(rep)));
                     }
                 }
-                (paths, reps)
+                (paths, reps.into_values())
             };
             if reps.is_empty() {
                 return;
@@ -197,7 +194,7 @@ impl<'a> Execution<'a> {
             let data = self.data.lock().unwrap_or_else(|p| p.into_inner());
             for alias in &batch.entity_batch.aliases {
                 let mut paths = Vec::new();
-                let mut reps: Vec<JsonValue> = Vec::new();
+                let mut reps = Representations::default();
                 for merge_path in &alias.merge_paths {
                     for (entity_path, entity) in collect_entities(&data, merge_path.as_slice()) {
                         if let Some(rep) = representation(
@@ -205,17 +202,13 @@ impl<'a> Execution<'a> {
                             &alias.requires.items,
                             alias.input_rewrites.as_deref(),
                         ) {
-                            let index = reps.iter().position(|r| *r == rep).unwrap_or_else(|| {
-                                reps.push(rep);
-                                reps.len() - 1
-                            });
-                            paths.push((entity_path, index));
+                            paths.push((entity_path, reps.index_of(rep)));
                         }
                     }
                 }
                 variables.insert(
                     ByteString::from(alias.representations_variable_name.as_str()),
-                    JsonValue::Array(reps),
+                    JsonValue::Array(reps.into_values()),
                 );
                 all_paths.push(paths);
             }
@@ -275,6 +268,30 @@ impl<'a> Execution<'a> {
         for error in errors {
             out.extend(data::subgraph_error(error, service, &map_path));
         }
+    }
+}
+
+/// Distinct representations in first-seen order: entities that share a key are fetched once.
+#[derive(Default)]
+struct Representations {
+    values: Vec<JsonValue>,
+    seen: std::collections::HashMap<Vec<u8>, usize>,
+}
+
+impl Representations {
+    /// The position of `rep`, added when new.
+    fn index_of(&mut self, rep: JsonValue) -> usize {
+        let key = serde_json::to_vec(&rep).unwrap_or_default();
+        let next = self.values.len();
+        let index = *self.seen.entry(key).or_insert(next);
+        if index == next {
+            self.values.push(rep);
+        }
+        index
+    }
+
+    fn into_values(self) -> Vec<JsonValue> {
+        self.values
     }
 }
 

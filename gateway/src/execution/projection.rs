@@ -1,207 +1,229 @@
 //! Projection: the client's exact selection, in the client's order, read from the merged
-//! response tree. apollo-compiler's executor walks the client's operation over a JSON-backed
-//! object, so aliases, fragments, `@skip`/`@include`, `__typename`, leaf coercion and null
-//! propagation for non-null fields all follow the GraphQL specification; it also answers the
-//! introspection meta-fields from the API schema.
+//! response tree, with GraphQL's null propagation: a null (or missing) value in a non-null
+//! position nulls the nearest nullable ancestor and is reported once, at its own path.
+//!
+//! It walks the normalised operation (fragments inlined, abstract selections expanded to
+//! concrete types, `@skip`/`@include` left as variable conditions) with the API schema for
+//! field types. Operations that introspect go through [`super::introspection`] instead.
 
-use apollo_compiler::collections::HashMap;
-use apollo_compiler::executable::Operation;
-use apollo_compiler::resolvers::{Execution, FieldError, ObjectValue, ResolveInfo, ResolvedValue};
-use apollo_compiler::response::{ExecutionResponse, GraphQLError, JsonMap, JsonValue};
+use apollo_compiler::response::{GraphQLError, JsonMap, JsonValue, ResponseDataPathSegment};
 use apollo_compiler::schema::{ExtendedType, Implementers, Type};
-use apollo_compiler::validation::Valid;
-use apollo_compiler::{ExecutableDocument, Name, Schema};
+use apollo_compiler::{Name, Schema, collections::HashMap};
+use serde_json_bytes::ByteString;
 
-/// What resolving needs to know about the schema.
-struct Types<'a> {
+use crate::planning::{SelectionItem, SelectionSet};
+
+/// A null in a non-null position, travelling up to the nearest nullable ancestor.
+struct Bubble;
+
+/// One projection.
+pub struct Projection<'a> {
     schema: &'a Schema,
     implementers: &'a HashMap<Name, Implementers>,
+    variables: &'a JsonMap,
+    path: Vec<ResponseDataPathSegment>,
+    /// Null-propagation errors, at the path of the value that was null.
+    pub errors: Vec<GraphQLError>,
 }
 
-impl<'a> Types<'a> {
-    /// The concrete object type to read `map` as, for a field declared as `declared`: the
-    /// `__typename` the subgraph sent when it names an object type; otherwise (none sent, or
-    /// an interface name from an `@interfaceObject` subgraph) the declared type when it is an
-    /// object type, or else one of its implementations, whose fields include the interface's.
-    fn object_type(&self, map: &'a JsonMap, declared: &'a Name) -> &'a str {
+impl<'a> Projection<'a> {
+    /// A projection over `schema` with the operation's coerced `variables`.
+    pub fn new(
+        schema: &'a Schema,
+        implementers: &'a HashMap<Name, Implementers>,
+        variables: &'a JsonMap,
+    ) -> Self {
+        Self { schema, implementers, variables, path: Vec::new(), errors: Vec::new() }
+    }
+
+    /// Projects `data` (the merged tree) through the operation's root `selections`.
+    /// `None` when a null reached `data` itself.
+    pub fn run(
+        &mut self,
+        root_type: &str,
+        selections: &SelectionSet,
+        data: &JsonValue,
+    ) -> Option<JsonMap> {
+        let mut out = JsonMap::new();
+        match self.object(data.as_object(), root_type, selections, &mut out) {
+            Ok(()) => Some(out),
+            Err(Bubble) => None,
+        }
+    }
+
+    fn skipped(&self, skip_if: &Option<String>, include_if: &Option<String>) -> bool {
+        let var = |name: &String| {
+            matches!(self.variables.get(name.as_str()), Some(JsonValue::Bool(true)))
+        };
+        skip_if.as_ref().is_some_and(var) || include_if.as_ref().is_some_and(|n| !var(n))
+    }
+
+    fn applies(&self, condition: &str, type_name: &str) -> bool {
+        condition == type_name
+            || match self.schema.types.get(condition) {
+                Some(ExtendedType::Interface(_)) => {
+                    self.implementers.get(condition).is_some_and(|i| i.objects.contains(type_name))
+                }
+                Some(ExtendedType::Union(u)) => u.members.contains(type_name),
+                _ => false,
+            }
+    }
+
+    fn object(
+        &mut self,
+        map: Option<&JsonMap>,
+        type_name: &str,
+        selections: &SelectionSet,
+        out: &mut JsonMap,
+    ) -> Result<(), Bubble> {
+        for item in &selections.items {
+            match item {
+                SelectionItem::Field(field) => {
+                    if field.omit_from_response || self.skipped(&field.skip_if, &field.include_if) {
+                        continue;
+                    }
+                    let key = field.alias.as_deref().unwrap_or(&field.name);
+                    if field.name == "__typename" {
+                        out.insert(ByteString::from(key), JsonValue::String(type_name.into()));
+                        continue;
+                    }
+                    let Some(definition) = self.schema.type_field(type_name, &field.name).ok()
+                    else {
+                        continue; // not in the API schema: nothing to show
+                    };
+                    let value = map.and_then(|m| m.get(key));
+                    self.path.push(ResponseDataPathSegment::Field(Name::new_unchecked(key)));
+                    let completed = self.complete(
+                        value,
+                        &definition.ty,
+                        &field.selections,
+                        type_name,
+                        &field.name,
+                    );
+                    self.path.pop();
+                    let completed = completed?;
+                    match out.get_mut(key) {
+                        // The same key selected again (from another fragment): merge objects.
+                        Some(existing) => super::data::deep_merge(existing, completed),
+                        None => {
+                            out.insert(ByteString::from(key), completed);
+                        }
+                    }
+                }
+                SelectionItem::InlineFragment(fragment) => {
+                    if !self.skipped(&fragment.skip_if, &fragment.include_if)
+                        && self.applies(&fragment.type_condition, type_name)
+                    {
+                        self.object(map, type_name, &fragment.selections, out)?;
+                    }
+                }
+                SelectionItem::FragmentSpread(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn complete(
+        &mut self,
+        value: Option<&JsonValue>,
+        ty: &Type,
+        selections: &SelectionSet,
+        parent: &str,
+        field: &str,
+    ) -> Result<JsonValue, Bubble> {
+        let value = match value {
+            None | Some(JsonValue::Null) => {
+                if ty.is_non_null() {
+                    self.null_error(parent, field);
+                    return Err(Bubble);
+                }
+                return Ok(JsonValue::Null);
+            }
+            Some(v) => v,
+        };
+        let nullable = |result: Result<JsonValue, Bubble>| match result {
+            Err(Bubble) if !ty.is_non_null() => Ok(JsonValue::Null),
+            other => other,
+        };
+        match ty {
+            Type::List(item) | Type::NonNullList(item) => {
+                let JsonValue::Array(items) = value else {
+                    return nullable(self.invalid("a list", parent, field));
+                };
+                let mut out = Vec::with_capacity(items.len());
+                let mut failed = false;
+                for (i, v) in items.iter().enumerate() {
+                    self.path.push(ResponseDataPathSegment::ListIndex(i));
+                    let completed = self.complete(Some(v), item, selections, parent, field);
+                    self.path.pop();
+                    match completed {
+                        Ok(v) => out.push(v),
+                        Err(Bubble) => {
+                            failed = true;
+                            break;
+                        }
+                    }
+                }
+                nullable(if failed { Err(Bubble) } else { Ok(JsonValue::Array(out)) })
+            }
+            Type::Named(name) | Type::NonNullNamed(name) => match self.schema.types.get(name) {
+                Some(
+                    ExtendedType::Object(_) | ExtendedType::Interface(_) | ExtendedType::Union(_),
+                ) => {
+                    let JsonValue::Object(map) = value else {
+                        return nullable(self.invalid("an object", parent, field));
+                    };
+                    let type_name = self.object_type(map, name);
+                    let mut out = JsonMap::new();
+                    let result = self.object(Some(map), &type_name, selections, &mut out);
+                    nullable(result.map(|()| JsonValue::Object(out)))
+                }
+                _ if name == "Float" && (value.is_i64() || value.is_u64()) => {
+                    // Float result coercion accepts integers.
+                    let float =
+                        value.as_f64().and_then(serde_json_bytes::serde_json::Number::from_f64);
+                    Ok(float.map_or(JsonValue::Null, JsonValue::Number))
+                }
+                _ => Ok(value.clone()),
+            },
+        }
+    }
+
+    /// The concrete type to read `map` as: the `__typename` the subgraph sent when it names an
+    /// object type; otherwise (none, or an interface name from an `@interfaceObject` subgraph)
+    /// the declared type if it is an object type, or one of its implementations.
+    fn object_type(&self, map: &JsonMap, declared: &Name) -> String {
         if let Some(sent) = map.get("__typename").and_then(|t| t.as_str())
             && matches!(self.schema.types.get(sent), Some(ExtendedType::Object(_)))
         {
-            return sent;
+            return sent.to_string();
         }
         match self.schema.types.get(declared) {
-            Some(ExtendedType::Object(_)) => declared.as_str(),
             Some(ExtendedType::Union(union)) => {
-                union.members.iter().next().map_or(declared.as_str(), |m| m.name.as_str())
+                union.members.iter().next().map(|m| m.name.to_string())
             }
-            _ => self
+            Some(ExtendedType::Interface(_)) => self
                 .implementers
                 .get(declared)
                 .and_then(|i| i.objects.iter().next())
-                .map_or(declared.as_str(), |n| n.as_str()),
+                .map(|n| n.to_string()),
+            _ => None,
         }
-    }
-}
-
-/// An object of the response tree, seen as a GraphQL object of a known type.
-struct JsonObject<'a> {
-    map: Option<&'a JsonMap>,
-    type_name: &'a str,
-    types: &'a Types<'a>,
-}
-
-impl ObjectValue for JsonObject<'_> {
-    fn type_name(&self) -> &str {
-        self.type_name
+        .unwrap_or_else(|| declared.to_string())
     }
 
-    fn resolve_field<'a>(
-        &'a self,
-        info: &'a ResolveInfo<'a>,
-    ) -> Result<ResolvedValue<'a>, FieldError> {
-        let key = info
-            .field_selections()
-            .first()
-            .map(|f| f.response_key().as_str())
-            .unwrap_or(info.field_name());
-        let Some(value) = self.map.and_then(|m| m.get(key)) else {
-            return Ok(ResolvedValue::null());
-        };
-        resolve(value, &info.field_definition().ty, self.types)
-    }
-}
-
-fn resolve<'a>(
-    value: &'a JsonValue,
-    ty: &'a Type,
-    types: &'a Types<'a>,
-) -> Result<ResolvedValue<'a>, FieldError> {
-    if value.is_null() {
-        return Ok(ResolvedValue::null());
-    }
-    match ty {
-        Type::List(item) | Type::NonNullList(item) => match value {
-            JsonValue::Array(items) => Ok(ResolvedValue::List(Box::new(
-                items.iter().map(move |v| resolve(v, item, types)),
-            ))),
-            _ => Err(FieldError { message: "expected a list from the subgraph".into() }),
-        },
-        Type::Named(name) | Type::NonNullNamed(name) => match types.schema.types.get(name) {
-            Some(ExtendedType::Object(_) | ExtendedType::Interface(_) | ExtendedType::Union(_)) => {
-                let JsonValue::Object(map) = value else {
-                    return Err(FieldError {
-                        message: "expected an object from the subgraph".into(),
-                    });
-                };
-                let type_name = types.object_type(map, name);
-                Ok(ResolvedValue::object(JsonObject { map: Some(map), type_name, types }))
-            }
-            // Float result coercion accepts integers (GraphQL spec, Float, Result Coercion).
-            _ if name == "Float" && (value.is_i64() || value.is_u64()) => {
-                let float = value.as_f64().and_then(serde_json_bytes::serde_json::Number::from_f64);
-                Ok(ResolvedValue::leaf(float.map_or(JsonValue::Null, JsonValue::Number)))
-            }
-            _ => Ok(ResolvedValue::leaf(value.clone())),
-        },
-    }
-}
-
-/// Projects `data` (the merged subgraph results) through the client's operation.
-pub fn project(
-    schema: &Valid<Schema>,
-    implementers: &HashMap<Name, Implementers>,
-    document: &Valid<ExecutableDocument>,
-    operation: &Operation,
-    variables: &Valid<JsonMap>,
-    data: &JsonValue,
-    introspection: bool,
-) -> Result<ExecutionResponse, Box<GraphQLError>> {
-    let types = Types { schema, implementers };
-    let root = JsonObject {
-        map: data.as_object(),
-        type_name: operation.object_type().as_str(),
-        types: &types,
-    };
-    Execution::new(schema, document)
-        .implementers_map(implementers)
-        .operation(operation)
-        .coerced_variable_values(variables)
-        .enable_schema_introspection(introspection)
-        .execute_sync(&root)
-        .map_err(|e| Box::new(e.to_graphql_error(&document.sources)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json_bytes::json;
-
-    const SDL: &str = "
-        type Query { shelf: Shelf! maybe: Shelf items: [Item!] }
-        type Shelf { name: String! books: [Book!]! note: String }
-        interface Item { id: ID! }
-        type Book implements Item { id: ID! title: String! }
-        type Film implements Item { id: ID! minutes: Int }
-    ";
-
-    fn run(query: &str, data: JsonValue) -> serde_json::Value {
-        let schema = Schema::parse_and_validate(SDL, "schema.graphql").unwrap();
-        let document =
-            ExecutableDocument::parse_and_validate(&schema, query, "query.graphql").unwrap();
-        let operation = document.operations.get(None).unwrap();
-        let variables =
-            apollo_compiler::request::coerce_variable_values(&schema, operation, &JsonMap::new())
-                .unwrap();
-        let implementers = schema.implementers_map();
-        let response =
-            project(&schema, &implementers, &document, operation, &variables, &data, false)
-                .unwrap();
-        serde_json::to_value(&response).unwrap()
+    fn null_error(&mut self, parent: &str, field: &str) {
+        let message = format!("Cannot return null for non-nullable field {parent}.{field}.");
+        let mut error = GraphQLError::new(message, None, &Default::default());
+        error.path = self.path.clone();
+        self.errors.push(error);
     }
 
-    #[test]
-    fn the_client_selection_is_projected_in_client_order_with_aliases() {
-        // Subgraph data is keyed by response keys (aliases), in whatever order fetches merged it.
-        let data = json!({ "shelf": { "books": [{ "title": "B", "id": "1" }], "label": "S", "unasked": true } });
-        let out = run("{ shelf { label: name books { title } } }", data);
-        assert_eq!(
-            out["data"],
-            serde_json::json!({ "shelf": { "label": "S", "books": [{ "title": "B" }] } })
-        );
-        let keys: Vec<_> = out["data"]["shelf"].as_object().unwrap().keys().cloned().collect();
-        assert_eq!(keys, ["label", "books"], "the client's order, nothing unasked");
-    }
-
-    #[test]
-    fn a_null_non_null_field_nulls_its_nearest_nullable_parent_with_an_error() {
-        // `books[0].title` is non-null and missing: the book, then the non-null list and the
-        // non-null shelf are nulled up to `data`, which has no nullable parent.
-        let out = run(
-            "{ shelf { name books { title } } }",
-            json!({ "shelf": { "name": "S", "books": [{ "title": null }] } }),
-        );
-        assert_eq!(out["data"], serde_json::Value::Null);
-        assert_eq!(out["errors"][0]["path"], serde_json::json!(["shelf", "books", 0, "title"]));
-        // A nullable parent stops the propagation.
-        let out = run("{ maybe { name } }", json!({ "maybe": { "name": null } }));
-        assert_eq!(out["data"], serde_json::json!({ "maybe": null }));
-        assert_eq!(out["errors"][0]["path"], serde_json::json!(["maybe", "name"]));
-    }
-
-    #[test]
-    fn abstract_types_follow_typename_and_fragments() {
-        let data = json!({ "items": [
-            { "__typename": "Book", "id": "1", "title": "Dune" },
-            { "__typename": "Film", "id": "2", "minutes": 155 },
-        ]});
-        let out =
-            run("{ items { __typename id ... on Book { title } ... on Film { minutes } } }", data);
-        assert_eq!(
-            out["data"]["items"],
-            serde_json::json!([
-                { "__typename": "Book", "id": "1", "title": "Dune" },
-                { "__typename": "Film", "id": "2", "minutes": 155 },
-            ])
-        );
+    fn invalid(&mut self, expected: &str, parent: &str, field: &str) -> Result<JsonValue, Bubble> {
+        let message = format!("The subgraph did not return {expected} for {parent}.{field}.");
+        let mut error = GraphQLError::new(message, None, &Default::default());
+        error.path = self.path.clone();
+        self.errors.push(error);
+        Err(Bubble)
     }
 }
