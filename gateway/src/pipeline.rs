@@ -186,9 +186,14 @@ impl Gateway {
                     };
                 }
             };
-            let (data, errors) = Execution::new(&self.transport, variables.as_ref(), headers)
-                .run(prepared.plan.node.as_ref())
-                .await;
+            let (data, errors) = Execution::new(
+                &self.transport,
+                variables.as_ref(),
+                headers,
+                &self.supergraph.possible_types,
+            )
+            .run(prepared.plan.node.as_ref())
+            .await;
             (data, errors, Some(prepared))
         } else {
             (JsonValue::Object(JsonMap::new()), Vec::new(), None)

@@ -15,11 +15,21 @@ use hive_router_query_planner::planner::{Planner, QueryPlannerOptions};
 use hive_router_query_planner::utils::cancellation::CancellationToken;
 
 pub use hive_router_query_planner::ast::selection_item::SelectionItem;
-pub use hive_router_query_planner::ast::selection_set::SelectionSet;
+pub use hive_router_query_planner::ast::selection_set::{
+    FieldSelection, InlineFragmentSelection, SelectionSet,
+};
 pub use hive_router_query_planner::planner::plan_nodes::{
     BatchFetchNode, FetchNode, FetchNodePathSegment, FetchRewrite, FlattenNodePathSegment, PlanNode,
 };
 pub use hive_router_query_planner::state::supergraph_state::OperationKind;
+
+/// Abstract type name → the object type names that can stand for it.
+pub type PossibleTypes = HashMap<String, std::collections::HashSet<String>>;
+
+/// True when an object of type `typename` matches a type condition on `condition`.
+pub fn fits(possible: &PossibleTypes, condition: &str, typename: &str) -> bool {
+    condition == typename || possible.get(condition).is_some_and(|types| types.contains(typename))
+}
 
 /// Why an operation could not be planned.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +73,24 @@ impl QueryPlanner {
     /// Subgraph name → URL, from `@join__graph`.
     pub fn subgraph_urls(&self) -> HashMap<String, String> {
         self.planner.supergraph.subgraph_endpoint_map.clone()
+    }
+
+    /// Abstract type → the object types that can stand for it (interfaces and unions of the
+    /// whole supergraph, `@inaccessible` ones included: representations can involve them).
+    pub fn possible_types(&self) -> PossibleTypes {
+        use hive_router_query_planner::state::supergraph_state::SupergraphDefinition;
+        let state = &self.planner.supergraph;
+        let mut out: PossibleTypes = state
+            .interface_to_object_types
+            .iter()
+            .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
+            .collect();
+        for (name, definition) in &state.definitions {
+            if let SupergraphDefinition::Union(union) = definition {
+                out.insert(name.clone(), union.types.iter().cloned().collect());
+            }
+        }
+        out
     }
 
     /// The API schema document the planner derived.

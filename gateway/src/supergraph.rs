@@ -37,6 +37,8 @@ pub struct Supergraph {
     pub api_schema: Arc<Valid<Schema>>,
     /// Subgraph name → URL.
     pub subgraph_urls: HashMap<String, String>,
+    /// Which object types each interface or union stands for.
+    pub possible_types: Arc<crate::planning::PossibleTypes>,
 }
 
 impl Supergraph {
@@ -56,7 +58,14 @@ impl Supergraph {
         let api_sdl = api_sdl(&planner.consumer_schema_document());
         let api_schema = Schema::parse_and_validate(api_sdl, "api-schema.graphql")
             .map_err(|e| SupergraphError::ApiSchema(e.errors.to_string()))?;
-        Ok(Self { sdl: sdl.to_string(), planner, api_schema: Arc::new(api_schema), subgraph_urls })
+        let possible_types = Arc::new(planner.possible_types());
+        Ok(Self {
+            sdl: sdl.to_string(),
+            planner,
+            api_schema: Arc::new(api_schema),
+            subgraph_urls,
+            possible_types,
+        })
     }
 
     /// The API schema as SDL (what GraphiQL and `schema` exports show).

@@ -4,7 +4,9 @@
 use apollo_compiler::response::{GraphQLError, JsonMap, JsonValue, ResponseDataPathSegment};
 use serde_json_bytes::{ByteString, json};
 
-use crate::planning::{FetchNodePathSegment, FetchRewrite, FlattenNodePathSegment, SelectionItem};
+use crate::planning::{
+    FetchNodePathSegment, FetchRewrite, FlattenNodePathSegment, PossibleTypes, SelectionItem, fits,
+};
 
 /// One step of a path into the response tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,15 +35,17 @@ fn typename(value: &JsonValue) -> Option<&str> {
 pub fn collect_entities<'v>(
     root: &'v JsonValue,
     path: &[FlattenNodePathSegment],
+    possible: &PossibleTypes,
 ) -> Vec<(Vec<PathElem>, &'v JsonValue)> {
     let mut out = Vec::new();
-    walk(root, path, &mut Vec::new(), &mut out);
+    walk(root, path, possible, &mut Vec::new(), &mut out);
     out
 }
 
 fn walk<'v>(
     value: &'v JsonValue,
     path: &[FlattenNodePathSegment],
+    possible: &PossibleTypes,
     at: &mut Vec<PathElem>,
     out: &mut Vec<(Vec<PathElem>, &'v JsonValue)>,
 ) {
@@ -50,7 +54,7 @@ fn walk<'v>(
         (None, JsonValue::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
                 at.push(PathElem::Index(i));
-                walk(item, path, at, out);
+                walk(item, path, possible, at, out);
                 at.pop();
             }
         }
@@ -59,94 +63,121 @@ fn walk<'v>(
         (Some(FlattenNodePathSegment::Field(name)), JsonValue::Object(map)) => {
             if let Some(next) = map.get(name.as_str()) {
                 at.push(PathElem::Key(ByteString::from(name.as_str())));
-                walk(next, &path[1..], at, out);
+                walk(next, &path[1..], possible, at, out);
                 at.pop();
             }
         }
         (Some(FlattenNodePathSegment::List), JsonValue::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
                 at.push(PathElem::Index(i));
-                walk(item, &path[1..], at, out);
+                walk(item, &path[1..], possible, at, out);
                 at.pop();
             }
         }
         (Some(FlattenNodePathSegment::TypeCondition(types)), JsonValue::Object(_))
-            if typename(value).is_some_and(|t| types.contains(t)) =>
+            if typename(value).is_some_and(|t| types.iter().any(|c| fits(possible, c, t))) =>
         {
-            walk(value, &path[1..], at, out);
+            walk(value, &path[1..], possible, at, out);
         }
         _ => {}
     }
 }
 
 /// The representation of `entity` for an `_entities` fetch: the `requires` selection projected
-/// from it (under field names, not aliases), with the plan's input rewrites applied.
+/// from it (under the names the subgraph expects), with the plan's input rewrites applied.
+/// `None` when the entity lacks a field the selection needs (an earlier subgraph could not
+/// resolve it): such an entity is not sent, and keeps what it already has.
 pub fn representation(
     entity: &JsonValue,
     requires: &[SelectionItem],
     rewrites: Option<&[FetchRewrite]>,
+    possible: &PossibleTypes,
 ) -> Option<JsonValue> {
-    let mut rep = project(entity, requires);
-    if !rep.is_object() {
+    let mut projector = Representation { possible, complete: true };
+    let mut rep = projector.project(entity, requires);
+    if !projector.complete || !rep.is_object() {
         return None;
     }
     for rewrite in rewrites.unwrap_or_default() {
-        apply_rewrite(&mut rep, rewrite);
+        apply_rewrite(&mut rep, rewrite, possible);
     }
     Some(rep)
 }
 
-fn project(value: &JsonValue, items: &[SelectionItem]) -> JsonValue {
-    match value {
-        JsonValue::Object(map) => {
-            let mut out = JsonMap::new();
-            project_into(value, map, items, &mut out);
-            JsonValue::Object(out)
-        }
-        JsonValue::Array(list) => {
-            JsonValue::Array(list.iter().map(|v| project(v, items)).collect())
-        }
-        other => other.clone(),
-    }
+/// Projects a `requires` selection out of an entity, noting whether anything was missing.
+struct Representation<'a> {
+    possible: &'a PossibleTypes,
+    complete: bool,
 }
 
-fn project_into(value: &JsonValue, map: &JsonMap, items: &[SelectionItem], out: &mut JsonMap) {
-    for item in items {
-        match item {
-            SelectionItem::Field(field) => {
-                // In a `requires` selection `price: _internal_qp_alias_0` reads the data under
-                // the field's name and writes the representation key the alias gives.
-                if let Some(v) = map.get(field.name.as_str()) {
-                    let projected = if field.selections.items.is_empty() {
-                        v.clone()
-                    } else {
-                        project(v, &field.selections.items)
-                    };
-                    let key = field.alias.as_deref().unwrap_or(&field.name);
-                    out.insert(ByteString::from(key), projected);
-                }
+impl Representation<'_> {
+    fn project(&mut self, value: &JsonValue, items: &[SelectionItem]) -> JsonValue {
+        match value {
+            JsonValue::Object(map) => {
+                let mut out = JsonMap::new();
+                self.project_into(value, map, items, &mut out);
+                JsonValue::Object(out)
             }
-            SelectionItem::InlineFragment(fragment) => {
-                if typename(value).is_none_or(|t| t == fragment.type_condition) {
-                    project_into(value, map, &fragment.selections.items, out);
-                }
+            JsonValue::Array(list) => {
+                JsonValue::Array(list.iter().map(|v| self.project(v, items)).collect())
             }
-            SelectionItem::FragmentSpread(_) => {}
+            other => other.clone(),
+        }
+    }
+
+    fn project_into(
+        &mut self,
+        value: &JsonValue,
+        map: &JsonMap,
+        items: &[SelectionItem],
+        out: &mut JsonMap,
+    ) {
+        for item in items {
+            match item {
+                SelectionItem::Field(field) => {
+                    // In a `requires` selection `price: _internal_qp_alias_0` reads the data
+                    // under the field's name and writes the key the alias gives.
+                    match map.get(field.name.as_str()) {
+                        Some(v) => {
+                            let projected = if field.selections.items.is_empty() {
+                                v.clone()
+                            } else {
+                                self.project(v, &field.selections.items)
+                            };
+                            let key = field.alias.as_deref().unwrap_or(&field.name);
+                            out.insert(ByteString::from(key), projected);
+                        }
+                        None => self.complete = false,
+                    }
+                }
+                SelectionItem::InlineFragment(fragment) => {
+                    let applies = typename(value)
+                        .is_none_or(|t| fits(self.possible, &fragment.type_condition, t));
+                    if applies {
+                        self.project_into(value, map, &fragment.selections.items, out);
+                    }
+                }
+                SelectionItem::FragmentSpread(_) => {}
+            }
         }
     }
 }
 
 /// Applies the plan's output rewrites to a fetched value.
-pub fn apply_output_rewrites(value: &mut JsonValue, rewrites: Option<&[FetchRewrite]>) {
+pub fn apply_output_rewrites(
+    value: &mut JsonValue,
+    rewrites: Option<&[FetchRewrite]>,
+    possible: &PossibleTypes,
+) {
     for rewrite in rewrites.unwrap_or_default() {
-        apply_rewrite(value, rewrite);
+        apply_rewrite(value, rewrite, possible);
     }
 }
 
-fn apply_rewrite(value: &mut JsonValue, rewrite: &FetchRewrite) {
+fn apply_rewrite(value: &mut JsonValue, rewrite: &FetchRewrite, possible: &PossibleTypes) {
     match rewrite {
         FetchRewrite::ValueSetter(setter) => {
-            rewrite_at(value, &setter.path, &mut |target| {
+            rewrite_at(value, &setter.path, possible, &mut |target| {
                 *target = JsonValue::String(setter.set_value_to.as_str().into())
             });
         }
@@ -154,7 +185,7 @@ fn apply_rewrite(value: &mut JsonValue, rewrite: &FetchRewrite) {
             let Some((FetchNodePathSegment::Key(old), parent)) = renamer.path.split_last() else {
                 return;
             };
-            rewrite_at(value, parent, &mut |target| {
+            rewrite_at(value, parent, possible, &mut |target| {
                 if let Some(map) = target.as_object_mut()
                     && let Some(v) = map.remove(old.as_str())
                 {
@@ -168,11 +199,12 @@ fn apply_rewrite(value: &mut JsonValue, rewrite: &FetchRewrite) {
 fn rewrite_at(
     value: &mut JsonValue,
     path: &[FetchNodePathSegment],
+    possible: &PossibleTypes,
     action: &mut dyn FnMut(&mut JsonValue),
 ) {
     if let JsonValue::Array(items) = value {
         for item in items {
-            rewrite_at(item, path, action);
+            rewrite_at(item, path, possible, action);
         }
         return;
     }
@@ -180,12 +212,12 @@ fn rewrite_at(
         None => action(value),
         Some(FetchNodePathSegment::Key(key)) => {
             if let Some(next) = value.as_object_mut().and_then(|m| m.get_mut(key.as_str())) {
-                rewrite_at(next, &path[1..], action);
+                rewrite_at(next, &path[1..], possible, action);
             }
         }
         Some(FetchNodePathSegment::TypenameEquals(types)) => {
-            if typename(value).is_some_and(|t| types.contains(t)) {
-                rewrite_at(value, &path[1..], action);
+            if typename(value).is_some_and(|t| types.iter().any(|c| fits(possible, c, t))) {
+                rewrite_at(value, &path[1..], possible, action);
             }
         }
     }
@@ -270,6 +302,20 @@ mod tests {
     use super::*;
     use std::collections::BTreeSet;
 
+    fn none() -> PossibleTypes {
+        PossibleTypes::new()
+    }
+
+    #[test]
+    fn type_conditions_on_interfaces_match_their_implementations() {
+        let possible = PossibleTypes::from([("Node".to_string(), ["Book".to_string()].into())]);
+        let data = json!({ "n": { "__typename": "Book", "id": "1" } });
+        let path =
+            [f("n"), FlattenNodePathSegment::TypeCondition(BTreeSet::from(["Node".to_string()]))];
+        assert_eq!(collect_entities(&data, &path, &possible).len(), 1);
+        assert!(collect_entities(&data, &path, &none()).is_empty());
+    }
+
     fn f(name: &str) -> FlattenNodePathSegment {
         FlattenNodePathSegment::Field(name.into())
     }
@@ -282,7 +328,7 @@ mod tests {
             { "__typename": "Film", "id": "2" },
             { "__typename": "Book", "id": "3" },
         ]});
-        let all = collect_entities(&data, &[f("products"), FlattenNodePathSegment::List]);
+        let all = collect_entities(&data, &[f("products"), FlattenNodePathSegment::List], &none());
         assert_eq!(all.len(), 3);
         let books = collect_entities(
             &data,
@@ -291,6 +337,7 @@ mod tests {
                 FlattenNodePathSegment::List,
                 FlattenNodePathSegment::TypeCondition(BTreeSet::from(["Book".to_string()])),
             ],
+            &none(),
         );
         let paths: Vec<_> = books.iter().map(|(p, _)| p.clone()).collect();
         assert_eq!(
@@ -332,8 +379,8 @@ mod tests {
         });
         let mut book = json!({ "__typename": "Book", "id": "1" });
         let mut film = json!({ "__typename": "Film", "id": "2" });
-        apply_output_rewrites(&mut book, Some(std::slice::from_ref(&setter)));
-        apply_output_rewrites(&mut film, Some(std::slice::from_ref(&setter)));
+        apply_output_rewrites(&mut book, Some(std::slice::from_ref(&setter)), &none());
+        apply_output_rewrites(&mut film, Some(std::slice::from_ref(&setter)), &none());
         assert_eq!(book["__typename"], "Media");
         assert_eq!(film["__typename"], "Film");
         let renamer = FetchRewrite::KeyRenamer(KeyRenamer {
@@ -341,7 +388,7 @@ mod tests {
             rename_key_to: "price".into(),
         });
         let mut value = json!([{ "_alias_0": 5 }, { "_alias_0": 6 }]);
-        apply_output_rewrites(&mut value, Some(&[renamer]));
+        apply_output_rewrites(&mut value, Some(&[renamer]), &none());
         assert_eq!(value, json!([{ "price": 5 }, { "price": 6 }]));
     }
 

@@ -22,6 +22,7 @@ pub struct Execution<'a> {
     transport: &'a Transport,
     variables: &'a JsonMap,
     headers: &'a crate::transport::ForwardedHeaders,
+    possible: &'a crate::planning::PossibleTypes,
     data: Mutex<JsonValue>,
     errors: Mutex<Vec<GraphQLError>>,
 }
@@ -32,11 +33,13 @@ impl<'a> Execution<'a> {
         transport: &'a Transport,
         variables: &'a JsonMap,
         headers: &'a crate::transport::ForwardedHeaders,
+        possible: &'a crate::planning::PossibleTypes,
     ) -> Self {
         Self {
             transport,
             variables,
             headers,
+            possible,
             data: Mutex::new(JsonValue::Object(JsonMap::new())),
             errors: Mutex::new(Vec::new()),
         }
@@ -114,13 +117,16 @@ impl<'a> Execution<'a> {
             let (paths, reps) = {
                 let data = self.data.lock().unwrap_or_else(|p| p.into_inner());
                 let requires = fetch.requires.as_ref().map(|r| &r.items[..]).unwrap_or_default();
-                let found = collect_entities(&data, path);
+                let found = collect_entities(&data, path, self.possible);
                 let mut paths = Vec::with_capacity(found.len());
                 let mut reps = Representations::default();
                 for (entity_path, entity) in found {
-                    if let Some(rep) =
-                        representation(entity, requires, fetch.input_rewrites.as_deref())
-                    {
+                    if let Some(rep) = representation(
+                        entity,
+                        requires,
+                        fetch.input_rewrites.as_deref(),
+                        self.possible,
+                    ) {
                         paths.push((entity_path, reps.index_of(rep)));
                     }
                 }
@@ -157,7 +163,7 @@ impl<'a> Execution<'a> {
             None => {
                 let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(mut returned) = response.data {
-                    data::apply_output_rewrites(&mut returned, rewrites);
+                    data::apply_output_rewrites(&mut returned, rewrites, self.possible);
                     deep_merge(&mut data, returned);
                 }
                 self.push_errors(response.errors, &fetch.service_name, |p| Some(p.to_vec()));
@@ -174,8 +180,11 @@ impl<'a> Execution<'a> {
                 {
                     let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
                     for (entity_path, index) in &paths {
-                        if let Some(mut value) = returned.get(*index).cloned() {
-                            data::apply_output_rewrites(&mut value, rewrites);
+                        // A null entity adds nothing: what other subgraphs said about it stays.
+                        if let Some(mut value) =
+                            returned.get(*index).filter(|v| !v.is_null()).cloned()
+                        {
+                            data::apply_output_rewrites(&mut value, rewrites, self.possible);
                             merge_at(&mut data, entity_path, value);
                         }
                     }
@@ -196,11 +205,14 @@ impl<'a> Execution<'a> {
                 let mut paths = Vec::new();
                 let mut reps = Representations::default();
                 for merge_path in &alias.merge_paths {
-                    for (entity_path, entity) in collect_entities(&data, merge_path.as_slice()) {
+                    for (entity_path, entity) in
+                        collect_entities(&data, merge_path.as_slice(), self.possible)
+                    {
                         if let Some(rep) = representation(
                             entity,
                             &alias.requires.items,
                             alias.input_rewrites.as_deref(),
+                            self.possible,
                         ) {
                             paths.push((entity_path, reps.index_of(rep)));
                         }
@@ -240,8 +252,12 @@ impl<'a> Execution<'a> {
                 let items = returned.as_object_mut().and_then(|o| o.remove(alias.alias.as_str()));
                 let Some(JsonValue::Array(items)) = items else { continue };
                 for (entity_path, index) in paths {
-                    if let Some(mut value) = items.get(*index).cloned() {
-                        data::apply_output_rewrites(&mut value, alias.output_rewrites.as_deref());
+                    if let Some(mut value) = items.get(*index).filter(|v| !v.is_null()).cloned() {
+                        data::apply_output_rewrites(
+                            &mut value,
+                            alias.output_rewrites.as_deref(),
+                            self.possible,
+                        );
                         merge_at(&mut data, entity_path, value);
                     }
                 }

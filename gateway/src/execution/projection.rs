@@ -45,7 +45,7 @@ impl<'a> Projection<'a> {
         data: &JsonValue,
     ) -> Option<JsonMap> {
         let mut out = JsonMap::new();
-        match self.object(data.as_object(), root_type, selections, &mut out) {
+        match self.object(data.as_object(), root_type, true, selections, &mut out) {
             Ok(()) => Some(out),
             Err(Bubble) => None,
         }
@@ -73,6 +73,7 @@ impl<'a> Projection<'a> {
         &mut self,
         map: Option<&JsonMap>,
         type_name: &str,
+        known: bool,
         selections: &SelectionSet,
         out: &mut JsonMap,
     ) -> Result<(), Bubble> {
@@ -111,10 +112,16 @@ impl<'a> Projection<'a> {
                     }
                 }
                 SelectionItem::InlineFragment(fragment) => {
+                    // When the concrete type is unknown, only conditions on abstract types can apply.
+                    let concrete_condition = matches!(
+                        self.schema.types.get(fragment.type_condition.as_str()),
+                        Some(ExtendedType::Object(_))
+                    );
                     if !self.skipped(&fragment.skip_if, &fragment.include_if)
+                        && (known || !concrete_condition)
                         && self.applies(&fragment.type_condition, type_name)
                     {
-                        self.object(map, type_name, &fragment.selections, out)?;
+                        self.object(map, type_name, known, &fragment.selections, out)?;
                     }
                 }
                 SelectionItem::FragmentSpread(_) => {}
@@ -173,10 +180,20 @@ impl<'a> Projection<'a> {
                     let JsonValue::Object(map) = value else {
                         return nullable(self.invalid("an object", parent, field));
                     };
-                    let type_name = self.object_type(map, name);
+                    let (type_name, known) = self.object_type(map, name);
                     let mut out = JsonMap::new();
-                    let result = self.object(Some(map), &type_name, selections, &mut out);
+                    let result = self.object(Some(map), &type_name, known, selections, &mut out);
                     nullable(result.map(|()| JsonValue::Object(out)))
+                }
+                // An enum value the API schema does not have (`@inaccessible`) is no value.
+                Some(ExtendedType::Enum(e))
+                    if !value.as_str().is_some_and(|v| e.values.contains_key(v)) =>
+                {
+                    if ty.is_non_null() {
+                        self.null_error(parent, field);
+                        return Err(Bubble);
+                    }
+                    Ok(JsonValue::Null)
                 }
                 _ if name == "Float" && (value.is_i64() || value.is_u64()) => {
                     // Float result coercion accepts integers.
@@ -189,16 +206,19 @@ impl<'a> Projection<'a> {
         }
     }
 
-    /// The concrete type to read `map` as: the `__typename` the subgraph sent when it names an
-    /// object type; otherwise (none, or an interface name from an `@interfaceObject` subgraph)
-    /// the declared type if it is an object type, or one of its implementations.
-    fn object_type(&self, map: &JsonMap, declared: &Name) -> String {
+    /// The concrete type to read `map` as, and whether it is known: the `__typename` the
+    /// subgraph sent when it names an object type, or the declared type when that is an object
+    /// type; otherwise (an interface name from an `@interfaceObject` subgraph, say) one of the
+    /// implementations, whose fields include the interface's, marked unknown so that
+    /// fragments on concrete types do not apply.
+    fn object_type(&self, map: &JsonMap, declared: &Name) -> (String, bool) {
         if let Some(sent) = map.get("__typename").and_then(|t| t.as_str())
             && matches!(self.schema.types.get(sent), Some(ExtendedType::Object(_)))
         {
-            return sent.to_string();
+            return (sent.to_string(), true);
         }
-        match self.schema.types.get(declared) {
+        let fallback = match self.schema.types.get(declared) {
+            Some(ExtendedType::Object(_)) => return (declared.to_string(), true),
             Some(ExtendedType::Union(union)) => {
                 union.members.iter().next().map(|m| m.name.to_string())
             }
@@ -208,8 +228,8 @@ impl<'a> Projection<'a> {
                 .and_then(|i| i.objects.iter().next())
                 .map(|n| n.to_string()),
             _ => None,
-        }
-        .unwrap_or_else(|| declared.to_string())
+        };
+        (fallback.unwrap_or_else(|| declared.to_string()), false)
     }
 
     fn null_error(&mut self, parent: &str, field: &str) {
@@ -225,5 +245,132 @@ impl<'a> Projection<'a> {
         error.path = self.path.clone();
         self.errors.push(error);
         Err(Bubble)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::planning::{FieldSelection, InlineFragmentSelection};
+    use serde_json_bytes::json;
+
+    const SDL: &str = "
+        type Query { shelf: Shelf! maybe: Shelf items: [Item!] }
+        type Shelf { name: String! books: [Book!]! note: String }
+        interface Item { id: ID! }
+        type Book implements Item { id: ID! title: String! rating: Float }
+        type Film implements Item { id: ID! minutes: Int }
+    ";
+
+    fn field(name: &str, children: Vec<SelectionItem>) -> SelectionItem {
+        SelectionItem::Field(FieldSelection {
+            name: name.into(),
+            selections: SelectionSet { items: children },
+            ..Default::default()
+        })
+    }
+
+    fn aliased(alias: &str, name: &str) -> SelectionItem {
+        SelectionItem::Field(FieldSelection {
+            name: name.into(),
+            alias: Some(alias.into()),
+            ..Default::default()
+        })
+    }
+
+    fn on(type_condition: &str, children: Vec<SelectionItem>) -> SelectionItem {
+        SelectionItem::InlineFragment(InlineFragmentSelection {
+            type_condition: type_condition.into(),
+            selections: SelectionSet { items: children },
+            skip_if: None,
+            include_if: None,
+        })
+    }
+
+    fn run(
+        selections: Vec<SelectionItem>,
+        data: JsonValue,
+        variables: JsonMap,
+    ) -> (Option<JsonMap>, Vec<GraphQLError>) {
+        let schema = Schema::parse_and_validate(SDL, "schema.graphql").unwrap();
+        let implementers = schema.implementers_map();
+        let mut projection = Projection::new(&schema, &implementers, &variables);
+        let out = projection.run("Query", &SelectionSet { items: selections }, &data);
+        (out, projection.errors)
+    }
+
+    #[test]
+    fn exactly_the_selection_in_client_order_with_aliases_and_typename() {
+        let data = json!({ "shelf": { "books": [{ "title": "B", "id": "1", "rating": 4 }], "label": "S", "unasked": true } });
+        let (out, errors) = run(
+            vec![field(
+                "shelf",
+                vec![
+                    aliased("label", "name"),
+                    field("__typename", vec![]),
+                    field("books", vec![field("title", vec![]), field("rating", vec![])]),
+                ],
+            )],
+            data,
+            JsonMap::new(),
+        );
+        assert!(errors.is_empty());
+        let out = serde_json::to_string(&out.unwrap()).unwrap();
+        assert_eq!(
+            out,
+            r#"{"shelf":{"label":"S","__typename":"Shelf","books":[{"title":"B","rating":4.0}]}}"#
+        );
+    }
+
+    #[test]
+    fn nulls_propagate_to_the_nearest_nullable_parent_with_one_error() {
+        let data = json!({ "shelf": { "name": "S", "books": [{ "title": null }] }, "maybe": { "name": null } });
+        let (out, errors) =
+            run(vec![field("maybe", vec![field("name", vec![])])], data.clone(), JsonMap::new());
+        assert_eq!(serde_json::to_string(&out.unwrap()).unwrap(), r#"{"maybe":null}"#);
+        assert_eq!(
+            serde_json::to_value(&errors[0].path).unwrap(),
+            serde_json::json!(["maybe", "name"])
+        );
+        let (out, errors) = run(
+            vec![field("shelf", vec![field("books", vec![field("title", vec![])])])],
+            data,
+            JsonMap::new(),
+        );
+        assert!(out.is_none(), "shelf, books and the book are non-null: data becomes null");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(
+            serde_json::to_value(&errors[0].path).unwrap(),
+            serde_json::json!(["shelf", "books", 0, "title"])
+        );
+    }
+
+    #[test]
+    fn fragments_apply_by_typename_and_conditions_by_variables() {
+        let data = json!({ "items": [
+            { "__typename": "Book", "id": "1", "title": "Dune" },
+            { "__typename": "Film", "id": "2", "minutes": 155 },
+            { "__typename": "Item", "id": "3" },
+        ]});
+        let mut skipped = FieldSelection { name: "id".into(), ..Default::default() };
+        skipped.skip_if = Some("hide".into());
+        let selections = vec![field(
+            "items",
+            vec![
+                field("__typename", vec![]),
+                SelectionItem::Field(skipped),
+                on("Book", vec![field("title", vec![])]),
+                on("Film", vec![field("minutes", vec![])]),
+            ],
+        )];
+        let mut variables = JsonMap::new();
+        variables.insert("hide", JsonValue::Bool(true));
+        let (out, errors) = run(selections, data, variables);
+        assert!(errors.is_empty(), "{errors:?}");
+        // An interface name (from an @interfaceObject subgraph) reads as an implementation.
+        assert_eq!(
+            serde_json::to_string(&out.unwrap()).unwrap(),
+            r#"{"items":[{"__typename":"Book","title":"Dune"},{"__typename":"Film","minutes":155},{"__typename":"Book"}]}"#
+        );
     }
 }
