@@ -180,6 +180,15 @@ impl<'a> Projection<'a> {
                     let JsonValue::Object(map) = value else {
                         return nullable(self.invalid("an object", parent, field));
                     };
+                    // An object of a type the API schema hides (`@inaccessible`) is no value.
+                    let sent = map.get("__typename").and_then(|t| t.as_str());
+                    if sent.is_some_and(|t| !self.schema.types.contains_key(t)) {
+                        if ty.is_non_null() {
+                            self.null_error(parent, field);
+                            return Err(Bubble);
+                        }
+                        return Ok(JsonValue::Null);
+                    }
                     let (type_name, known) = self.object_type(map, name);
                     let mut out = JsonMap::new();
                     let result = self.object(Some(map), &type_name, known, selections, &mut out);
