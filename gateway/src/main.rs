@@ -73,6 +73,9 @@ async fn main() -> anyhow::Result<()> {
         let supergraph = gateway::supergraph::Supergraph::load(&sdl)?;
         let prepared = supergraph.planner.prepare(operation, None)?;
         println!("{}", prepared.plan);
+        if std::env::var_os("PLAN_JSON").is_some() {
+            println!("{}", serde_json::to_string_pretty(&prepared.plan)?);
+        }
         return Ok(());
     }
     let mut options = gateway::GatewayOptions::default();

@@ -86,7 +86,8 @@ fn walk<'v>(
 /// The representation of `entity` for an `_entities` fetch: the `requires` selection projected
 /// from it (under the names the subgraph expects), with the plan's input rewrites applied.
 /// `None` when the entity lacks a field the selection needs (an earlier subgraph could not
-/// resolve it): such an entity is not sent, and keeps what it already has.
+/// resolve it) or is of a type the selection does not cover: such an entity is not sent, and
+/// keeps what it already has.
 pub fn representation(
     entity: &JsonValue,
     requires: &[SelectionItem],
@@ -95,7 +96,9 @@ pub fn representation(
 ) -> Option<JsonValue> {
     let mut projector = Representation { possible, complete: true };
     let mut rep = projector.project(entity, requires);
-    if !projector.complete || !rep.is_object() {
+    // An entity no type condition of the selection matched has nothing to send.
+    let typed = rep.as_object().is_some_and(|o| o.contains_key("__typename"));
+    if !projector.complete || !typed {
         return None;
     }
     for rewrite in rewrites.unwrap_or_default() {
