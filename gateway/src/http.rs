@@ -18,7 +18,7 @@ use serde::Deserialize;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::JwtVerifier;
-use crate::pipeline::{Gateway, GraphQLRequest, Outcome, RequestErrorKind};
+use crate::pipeline::{Gateway, GraphQLRequest, Outcome, RequestErrorKind, ResponseData};
 use crate::transport::ForwardedHeaders;
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
@@ -108,12 +108,12 @@ fn error_response(status: StatusCode, media: MediaType, message: &str) -> Respon
     respond(status, media, body.to_string())
 }
 
-fn respond(status: StatusCode, media: MediaType, body: String) -> Response {
+fn respond(status: StatusCode, media: MediaType, body: impl Into<axum::body::Body>) -> Response {
     let content_type = match media {
         MediaType::GraphQLResponse => "application/graphql-response+json; charset=utf-8",
         MediaType::Json => "application/json; charset=utf-8",
     };
-    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
+    (status, [(header::CONTENT_TYPE, content_type)], body.into()).into_response()
 }
 
 fn forwarded(headers: &HeaderMap, peer: SocketAddr) -> ForwardedHeaders {
@@ -281,7 +281,8 @@ async fn run(
                 (RequestErrorKind::Invalid, MediaType::GraphQLResponse) => StatusCode::BAD_REQUEST,
                 (RequestErrorKind::Invalid, MediaType::Json) => StatusCode::OK,
             };
-            let mut response = respond(status, media, body(None, &errors, false));
+            let mut response =
+                respond(status, media, body(ResponseData::Tree(None), &errors, false));
             if kind == RequestErrorKind::MutationOverGet {
                 response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
             }
@@ -303,10 +304,31 @@ struct ResponseBody<'a> {
     errors: &'a [GraphQLError],
 }
 
-fn body(data: Option<JsonMap>, errors: &[GraphQLError], with_data: bool) -> String {
-    let body = ResponseBody { data: with_data.then_some(data.as_ref()), errors };
-    serde_json::to_string(&body)
-        .unwrap_or_else(|_| r#"{"errors":[{"message":"internal error"}]}"#.to_string())
+fn body(data: ResponseData, errors: &[GraphQLError], with_data: bool) -> Vec<u8> {
+    let failed = || br#"{"errors":[{"message":"internal error"}]}"#.to_vec();
+    match data {
+        ResponseData::Tree(tree) => {
+            let body = ResponseBody { data: with_data.then_some(tree.as_ref()), errors };
+            serde_json::to_vec(&body).unwrap_or_else(|_| failed())
+        }
+        ResponseData::Raw(raw) => {
+            // The projection already wrote `data`; only the envelope and errors remain.
+            let mut out = Vec::with_capacity(raw.as_ref().map_or(0, Vec::len) + 32);
+            out.extend_from_slice(b"{\"data\":");
+            match raw {
+                Some(raw) => out.extend_from_slice(&raw),
+                None => out.extend_from_slice(b"null"),
+            }
+            if !errors.is_empty() {
+                out.extend_from_slice(b",\"errors\":");
+                if serde_json::to_writer(&mut out, errors).is_err() {
+                    return failed();
+                }
+            }
+            out.push(b'}');
+            out
+        }
+    }
 }
 
 /// GraphiQL, loaded from a CDN, pointed at this endpoint.

@@ -54,12 +54,20 @@ pub enum RequestErrorKind {
     MutationOverGet,
 }
 
+/// The `data` of an executed operation.
+pub enum ResponseData {
+    /// As a tree (introspection, or selections that needed merging); `None` is null.
+    Tree(Option<JsonMap>),
+    /// Already serialised JSON; `None` is null.
+    Raw(Option<Vec<u8>>),
+}
+
 /// What the pipeline produced.
 pub enum Outcome {
     /// Refused before execution: errors and no `data`.
     RequestError(RequestErrorKind, Vec<GraphQLError>),
     /// Executed: `data` (possibly null) and field errors.
-    Executed { data: Option<JsonMap>, errors: Vec<GraphQLError> },
+    Executed { data: ResponseData, errors: Vec<GraphQLError> },
 }
 
 /// The gateway: a supergraph, its subgraphs' client, and the limits.
@@ -177,7 +185,7 @@ impl Gateway {
                 Err(e) => {
                     tracing::error!(error = %e, "query planning failed");
                     return Outcome::Executed {
-                        data: None,
+                        data: ResponseData::Tree(None),
                         errors: vec![GraphQLError::new(
                             format!("query planning failed: {e}"),
                             None,
@@ -206,11 +214,14 @@ impl Gateway {
 
         if let (Some(prepared), false) = (&prepared, introspects) {
             let mut projection = Projection::new(schema, &self.implementers, variables.as_ref());
-            let data = projection.run(
-                operation.object_type().as_str(),
-                &prepared.operation.selection_set,
-                &data,
-            );
+            let root = operation.object_type().as_str();
+            let selections = &prepared.operation.selection_set;
+            let mut buf = Vec::with_capacity(16 * 1024);
+            let data = match projection.write(root, selections, &data, &mut buf) {
+                Some(true) => ResponseData::Raw(Some(buf)),
+                Some(false) => ResponseData::Raw(None),
+                None => ResponseData::Tree(projection.run(root, selections, &data)),
+            };
             errors.extend(projection.errors.into_iter().filter(|e| !explained(e)));
             return Outcome::Executed { data, errors };
         }
@@ -225,7 +236,7 @@ impl Gateway {
         ) {
             Ok(response) => {
                 errors.extend(response.errors.into_iter().filter(|e| !explained(e)));
-                Outcome::Executed { data: response.data, errors }
+                Outcome::Executed { data: ResponseData::Tree(response.data), errors }
             }
             Err(error) => invalid(vec![*error]),
         }

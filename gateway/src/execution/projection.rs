@@ -257,6 +257,240 @@ impl<'a> Projection<'a> {
     }
 }
 
+/// Why streaming projection stopped.
+enum Stop {
+    /// A null in a non-null position (handled like [`Bubble`]).
+    Bubble,
+    /// The same response key selected twice on one object: the tree projection merges those.
+    Duplicate,
+}
+
+impl From<Bubble> for Stop {
+    fn from(_: Bubble) -> Self {
+        Stop::Bubble
+    }
+}
+
+impl<'a> Projection<'a> {
+    /// Writes the projected `data` as JSON straight into `buf`, without building a tree.
+    /// `Some(true)` when data was written, `Some(false)` when a null reached `data` (nothing
+    /// written), `None` when the selection needs merging: use [`Projection::run`] then.
+    pub fn write(
+        &mut self,
+        root_type: &str,
+        selections: &SelectionSet,
+        data: &JsonValue,
+        buf: &mut Vec<u8>,
+    ) -> Option<bool> {
+        let start = buf.len();
+        match self.write_object(data.as_object(), root_type, true, selections, buf) {
+            Ok(()) => Some(true),
+            Err(Stop::Bubble) => {
+                buf.truncate(start);
+                Some(false)
+            }
+            Err(Stop::Duplicate) => {
+                buf.truncate(start);
+                self.errors.clear();
+                self.path.clear();
+                None
+            }
+        }
+    }
+
+    fn write_object<'s>(
+        &mut self,
+        map: Option<&JsonMap>,
+        type_name: &str,
+        known: bool,
+        selections: &'s SelectionSet,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), Stop> {
+        buf.push(b'{');
+        let mut seen: Vec<&'s str> = Vec::new();
+        self.write_fields(map, type_name, known, selections, buf, &mut seen)?;
+        buf.push(b'}');
+        Ok(())
+    }
+
+    fn write_fields<'s>(
+        &mut self,
+        map: Option<&JsonMap>,
+        type_name: &str,
+        known: bool,
+        selections: &'s SelectionSet,
+        buf: &mut Vec<u8>,
+        seen: &mut Vec<&'s str>,
+    ) -> Result<(), Stop> {
+        for item in &selections.items {
+            match item {
+                SelectionItem::Field(field) => {
+                    if field.omit_from_response || self.skipped(&field.skip_if, &field.include_if) {
+                        continue;
+                    }
+                    let key = field.alias.as_deref().unwrap_or(&field.name);
+                    if seen.contains(&key) {
+                        return Err(Stop::Duplicate);
+                    }
+                    let definition = if field.name == "__typename" {
+                        None
+                    } else {
+                        match self.schema.type_field(type_name, &field.name) {
+                            Ok(d) => Some(d),
+                            Err(_) => continue, // not in the API schema: nothing to show
+                        }
+                    };
+                    if !seen.is_empty() {
+                        buf.push(b',');
+                    }
+                    seen.push(key);
+                    // Response keys are GraphQL names: nothing to escape.
+                    buf.push(b'"');
+                    buf.extend_from_slice(key.as_bytes());
+                    buf.extend_from_slice(b"\":");
+                    let Some(definition) = definition else {
+                        buf.push(b'"');
+                        buf.extend_from_slice(type_name.as_bytes());
+                        buf.push(b'"');
+                        continue;
+                    };
+                    let value = map.and_then(|m| m.get(key));
+                    self.path.push(ResponseDataPathSegment::Field(Name::new_unchecked(key)));
+                    let written = self.write_value(
+                        value,
+                        &definition.ty,
+                        &field.selections,
+                        type_name,
+                        &field.name,
+                        buf,
+                    );
+                    self.path.pop();
+                    written?;
+                }
+                SelectionItem::InlineFragment(fragment) => {
+                    let concrete_condition = matches!(
+                        self.schema.types.get(fragment.type_condition.as_str()),
+                        Some(ExtendedType::Object(_))
+                    );
+                    if !self.skipped(&fragment.skip_if, &fragment.include_if)
+                        && (known || !concrete_condition)
+                        && self.applies(&fragment.type_condition, type_name)
+                    {
+                        self.write_fields(map, type_name, known, &fragment.selections, buf, seen)?;
+                    }
+                }
+                SelectionItem::FragmentSpread(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn write_value(
+        &mut self,
+        value: Option<&JsonValue>,
+        ty: &Type,
+        selections: &SelectionSet,
+        parent: &str,
+        field: &str,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), Stop> {
+        let start = buf.len();
+        let result = self.write_value_inner(value, ty, selections, parent, field, buf);
+        match result {
+            // A nullable position absorbs a null from below: rewind and write null.
+            Err(Stop::Bubble) if !ty.is_non_null() => {
+                buf.truncate(start);
+                buf.extend_from_slice(b"null");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn write_value_inner(
+        &mut self,
+        value: Option<&JsonValue>,
+        ty: &Type,
+        selections: &SelectionSet,
+        parent: &str,
+        field: &str,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), Stop> {
+        let value = match value {
+            None | Some(JsonValue::Null) => {
+                if ty.is_non_null() {
+                    self.null_error(parent, field);
+                    return Err(Stop::Bubble);
+                }
+                buf.extend_from_slice(b"null");
+                return Ok(());
+            }
+            Some(v) => v,
+        };
+        match ty {
+            Type::List(item) | Type::NonNullList(item) => {
+                let JsonValue::Array(items) = value else {
+                    let _ = self.invalid("a list", parent, field);
+                    return Err(Stop::Bubble);
+                };
+                buf.push(b'[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        buf.push(b',');
+                    }
+                    self.path.push(ResponseDataPathSegment::ListIndex(i));
+                    let written = self.write_value(Some(v), item, selections, parent, field, buf);
+                    self.path.pop();
+                    written?;
+                }
+                buf.push(b']');
+                Ok(())
+            }
+            Type::Named(name) | Type::NonNullNamed(name) => match self.schema.types.get(name) {
+                Some(
+                    ExtendedType::Object(_) | ExtendedType::Interface(_) | ExtendedType::Union(_),
+                ) => {
+                    let JsonValue::Object(map) = value else {
+                        let _ = self.invalid("an object", parent, field);
+                        return Err(Stop::Bubble);
+                    };
+                    let sent = map.get("__typename").and_then(|t| t.as_str());
+                    if sent.is_some_and(|t| !self.schema.types.contains_key(t)) {
+                        // An object of a type the API schema hides is no value.
+                        if ty.is_non_null() {
+                            self.null_error(parent, field);
+                            return Err(Stop::Bubble);
+                        }
+                        buf.extend_from_slice(b"null");
+                        return Ok(());
+                    }
+                    let (type_name, known) = self.object_type(map, name);
+                    self.write_object(Some(map), &type_name, known, selections, buf)
+                }
+                Some(ExtendedType::Enum(e))
+                    if !value.as_str().is_some_and(|v| e.values.contains_key(v)) =>
+                {
+                    if ty.is_non_null() {
+                        self.null_error(parent, field);
+                        return Err(Stop::Bubble);
+                    }
+                    buf.extend_from_slice(b"null");
+                    Ok(())
+                }
+                _ if name == "Float" && (value.is_i64() || value.is_u64()) => {
+                    let float = value.as_f64().unwrap_or_default();
+                    let _ = serde_json::to_writer(&mut *buf, &float);
+                    Ok(())
+                }
+                _ => {
+                    let _ = serde_json::to_writer(&mut *buf, value);
+                    Ok(())
+                }
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,8 +537,21 @@ mod tests {
     ) -> (Option<JsonMap>, Vec<GraphQLError>) {
         let schema = Schema::parse_and_validate(SDL, "schema.graphql").unwrap();
         let implementers = schema.implementers_map();
+        let selections = SelectionSet { items: selections };
         let mut projection = Projection::new(&schema, &implementers, &variables);
-        let out = projection.run("Query", &SelectionSet { items: selections }, &data);
+        let out = projection.run("Query", &selections, &data);
+        // The streaming writer gives the same JSON and the same errors as the tree.
+        let mut streamed = Projection::new(&schema, &implementers, &variables);
+        let mut buf = Vec::new();
+        match streamed.write("Query", &selections, &data, &mut buf) {
+            Some(true) => assert_eq!(
+                String::from_utf8(buf).unwrap(),
+                serde_json::to_string(out.as_ref().unwrap()).unwrap()
+            ),
+            Some(false) => assert!(out.is_none()),
+            None => panic!("no duplicate keys in these selections"),
+        }
+        assert_eq!(format!("{:?}", streamed.errors), format!("{:?}", projection.errors));
         (out, projection.errors)
     }
 
