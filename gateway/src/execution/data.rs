@@ -8,20 +8,20 @@ use crate::planning::{
     FetchNodePathSegment, FetchRewrite, FlattenNodePathSegment, PossibleTypes, SelectionItem, fits,
 };
 
-/// One step of a path into the response tree.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PathElem {
+/// One step of a path into the response tree (keys borrowed from the plan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathElem<'p> {
     /// An object key.
-    Key(ByteString),
+    Key(&'p str),
     /// A list position.
     Index(usize),
 }
 
-impl PathElem {
+impl PathElem<'_> {
     /// As a JSON path segment.
     pub fn to_json(&self) -> JsonValue {
         match self {
-            PathElem::Key(k) => JsonValue::String(k.clone()),
+            PathElem::Key(k) => JsonValue::String((*k).into()),
             PathElem::Index(i) => json!(i),
         }
     }
@@ -32,22 +32,22 @@ fn typename(value: &JsonValue) -> Option<&str> {
 }
 
 /// Every non-null object found by following `path` from `root`, with where it was found.
-pub fn collect_entities<'v>(
+pub fn collect_entities<'v, 'p>(
     root: &'v JsonValue,
-    path: &[FlattenNodePathSegment],
+    path: &'p [FlattenNodePathSegment],
     possible: &PossibleTypes,
-) -> Vec<(Vec<PathElem>, &'v JsonValue)> {
+) -> Vec<(Vec<PathElem<'p>>, &'v JsonValue)> {
     let mut out = Vec::new();
     walk(root, path, possible, &mut Vec::new(), &mut out);
     out
 }
 
-fn walk<'v>(
+fn walk<'v, 'p>(
     value: &'v JsonValue,
-    path: &[FlattenNodePathSegment],
+    path: &'p [FlattenNodePathSegment],
     possible: &PossibleTypes,
-    at: &mut Vec<PathElem>,
-    out: &mut Vec<(Vec<PathElem>, &'v JsonValue)>,
+    at: &mut Vec<PathElem<'p>>,
+    out: &mut Vec<(Vec<PathElem<'p>>, &'v JsonValue)>,
 ) {
     match (path.first(), value) {
         (_, JsonValue::Null) => {}
@@ -62,7 +62,7 @@ fn walk<'v>(
         (None, _) => {}
         (Some(FlattenNodePathSegment::Field(name)), JsonValue::Object(map)) => {
             if let Some(next) = map.get(name.as_str()) {
-                at.push(PathElem::Key(ByteString::from(name.as_str())));
+                at.push(PathElem::Key(name.as_str()));
                 walk(next, &path[1..], possible, at, out);
                 at.pop();
             }
@@ -248,12 +248,69 @@ pub fn deep_merge(dst: &mut JsonValue, src: JsonValue) {
     }
 }
 
+/// Merges a borrowed `src` into `dst`, cloning only what `dst` lacks.
+pub fn deep_merge_ref(dst: &mut JsonValue, src: &JsonValue) {
+    match (dst, src) {
+        (JsonValue::Object(d), JsonValue::Object(s)) => {
+            for (k, v) in s {
+                match d.get_mut(k.as_str()) {
+                    Some(existing) => deep_merge_ref(existing, v),
+                    None => {
+                        d.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (JsonValue::Array(d), JsonValue::Array(s)) if d.len() == s.len() => {
+            for (dv, sv) in d.iter_mut().zip(s) {
+                deep_merge_ref(dv, sv);
+            }
+        }
+        (dst, src) => *dst = src.clone(),
+    }
+}
+
+/// Merges a fetched `value` into the object at `path`, applying output rewrites on a copy
+/// only when the plan has some.
+pub fn merge_fetched_at(
+    root: &mut JsonValue,
+    path: &[PathElem<'_>],
+    value: &JsonValue,
+    rewrites: Option<&[FetchRewrite]>,
+    possible: &PossibleTypes,
+) {
+    match rewrites {
+        Some(rewrites) if !rewrites.is_empty() => {
+            let mut value = value.clone();
+            apply_output_rewrites(&mut value, Some(rewrites), possible);
+            merge_at(root, path, value);
+        }
+        _ => {
+            if let Some(target) = target_at(root, path) {
+                deep_merge_ref(target, value);
+            }
+        }
+    }
+}
+
+fn target_at<'r>(root: &'r mut JsonValue, path: &[PathElem<'_>]) -> Option<&'r mut JsonValue> {
+    let mut target = root;
+    for elem in path {
+        target = match (elem, target) {
+            (PathElem::Key(k), JsonValue::Object(map)) => map.get_mut(*k)?,
+            (PathElem::Index(i), JsonValue::Array(items)) => items.get_mut(*i)?,
+            _ => return None,
+        };
+    }
+    Some(target)
+}
+
 /// Merges `value` into the object at `path`.
-pub fn merge_at(root: &mut JsonValue, path: &[PathElem], value: JsonValue) {
+pub fn merge_at(root: &mut JsonValue, path: &[PathElem<'_>], value: JsonValue) {
     let mut target = root;
     for elem in path {
         let next = match (elem, target) {
-            (PathElem::Key(k), JsonValue::Object(map)) => map.get_mut(k.as_str()),
+            (PathElem::Key(k), JsonValue::Object(map)) => map.get_mut(*k),
             (PathElem::Index(i), JsonValue::Array(items)) => items.get_mut(*i),
             _ => None,
         };
@@ -331,17 +388,15 @@ mod tests {
             { "__typename": "Film", "id": "2" },
             { "__typename": "Book", "id": "3" },
         ]});
-        let all = collect_entities(&data, &[f("products"), FlattenNodePathSegment::List], &none());
+        let path = [f("products"), FlattenNodePathSegment::List];
+        let all = collect_entities(&data, &path, &none());
         assert_eq!(all.len(), 3);
-        let books = collect_entities(
-            &data,
-            &[
-                f("products"),
-                FlattenNodePathSegment::List,
-                FlattenNodePathSegment::TypeCondition(BTreeSet::from(["Book".to_string()])),
-            ],
-            &none(),
-        );
+        let book_path = [
+            f("products"),
+            FlattenNodePathSegment::List,
+            FlattenNodePathSegment::TypeCondition(BTreeSet::from(["Book".to_string()])),
+        ];
+        let books = collect_entities(&data, &book_path, &none());
         let paths: Vec<_> = books.iter().map(|(p, _)| p.clone()).collect();
         assert_eq!(
             paths,

@@ -7,7 +7,7 @@ pub mod data;
 pub mod introspection;
 pub mod projection;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use apollo_compiler::response::{GraphQLError, JsonMap, JsonValue};
 use futures::future::BoxFuture;
@@ -15,7 +15,7 @@ use serde_json_bytes::{ByteString, json};
 
 use crate::planning::{BatchFetchNode, FetchNode, FlattenNodePathSegment, OperationKind, PlanNode};
 use crate::transport::{SubgraphRequest, Transport};
-use data::{PathElem, collect_entities, deep_merge, merge_at, representation};
+use data::{PathElem, collect_entities, representation};
 
 /// One execution of one plan.
 pub struct Execution<'a> {
@@ -148,8 +148,9 @@ impl<'a> Execution<'a> {
             headers: self.headers,
             dedupe: is_query(fetch.operation_kind.as_ref()),
         };
+        // Kept shared: identical fetches in flight read the same response without copying it.
         let response = match self.transport.execute(request).await {
-            Ok(response) => Arc::unwrap_or_clone(response),
+            Ok(response) => response,
             Err(err) => {
                 self.error(
                     format!("subgraph `{}` failed: {err}", fetch.service_name),
@@ -162,34 +163,35 @@ impl<'a> Execution<'a> {
         match entities {
             None => {
                 let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(mut returned) = response.data {
-                    data::apply_output_rewrites(&mut returned, rewrites, self.possible);
-                    deep_merge(&mut data, returned);
+                if let Some(returned) = &response.data {
+                    data::merge_fetched_at(&mut data, &[], returned, rewrites, self.possible);
                 }
-                self.push_errors(response.errors, &fetch.service_name, |p| Some(p.to_vec()));
+                self.push_errors(&response.errors, &fetch.service_name, |p| Some(p.to_vec()));
             }
             Some(paths) => {
                 let returned = response
                     .data
-                    .and_then(|mut d| d.as_object_mut().and_then(|o| o.remove("_entities")))
-                    .and_then(|e| match e {
-                        JsonValue::Array(items) => Some(items),
-                        _ => None,
-                    })
+                    .as_ref()
+                    .and_then(|d| d.get("_entities"))
+                    .and_then(JsonValue::as_array)
+                    .map(Vec::as_slice)
                     .unwrap_or_default();
                 {
                     let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
                     for (entity_path, index) in &paths {
                         // A null entity adds nothing: what other subgraphs said about it stays.
-                        if let Some(mut value) =
-                            returned.get(*index).filter(|v| !v.is_null()).cloned()
-                        {
-                            data::apply_output_rewrites(&mut value, rewrites, self.possible);
-                            merge_at(&mut data, entity_path, value);
+                        if let Some(value) = returned.get(*index).filter(|v| !v.is_null()) {
+                            data::merge_fetched_at(
+                                &mut data,
+                                entity_path,
+                                value,
+                                rewrites,
+                                self.possible,
+                            );
                         }
                     }
                 }
-                self.push_errors(response.errors, &fetch.service_name, |p| {
+                self.push_errors(&response.errors, &fetch.service_name, |p| {
                     entity_error_path(p, "_entities", &paths)
                 });
             }
@@ -236,7 +238,7 @@ impl<'a> Execution<'a> {
             dedupe: is_query(batch.operation_kind.as_ref()),
         };
         let response = match self.transport.execute(request).await {
-            Ok(r) => Arc::unwrap_or_clone(r),
+            Ok(r) => r,
             Err(err) => {
                 self.error(
                     format!("subgraph `{}` failed: {err}", batch.service_name),
@@ -245,26 +247,28 @@ impl<'a> Execution<'a> {
                 return;
             }
         };
-        let mut returned = response.data.unwrap_or(JsonValue::Null);
+        let returned = response.data.as_ref();
         {
             let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
             for (alias, paths) in batch.entity_batch.aliases.iter().zip(&all_paths) {
-                let items = returned.as_object_mut().and_then(|o| o.remove(alias.alias.as_str()));
+                let items = returned.and_then(|d| d.get(alias.alias.as_str()));
                 let Some(JsonValue::Array(items)) = items else { continue };
                 for (entity_path, index) in paths {
-                    if let Some(mut value) = items.get(*index).filter(|v| !v.is_null()).cloned() {
-                        data::apply_output_rewrites(
-                            &mut value,
-                            alias.output_rewrites.as_deref(),
+                    if let Some(value) = items.get(*index).filter(|v| !v.is_null()) {
+                        let rewrites = alias.output_rewrites.as_deref();
+                        data::merge_fetched_at(
+                            &mut data,
+                            entity_path,
+                            value,
+                            rewrites,
                             self.possible,
                         );
-                        merge_at(&mut data, entity_path, value);
                     }
                 }
             }
         }
         let aliases = &batch.entity_batch.aliases;
-        self.push_errors(response.errors, &batch.service_name, |p| {
+        self.push_errors(&response.errors, &batch.service_name, |p| {
             let first = p.first().and_then(|s| s.as_str())?;
             let position = aliases.iter().position(|a| a.alias == first)?;
             entity_error_path(p, first, &all_paths[position])
@@ -273,7 +277,7 @@ impl<'a> Execution<'a> {
 
     fn push_errors(
         &self,
-        errors: Vec<JsonValue>,
+        errors: &[JsonValue],
         service: &str,
         map_path: impl Fn(&[JsonValue]) -> Option<Vec<JsonValue>>,
     ) {
@@ -282,7 +286,7 @@ impl<'a> Execution<'a> {
         }
         let mut out = self.errors.lock().unwrap_or_else(|p| p.into_inner());
         for error in errors {
-            out.extend(data::subgraph_error(error, service, &map_path));
+            out.extend(data::subgraph_error(error.clone(), service, &map_path));
         }
     }
 }

@@ -13,6 +13,13 @@ use serde_json_bytes::ByteString;
 
 use crate::planning::{SelectionItem, SelectionSet};
 
+/// A step of the path being projected, borrowed from the operation (no allocation per field).
+#[derive(Clone, Copy)]
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
 /// A null in a non-null position, travelling up to the nearest nullable ancestor.
 struct Bubble;
 
@@ -21,7 +28,7 @@ pub struct Projection<'a> {
     schema: &'a Schema,
     implementers: &'a HashMap<Name, Implementers>,
     variables: &'a JsonMap,
-    path: Vec<ResponseDataPathSegment>,
+    path: Vec<Seg<'a>>,
     /// Null-propagation errors, at the path of the value that was null.
     pub errors: Vec<GraphQLError>,
 }
@@ -41,7 +48,7 @@ impl<'a> Projection<'a> {
     pub fn run(
         &mut self,
         root_type: &str,
-        selections: &SelectionSet,
+        selections: &'a SelectionSet,
         data: &JsonValue,
     ) -> Option<JsonMap> {
         let mut out = JsonMap::new();
@@ -74,7 +81,7 @@ impl<'a> Projection<'a> {
         map: Option<&JsonMap>,
         type_name: &str,
         known: bool,
-        selections: &SelectionSet,
+        selections: &'a SelectionSet,
         out: &mut JsonMap,
     ) -> Result<(), Bubble> {
         for item in &selections.items {
@@ -93,7 +100,7 @@ impl<'a> Projection<'a> {
                         continue; // not in the API schema: nothing to show
                     };
                     let value = map.and_then(|m| m.get(key));
-                    self.path.push(ResponseDataPathSegment::Field(Name::new_unchecked(key)));
+                    self.path.push(Seg::Key(key));
                     let completed = self.complete(
                         value,
                         &definition.ty,
@@ -134,7 +141,7 @@ impl<'a> Projection<'a> {
         &mut self,
         value: Option<&JsonValue>,
         ty: &Type,
-        selections: &SelectionSet,
+        selections: &'a SelectionSet,
         parent: &str,
         field: &str,
     ) -> Result<JsonValue, Bubble> {
@@ -160,7 +167,7 @@ impl<'a> Projection<'a> {
                 let mut out = Vec::with_capacity(items.len());
                 let mut failed = false;
                 for (i, v) in items.iter().enumerate() {
-                    self.path.push(ResponseDataPathSegment::ListIndex(i));
+                    self.path.push(Seg::Index(i));
                     let completed = self.complete(Some(v), item, selections, parent, field);
                     self.path.pop();
                     match completed {
@@ -241,17 +248,27 @@ impl<'a> Projection<'a> {
         (fallback.unwrap_or_else(|| declared.to_string()), false)
     }
 
+    fn error_path(&self) -> Vec<ResponseDataPathSegment> {
+        self.path
+            .iter()
+            .map(|seg| match seg {
+                Seg::Key(k) => ResponseDataPathSegment::Field(Name::new_unchecked(k)),
+                Seg::Index(i) => ResponseDataPathSegment::ListIndex(*i),
+            })
+            .collect()
+    }
+
     fn null_error(&mut self, parent: &str, field: &str) {
         let message = format!("Cannot return null for non-nullable field {parent}.{field}.");
         let mut error = GraphQLError::new(message, None, &Default::default());
-        error.path = self.path.clone();
+        error.path = self.error_path();
         self.errors.push(error);
     }
 
     fn invalid(&mut self, expected: &str, parent: &str, field: &str) -> Result<JsonValue, Bubble> {
         let message = format!("The subgraph did not return {expected} for {parent}.{field}.");
         let mut error = GraphQLError::new(message, None, &Default::default());
-        error.path = self.path.clone();
+        error.path = self.error_path();
         self.errors.push(error);
         Err(Bubble)
     }
@@ -278,7 +295,7 @@ impl<'a> Projection<'a> {
     pub fn write(
         &mut self,
         root_type: &str,
-        selections: &SelectionSet,
+        selections: &'a SelectionSet,
         data: &JsonValue,
         buf: &mut Vec<u8>,
     ) -> Option<bool> {
@@ -298,29 +315,29 @@ impl<'a> Projection<'a> {
         }
     }
 
-    fn write_object<'s>(
+    fn write_object(
         &mut self,
         map: Option<&JsonMap>,
         type_name: &str,
         known: bool,
-        selections: &'s SelectionSet,
+        selections: &'a SelectionSet,
         buf: &mut Vec<u8>,
     ) -> Result<(), Stop> {
         buf.push(b'{');
-        let mut seen: Vec<&'s str> = Vec::new();
+        let mut seen: Vec<&'a str> = Vec::new();
         self.write_fields(map, type_name, known, selections, buf, &mut seen)?;
         buf.push(b'}');
         Ok(())
     }
 
-    fn write_fields<'s>(
+    fn write_fields(
         &mut self,
         map: Option<&JsonMap>,
         type_name: &str,
         known: bool,
-        selections: &'s SelectionSet,
+        selections: &'a SelectionSet,
         buf: &mut Vec<u8>,
-        seen: &mut Vec<&'s str>,
+        seen: &mut Vec<&'a str>,
     ) -> Result<(), Stop> {
         for item in &selections.items {
             match item {
@@ -355,7 +372,7 @@ impl<'a> Projection<'a> {
                         continue;
                     };
                     let value = map.and_then(|m| m.get(key));
-                    self.path.push(ResponseDataPathSegment::Field(Name::new_unchecked(key)));
+                    self.path.push(Seg::Key(key));
                     let written = self.write_value(
                         value,
                         &definition.ty,
@@ -389,7 +406,7 @@ impl<'a> Projection<'a> {
         &mut self,
         value: Option<&JsonValue>,
         ty: &Type,
-        selections: &SelectionSet,
+        selections: &'a SelectionSet,
         parent: &str,
         field: &str,
         buf: &mut Vec<u8>,
@@ -411,7 +428,7 @@ impl<'a> Projection<'a> {
         &mut self,
         value: Option<&JsonValue>,
         ty: &Type,
-        selections: &SelectionSet,
+        selections: &'a SelectionSet,
         parent: &str,
         field: &str,
         buf: &mut Vec<u8>,
@@ -438,7 +455,7 @@ impl<'a> Projection<'a> {
                     if i > 0 {
                         buf.push(b',');
                     }
-                    self.path.push(ResponseDataPathSegment::ListIndex(i));
+                    self.path.push(Seg::Index(i));
                     let written = self.write_value(Some(v), item, selections, parent, field, buf);
                     self.path.pop();
                     written?;
