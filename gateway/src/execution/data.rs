@@ -401,8 +401,8 @@ mod tests {
         assert_eq!(
             paths,
             vec![
-                vec![PathElem::Key("products".into()), PathElem::Index(0)],
-                vec![PathElem::Key("products".into()), PathElem::Index(3)]
+                vec![PathElem::Key("products"), PathElem::Index(0)],
+                vec![PathElem::Key("products"), PathElem::Index(3)]
             ]
         );
     }
@@ -412,7 +412,7 @@ mod tests {
         let mut data = json!({ "a": { "list": [ { "id": 1 }, { "id": 2 } ] } });
         merge_at(
             &mut data,
-            &[PathElem::Key("a".into()), PathElem::Key("list".into()), PathElem::Index(1)],
+            &[PathElem::Key("a"), PathElem::Key("list"), PathElem::Index(1)],
             json!({ "name": "two" }),
         );
         deep_merge(&mut data, json!({ "a": { "extra": true } }));
@@ -421,7 +421,7 @@ mod tests {
             json!({ "a": { "list": [ { "id": 1 }, { "id": 2, "name": "two" } ], "extra": true } })
         );
         // A path that no longer exists is ignored rather than invented.
-        merge_at(&mut data, &[PathElem::Key("missing".into())], json!({ "x": 1 }));
+        merge_at(&mut data, &[PathElem::Key("missing")], json!({ "x": 1 }));
         assert!(data.get("missing").is_none());
     }
 
