@@ -217,10 +217,12 @@ impl Gateway {
             let root = operation.object_type().as_str();
             let selections = &prepared.operation.selection_set;
             let mut buf = Vec::with_capacity(16 * 1024);
-            let data = match projection.write(root, selections, &data, &mut buf) {
-                Some(true) => ResponseData::Raw(Some(buf)),
-                Some(false) => ResponseData::Raw(None),
-                None => ResponseData::Tree(projection.run(root, selections, &data)),
+            let data = if prepared.repeats_keys {
+                ResponseData::Tree(projection.run(root, selections, &data))
+            } else if projection.write(root, selections, &data, &mut buf) {
+                ResponseData::Raw(Some(buf))
+            } else {
+                ResponseData::Raw(None)
             };
             errors.extend(projection.errors.into_iter().filter(|e| !explained(e)));
             return Outcome::Executed { data, errors };

@@ -51,6 +51,34 @@ pub struct PreparedOperation {
     pub operation: OperationDefinition,
     /// The plan.
     pub plan: QueryPlan,
+    /// Some object may get the same response key from two places (fragments on the same
+    /// type): its fields must be merged, so the projection cannot stream.
+    pub repeats_keys: bool,
+}
+
+/// True when a selection set (with the fragments inside it) selects a response key twice.
+fn repeats_keys(set: &SelectionSet) -> bool {
+    fn collect<'s>(set: &'s SelectionSet, keys: &mut Vec<&'s str>) -> bool {
+        for item in &set.items {
+            match item {
+                SelectionItem::Field(f) => {
+                    let key = f.alias.as_deref().unwrap_or(&f.name);
+                    if keys.contains(&key) || repeats_keys(&f.selections) {
+                        return true;
+                    }
+                    keys.push(key);
+                }
+                SelectionItem::InlineFragment(i) => {
+                    if collect(&i.selections, keys) {
+                        return true;
+                    }
+                }
+                SelectionItem::FragmentSpread(_) => {}
+            }
+        }
+        false
+    }
+    collect(set, &mut Vec::new())
 }
 
 /// The planner and its cache.
@@ -137,6 +165,7 @@ impl QueryPlanner {
                 &CancellationToken::new(),
             )
             .map_err(|e| PlanningError::Plan(e.to_string()))?;
-        Ok(PreparedOperation { operation: normalized.operation, plan })
+        let repeats_keys = repeats_keys(&normalized.operation.selection_set);
+        Ok(PreparedOperation { operation: normalized.operation, plan, repeats_keys })
     }
 }

@@ -160,40 +160,103 @@ impl<'a> Execution<'a> {
             }
         };
         let rewrites = fetch.output_rewrites.as_deref();
+        let errors = response.errors.clone();
         match entities {
             None => {
                 let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(returned) = &response.data {
-                    data::merge_fetched_at(&mut data, &[], returned, rewrites, self.possible);
-                }
-                self.push_errors(&response.errors, &fetch.service_name, |p| Some(p.to_vec()));
-            }
-            Some(paths) => {
-                let returned = response
-                    .data
-                    .as_ref()
-                    .and_then(|d| d.get("_entities"))
-                    .and_then(JsonValue::as_array)
-                    .map(Vec::as_slice)
-                    .unwrap_or_default();
-                {
-                    let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
-                    for (entity_path, index) in &paths {
-                        // A null entity adds nothing: what other subgraphs said about it stays.
-                        if let Some(value) = returned.get(*index).filter(|v| !v.is_null()) {
+                // The only reader of this response moves it in; a shared one is copied.
+                match std::sync::Arc::try_unwrap(response) {
+                    Ok(owned) => {
+                        if let Some(mut returned) = owned.data {
+                            data::apply_output_rewrites(&mut returned, rewrites, self.possible);
+                            data::deep_merge(&mut data, returned);
+                        }
+                    }
+                    Err(shared) => {
+                        if let Some(returned) = &shared.data {
                             data::merge_fetched_at(
                                 &mut data,
-                                entity_path,
-                                value,
+                                &[],
+                                returned,
                                 rewrites,
                                 self.possible,
                             );
                         }
                     }
                 }
-                self.push_errors(&response.errors, &fetch.service_name, |p| {
+                drop(data);
+                self.push_errors(&errors, &fetch.service_name, |p| Some(p.to_vec()));
+            }
+            Some(paths) => {
+                {
+                    let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
+                    match std::sync::Arc::try_unwrap(response) {
+                        Ok(owned) => {
+                            let items = take_list(owned.data, "_entities");
+                            self.merge_entities(
+                                &mut data,
+                                Entities::Owned(items),
+                                &paths,
+                                rewrites,
+                            );
+                        }
+                        Err(shared) => {
+                            let items = borrow_list(shared.data.as_ref(), "_entities");
+                            self.merge_entities(
+                                &mut data,
+                                Entities::Shared(items),
+                                &paths,
+                                rewrites,
+                            );
+                        }
+                    }
+                }
+                self.push_errors(&errors, &fetch.service_name, |p| {
                     entity_error_path(p, "_entities", &paths)
                 });
+            }
+        }
+    }
+
+    /// Merges returned entities into their places: owned ones are moved in (a copy only for
+    /// an entity that goes to several places), shared ones are copied.
+    fn merge_entities(
+        &self,
+        data: &mut JsonValue,
+        entities: Entities<'_>,
+        paths: &[(Vec<PathElem<'_>>, usize)],
+        rewrites: Option<&[crate::planning::FetchRewrite]>,
+    ) {
+        match entities {
+            Entities::Owned(mut items) => {
+                let mut uses = vec![0u32; items.len()];
+                for (_, i) in paths {
+                    if let Some(u) = uses.get_mut(*i) {
+                        *u += 1;
+                    }
+                }
+                for (entity_path, i) in paths {
+                    let Some(slot) = items.get_mut(*i) else { continue };
+                    // A null entity adds nothing: what other subgraphs said about it stays.
+                    if slot.is_null() {
+                        continue;
+                    }
+                    uses[*i] -= 1;
+                    let mut value = if uses[*i] == 0 {
+                        std::mem::replace(slot, JsonValue::Null)
+                    } else {
+                        slot.clone()
+                    };
+                    data::apply_output_rewrites(&mut value, rewrites, self.possible);
+                    data::merge_at(data, entity_path, value);
+                }
+            }
+            Entities::Shared(items) => {
+                for (entity_path, i) in paths {
+                    if let Some(value) = items.get(*i).filter(|v| !v.is_null()) {
+                        data::merge_fetched_at(data, entity_path, value, rewrites, self.possible);
+                    }
+                }
             }
         }
     }
@@ -247,28 +310,30 @@ impl<'a> Execution<'a> {
                 return;
             }
         };
-        let returned = response.data.as_ref();
+        let errors = response.errors.clone();
         {
             let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
-            for (alias, paths) in batch.entity_batch.aliases.iter().zip(&all_paths) {
-                let items = returned.and_then(|d| d.get(alias.alias.as_str()));
-                let Some(JsonValue::Array(items)) = items else { continue };
-                for (entity_path, index) in paths {
-                    if let Some(value) = items.get(*index).filter(|v| !v.is_null()) {
+            let aliases = batch.entity_batch.aliases.iter().zip(&all_paths);
+            match std::sync::Arc::try_unwrap(response) {
+                Ok(owned) => {
+                    let mut returned = owned.data;
+                    for (alias, paths) in aliases {
+                        let items = take_list(returned.take_field(&alias.alias), "");
                         let rewrites = alias.output_rewrites.as_deref();
-                        data::merge_fetched_at(
-                            &mut data,
-                            entity_path,
-                            value,
-                            rewrites,
-                            self.possible,
-                        );
+                        self.merge_entities(&mut data, Entities::Owned(items), paths, rewrites);
+                    }
+                }
+                Err(shared) => {
+                    for (alias, paths) in aliases {
+                        let items = borrow_list(shared.data.as_ref(), &alias.alias);
+                        let rewrites = alias.output_rewrites.as_deref();
+                        self.merge_entities(&mut data, Entities::Shared(items), paths, rewrites);
                     }
                 }
             }
         }
         let aliases = &batch.entity_batch.aliases;
-        self.push_errors(&response.errors, &batch.service_name, |p| {
+        self.push_errors(&errors, &batch.service_name, |p| {
             let first = p.first().and_then(|s| s.as_str())?;
             let position = aliases.iter().position(|a| a.alias == first)?;
             entity_error_path(p, first, &all_paths[position])
@@ -291,23 +356,63 @@ impl<'a> Execution<'a> {
     }
 }
 
+/// Entities returned by a fetch: owned (only this request reads the response) or shared.
+enum Entities<'r> {
+    Owned(Vec<JsonValue>),
+    Shared(&'r [JsonValue]),
+}
+
+/// The list under `key` of a response's data, taken out of it (`key` empty: `data` itself).
+fn take_list(mut data: Option<JsonValue>, key: &str) -> Vec<JsonValue> {
+    let value = if key.is_empty() { data } else { data.take_field(key) };
+    match value {
+        Some(JsonValue::Array(items)) => items,
+        _ => Vec::new(),
+    }
+}
+
+/// The list under `key` of a response's data, borrowed.
+fn borrow_list<'r>(data: Option<&'r JsonValue>, key: &str) -> &'r [JsonValue] {
+    data.and_then(|d| d.get(key))
+        .and_then(JsonValue::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+/// Taking one field out of an optional JSON object.
+trait TakeField {
+    fn take_field(&mut self, key: &str) -> Option<JsonValue>;
+}
+
+impl TakeField for Option<JsonValue> {
+    fn take_field(&mut self, key: &str) -> Option<JsonValue> {
+        match self {
+            Some(JsonValue::Object(map)) => map.remove(key),
+            _ => None,
+        }
+    }
+}
+
 /// Distinct representations in first-seen order: entities that share a key are fetched once.
 #[derive(Default)]
 struct Representations {
     values: Vec<JsonValue>,
-    seen: std::collections::HashMap<Vec<u8>, usize>,
+    by_hash: std::collections::HashMap<u64, Vec<usize>>,
 }
 
 impl Representations {
     /// The position of `rep`, added when new.
     fn index_of(&mut self, rep: JsonValue) -> usize {
-        let key = serde_json::to_vec(&rep).unwrap_or_default();
-        let next = self.values.len();
-        let index = *self.seen.entry(key).or_insert(next);
-        if index == next {
-            self.values.push(rep);
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        rep.hash(&mut hasher);
+        let candidates = self.by_hash.entry(hasher.finish()).or_default();
+        if let Some(&found) = candidates.iter().find(|&&i| self.values[i] == rep) {
+            return found;
         }
-        index
+        candidates.push(self.values.len());
+        self.values.push(rep);
+        self.values.len() - 1
     }
 
     fn into_values(self) -> Vec<JsonValue> {

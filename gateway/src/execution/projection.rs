@@ -274,43 +274,24 @@ impl<'a> Projection<'a> {
     }
 }
 
-/// Why streaming projection stopped.
-enum Stop {
-    /// A null in a non-null position (handled like [`Bubble`]).
-    Bubble,
-    /// The same response key selected twice on one object: the tree projection merges those.
-    Duplicate,
-}
-
-impl From<Bubble> for Stop {
-    fn from(_: Bubble) -> Self {
-        Stop::Bubble
-    }
-}
-
 impl<'a> Projection<'a> {
-    /// Writes the projected `data` as JSON straight into `buf`, without building a tree.
-    /// `Some(true)` when data was written, `Some(false)` when a null reached `data` (nothing
-    /// written), `None` when the selection needs merging: use [`Projection::run`] then.
+    /// Writes the projected `data` as JSON straight into `buf`, without building a tree;
+    /// false when a null reached `data` (nothing written then). Only for operations whose
+    /// objects never select a response key twice (see `PreparedOperation::repeats_keys`):
+    /// those need [`Projection::run`], which merges.
     pub fn write(
         &mut self,
         root_type: &str,
         selections: &'a SelectionSet,
         data: &JsonValue,
         buf: &mut Vec<u8>,
-    ) -> Option<bool> {
+    ) -> bool {
         let start = buf.len();
         match self.write_object(data.as_object(), root_type, true, selections, buf) {
-            Ok(()) => Some(true),
-            Err(Stop::Bubble) => {
+            Ok(()) => true,
+            Err(Bubble) => {
                 buf.truncate(start);
-                Some(false)
-            }
-            Err(Stop::Duplicate) => {
-                buf.truncate(start);
-                self.errors.clear();
-                self.path.clear();
-                None
+                false
             }
         }
     }
@@ -322,10 +303,10 @@ impl<'a> Projection<'a> {
         known: bool,
         selections: &'a SelectionSet,
         buf: &mut Vec<u8>,
-    ) -> Result<(), Stop> {
+    ) -> Result<(), Bubble> {
         buf.push(b'{');
-        let mut seen: Vec<&'a str> = Vec::new();
-        self.write_fields(map, type_name, known, selections, buf, &mut seen)?;
+        let mut first = true;
+        self.write_fields(map, type_name, known, selections, buf, &mut first)?;
         buf.push(b'}');
         Ok(())
     }
@@ -337,8 +318,8 @@ impl<'a> Projection<'a> {
         known: bool,
         selections: &'a SelectionSet,
         buf: &mut Vec<u8>,
-        seen: &mut Vec<&'a str>,
-    ) -> Result<(), Stop> {
+        first: &mut bool,
+    ) -> Result<(), Bubble> {
         for item in &selections.items {
             match item {
                 SelectionItem::Field(field) => {
@@ -346,9 +327,6 @@ impl<'a> Projection<'a> {
                         continue;
                     }
                     let key = field.alias.as_deref().unwrap_or(&field.name);
-                    if seen.contains(&key) {
-                        return Err(Stop::Duplicate);
-                    }
                     let definition = if field.name == "__typename" {
                         None
                     } else {
@@ -357,10 +335,11 @@ impl<'a> Projection<'a> {
                             Err(_) => continue, // not in the API schema: nothing to show
                         }
                     };
-                    if !seen.is_empty() {
+                    if *first {
+                        *first = false;
+                    } else {
                         buf.push(b',');
                     }
-                    seen.push(key);
                     // Response keys are GraphQL names: nothing to escape.
                     buf.push(b'"');
                     buf.extend_from_slice(key.as_bytes());
@@ -393,7 +372,7 @@ impl<'a> Projection<'a> {
                         && (known || !concrete_condition)
                         && self.applies(&fragment.type_condition, type_name)
                     {
-                        self.write_fields(map, type_name, known, &fragment.selections, buf, seen)?;
+                        self.write_fields(map, type_name, known, &fragment.selections, buf, first)?;
                     }
                 }
                 SelectionItem::FragmentSpread(_) => {}
@@ -410,12 +389,12 @@ impl<'a> Projection<'a> {
         parent: &str,
         field: &str,
         buf: &mut Vec<u8>,
-    ) -> Result<(), Stop> {
+    ) -> Result<(), Bubble> {
         let start = buf.len();
         let result = self.write_value_inner(value, ty, selections, parent, field, buf);
         match result {
             // A nullable position absorbs a null from below: rewind and write null.
-            Err(Stop::Bubble) if !ty.is_non_null() => {
+            Err(Bubble) if !ty.is_non_null() => {
                 buf.truncate(start);
                 buf.extend_from_slice(b"null");
                 Ok(())
@@ -432,12 +411,12 @@ impl<'a> Projection<'a> {
         parent: &str,
         field: &str,
         buf: &mut Vec<u8>,
-    ) -> Result<(), Stop> {
+    ) -> Result<(), Bubble> {
         let value = match value {
             None | Some(JsonValue::Null) => {
                 if ty.is_non_null() {
                     self.null_error(parent, field);
-                    return Err(Stop::Bubble);
+                    return Err(Bubble);
                 }
                 buf.extend_from_slice(b"null");
                 return Ok(());
@@ -448,7 +427,7 @@ impl<'a> Projection<'a> {
             Type::List(item) | Type::NonNullList(item) => {
                 let JsonValue::Array(items) = value else {
                     let _ = self.invalid("a list", parent, field);
-                    return Err(Stop::Bubble);
+                    return Err(Bubble);
                 };
                 buf.push(b'[');
                 for (i, v) in items.iter().enumerate() {
@@ -469,14 +448,14 @@ impl<'a> Projection<'a> {
                 ) => {
                     let JsonValue::Object(map) = value else {
                         let _ = self.invalid("an object", parent, field);
-                        return Err(Stop::Bubble);
+                        return Err(Bubble);
                     };
                     let sent = map.get("__typename").and_then(|t| t.as_str());
                     if sent.is_some_and(|t| !self.schema.types.contains_key(t)) {
                         // An object of a type the API schema hides is no value.
                         if ty.is_non_null() {
                             self.null_error(parent, field);
-                            return Err(Stop::Bubble);
+                            return Err(Bubble);
                         }
                         buf.extend_from_slice(b"null");
                         return Ok(());
@@ -489,7 +468,7 @@ impl<'a> Projection<'a> {
                 {
                     if ty.is_non_null() {
                         self.null_error(parent, field);
-                        return Err(Stop::Bubble);
+                        return Err(Bubble);
                     }
                     buf.extend_from_slice(b"null");
                     Ok(())
@@ -560,13 +539,13 @@ mod tests {
         // The streaming writer gives the same JSON and the same errors as the tree.
         let mut streamed = Projection::new(&schema, &implementers, &variables);
         let mut buf = Vec::new();
-        match streamed.write("Query", &selections, &data, &mut buf) {
-            Some(true) => assert_eq!(
+        if streamed.write("Query", &selections, &data, &mut buf) {
+            assert_eq!(
                 String::from_utf8(buf).unwrap(),
                 serde_json::to_string(out.as_ref().unwrap()).unwrap()
-            ),
-            Some(false) => assert!(out.is_none()),
-            None => panic!("no duplicate keys in these selections"),
+            );
+        } else {
+            assert!(out.is_none());
         }
         assert_eq!(format!("{:?}", streamed.errors), format!("{:?}", projection.errors));
         (out, projection.errors)
