@@ -169,3 +169,37 @@ impl QueryPlanner {
         Ok(PreparedOperation { operation: normalized.operation, plan, repeats_keys })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn normalized(query: &str) -> bool {
+        let sdl = r#"
+schema @link(url: "https://specs.apollo.dev/link/v1.0") @link(url: "https://specs.apollo.dev/join/v0.3", for: EXECUTION) { query: Query }
+directive @join__field(graph: join__Graph, requires: join__FieldSet, provides: join__FieldSet, type: String, external: Boolean, override: String, usedOverridden: Boolean) repeatable on FIELD_DEFINITION | INPUT_FIELD_DEFINITION
+directive @join__graph(name: String!, url: String!) on ENUM_VALUE
+directive @join__implements(graph: join__Graph!, interface: String!) repeatable on OBJECT | INTERFACE
+directive @join__type(graph: join__Graph!, key: join__FieldSet, extension: Boolean! = false, resolvable: Boolean! = true, isInterfaceObject: Boolean! = false) repeatable on OBJECT | INTERFACE | UNION | ENUM | INPUT_OBJECT | SCALAR
+directive @link(url: String, as: String, for: link__Purpose, import: [link__Import]) repeatable on SCHEMA
+scalar join__FieldSet
+scalar link__Import
+enum link__Purpose { SECURITY EXECUTION }
+enum join__Graph { A @join__graph(name: "a", url: "http://a.invalid") }
+interface Node @join__type(graph: A) { id: ID! }
+type Book implements Node @join__type(graph: A) @join__implements(graph: A, interface: "Node") { id: ID! title: String }
+type Query @join__type(graph: A) { node: Node }
+"#;
+        let document = graphql_tools::parser::parse_schema::<String>(sdl).unwrap().into_static();
+        let planner = QueryPlanner::new(&document).unwrap();
+        planner.plan(query, None).unwrap().repeats_keys
+    }
+
+    #[test]
+    fn operations_that_select_a_key_twice_on_one_object_are_marked() {
+        assert!(!normalized("{ node { id } }"));
+        assert!(!normalized("{ node { id ... on Book { title } } }"));
+        // The same field from two fragments that both apply to a Book: merged by projection.
+        assert!(normalized("{ node { ... on Book { id } ... on Node { id } } }"));
+    }
+}
