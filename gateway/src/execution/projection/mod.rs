@@ -1,0 +1,119 @@
+//! Projection: the client's exact selection, in the client's order, read from the merged
+//! response tree, with GraphQL's null propagation: a null (or missing) value in a non-null
+//! position nulls the nearest nullable ancestor and is reported once, at its own path.
+//!
+//! It walks the normalised operation (fragments inlined, abstract selections expanded to
+//! concrete types, `@skip`/`@include` left as variable conditions) with the API schema for
+//! field types. Operations that introspect go through [`super::introspection`] instead.
+//!
+//! [`stream`] writes the JSON straight into the response body; [`tree`] builds a tree,
+//! which can merge an object's fields selected twice (see `PreparedOperation::repeats_keys`).
+
+mod stream;
+#[cfg(test)]
+mod tests;
+mod tree;
+
+use apollo_compiler::response::{GraphQLError, JsonMap, JsonValue, ResponseDataPathSegment};
+use apollo_compiler::schema::{ExtendedType, Implementers};
+use apollo_compiler::{Name, Schema, collections::HashMap};
+
+/// A step of the path being projected, borrowed from the operation (no allocation per field).
+#[derive(Clone, Copy)]
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// A null in a non-null position, travelling up to the nearest nullable ancestor.
+struct Bubble;
+
+/// One projection.
+pub struct Projection<'a> {
+    schema: &'a Schema,
+    implementers: &'a HashMap<Name, Implementers>,
+    variables: &'a JsonMap,
+    path: Vec<Seg<'a>>,
+    /// Null-propagation errors, at the path of the value that was null.
+    pub errors: Vec<GraphQLError>,
+}
+
+impl<'a> Projection<'a> {
+    /// A projection over `schema` with the operation's coerced `variables`.
+    pub fn new(
+        schema: &'a Schema,
+        implementers: &'a HashMap<Name, Implementers>,
+        variables: &'a JsonMap,
+    ) -> Self {
+        Self { schema, implementers, variables, path: Vec::new(), errors: Vec::new() }
+    }
+
+    fn skipped(&self, skip_if: &Option<String>, include_if: &Option<String>) -> bool {
+        let var = |name: &String| {
+            matches!(self.variables.get(name.as_str()), Some(JsonValue::Bool(true)))
+        };
+        skip_if.as_ref().is_some_and(var) || include_if.as_ref().is_some_and(|n| !var(n))
+    }
+
+    fn applies(&self, condition: &str, type_name: &str) -> bool {
+        condition == type_name
+            || match self.schema.types.get(condition) {
+                Some(ExtendedType::Interface(_)) => {
+                    self.implementers.get(condition).is_some_and(|i| i.objects.contains(type_name))
+                }
+                Some(ExtendedType::Union(u)) => u.members.contains(type_name),
+                _ => false,
+            }
+    }
+
+    /// The concrete type to read `map` as, and whether it is known: the `__typename` the
+    /// subgraph sent when it names an object type, or the declared type when that is an object
+    /// type; otherwise (an interface name from an `@interfaceObject` subgraph, say) one of the
+    /// implementations, whose fields include the interface's, marked unknown so that
+    /// fragments on concrete types do not apply.
+    fn object_type(&self, map: &JsonMap, declared: &Name) -> (String, bool) {
+        if let Some(sent) = map.get("__typename").and_then(|t| t.as_str())
+            && matches!(self.schema.types.get(sent), Some(ExtendedType::Object(_)))
+        {
+            return (sent.to_string(), true);
+        }
+        let fallback = match self.schema.types.get(declared) {
+            Some(ExtendedType::Object(_)) => return (declared.to_string(), true),
+            Some(ExtendedType::Union(union)) => {
+                union.members.iter().next().map(|m| m.name.to_string())
+            }
+            Some(ExtendedType::Interface(_)) => self
+                .implementers
+                .get(declared)
+                .and_then(|i| i.objects.iter().next())
+                .map(|n| n.to_string()),
+            _ => None,
+        };
+        (fallback.unwrap_or_else(|| declared.to_string()), false)
+    }
+
+    fn error_path(&self) -> Vec<ResponseDataPathSegment> {
+        self.path
+            .iter()
+            .map(|seg| match seg {
+                Seg::Key(k) => ResponseDataPathSegment::Field(Name::new_unchecked(k)),
+                Seg::Index(i) => ResponseDataPathSegment::ListIndex(*i),
+            })
+            .collect()
+    }
+
+    fn null_error(&mut self, parent: &str, field: &str) {
+        let message = format!("Cannot return null for non-nullable field {parent}.{field}.");
+        let mut error = GraphQLError::new(message, None, &Default::default());
+        error.path = self.error_path();
+        self.errors.push(error);
+    }
+
+    fn invalid(&mut self, expected: &str, parent: &str, field: &str) -> Result<JsonValue, Bubble> {
+        let message = format!("The subgraph did not return {expected} for {parent}.{field}.");
+        let mut error = GraphQLError::new(message, None, &Default::default());
+        error.path = self.error_path();
+        self.errors.push(error);
+        Err(Bubble)
+    }
+}

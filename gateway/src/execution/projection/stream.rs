@@ -1,0 +1,220 @@
+//! Projection written straight into the response body: no tree, no copy of the data.
+
+use apollo_compiler::response::{JsonMap, JsonValue};
+use apollo_compiler::schema::{ExtendedType, Type};
+
+use super::{Bubble, Projection, Seg};
+use crate::planning::{SelectionItem, SelectionSet};
+
+impl<'a> Projection<'a> {
+    /// Writes the projected `data` as JSON straight into `buf`, without building a tree;
+    /// false when a null reached `data` (nothing written then). Only for operations whose
+    /// objects never select a response key twice (see `PreparedOperation::repeats_keys`):
+    /// those need [`Projection::run`], which merges.
+    pub fn write(
+        &mut self,
+        root_type: &str,
+        selections: &'a SelectionSet,
+        data: &JsonValue,
+        buf: &mut Vec<u8>,
+    ) -> bool {
+        let start = buf.len();
+        match self.write_object(data.as_object(), root_type, true, selections, buf) {
+            Ok(()) => true,
+            Err(Bubble) => {
+                buf.truncate(start);
+                false
+            }
+        }
+    }
+
+    fn write_object(
+        &mut self,
+        map: Option<&JsonMap>,
+        type_name: &str,
+        known: bool,
+        selections: &'a SelectionSet,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), Bubble> {
+        buf.push(b'{');
+        let mut first = true;
+        self.write_fields(map, type_name, known, selections, buf, &mut first)?;
+        buf.push(b'}');
+        Ok(())
+    }
+
+    fn write_fields(
+        &mut self,
+        map: Option<&JsonMap>,
+        type_name: &str,
+        known: bool,
+        selections: &'a SelectionSet,
+        buf: &mut Vec<u8>,
+        first: &mut bool,
+    ) -> Result<(), Bubble> {
+        for item in &selections.items {
+            match item {
+                SelectionItem::Field(field) => {
+                    if field.omit_from_response || self.skipped(&field.skip_if, &field.include_if) {
+                        continue;
+                    }
+                    let key = field.alias.as_deref().unwrap_or(&field.name);
+                    let definition = if field.name == "__typename" {
+                        None
+                    } else {
+                        match self.schema.type_field(type_name, &field.name) {
+                            Ok(d) => Some(d),
+                            Err(_) => continue, // not in the API schema: nothing to show
+                        }
+                    };
+                    if *first {
+                        *first = false;
+                    } else {
+                        buf.push(b',');
+                    }
+                    // Response keys are GraphQL names: nothing to escape.
+                    buf.push(b'"');
+                    buf.extend_from_slice(key.as_bytes());
+                    buf.extend_from_slice(b"\":");
+                    let Some(definition) = definition else {
+                        buf.push(b'"');
+                        buf.extend_from_slice(type_name.as_bytes());
+                        buf.push(b'"');
+                        continue;
+                    };
+                    let value = map.and_then(|m| m.get(key));
+                    self.path.push(Seg::Key(key));
+                    let written = self.write_value(
+                        value,
+                        &definition.ty,
+                        &field.selections,
+                        type_name,
+                        &field.name,
+                        buf,
+                    );
+                    self.path.pop();
+                    written?;
+                }
+                SelectionItem::InlineFragment(fragment) => {
+                    let concrete_condition = matches!(
+                        self.schema.types.get(fragment.type_condition.as_str()),
+                        Some(ExtendedType::Object(_))
+                    );
+                    if !self.skipped(&fragment.skip_if, &fragment.include_if)
+                        && (known || !concrete_condition)
+                        && self.applies(&fragment.type_condition, type_name)
+                    {
+                        self.write_fields(map, type_name, known, &fragment.selections, buf, first)?;
+                    }
+                }
+                SelectionItem::FragmentSpread(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn write_value(
+        &mut self,
+        value: Option<&JsonValue>,
+        ty: &Type,
+        selections: &'a SelectionSet,
+        parent: &str,
+        field: &str,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), Bubble> {
+        let start = buf.len();
+        let result = self.write_value_inner(value, ty, selections, parent, field, buf);
+        match result {
+            // A nullable position absorbs a null from below: rewind and write null.
+            Err(Bubble) if !ty.is_non_null() => {
+                buf.truncate(start);
+                buf.extend_from_slice(b"null");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn write_value_inner(
+        &mut self,
+        value: Option<&JsonValue>,
+        ty: &Type,
+        selections: &'a SelectionSet,
+        parent: &str,
+        field: &str,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), Bubble> {
+        let value = match value {
+            None | Some(JsonValue::Null) => {
+                if ty.is_non_null() {
+                    self.null_error(parent, field);
+                    return Err(Bubble);
+                }
+                buf.extend_from_slice(b"null");
+                return Ok(());
+            }
+            Some(v) => v,
+        };
+        match ty {
+            Type::List(item) | Type::NonNullList(item) => {
+                let JsonValue::Array(items) = value else {
+                    let _ = self.invalid("a list", parent, field);
+                    return Err(Bubble);
+                };
+                buf.push(b'[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        buf.push(b',');
+                    }
+                    self.path.push(Seg::Index(i));
+                    let written = self.write_value(Some(v), item, selections, parent, field, buf);
+                    self.path.pop();
+                    written?;
+                }
+                buf.push(b']');
+                Ok(())
+            }
+            Type::Named(name) | Type::NonNullNamed(name) => match self.schema.types.get(name) {
+                Some(
+                    ExtendedType::Object(_) | ExtendedType::Interface(_) | ExtendedType::Union(_),
+                ) => {
+                    let JsonValue::Object(map) = value else {
+                        let _ = self.invalid("an object", parent, field);
+                        return Err(Bubble);
+                    };
+                    let sent = map.get("__typename").and_then(|t| t.as_str());
+                    if sent.is_some_and(|t| !self.schema.types.contains_key(t)) {
+                        // An object of a type the API schema hides is no value.
+                        if ty.is_non_null() {
+                            self.null_error(parent, field);
+                            return Err(Bubble);
+                        }
+                        buf.extend_from_slice(b"null");
+                        return Ok(());
+                    }
+                    let (type_name, known) = self.object_type(map, name);
+                    self.write_object(Some(map), &type_name, known, selections, buf)
+                }
+                Some(ExtendedType::Enum(e))
+                    if !value.as_str().is_some_and(|v| e.values.contains_key(v)) =>
+                {
+                    if ty.is_non_null() {
+                        self.null_error(parent, field);
+                        return Err(Bubble);
+                    }
+                    buf.extend_from_slice(b"null");
+                    Ok(())
+                }
+                _ if name == "Float" && (value.is_i64() || value.is_u64()) => {
+                    let float = value.as_f64().unwrap_or_default();
+                    let _ = serde_json::to_writer(&mut *buf, &float);
+                    Ok(())
+                }
+                _ => {
+                    let _ = serde_json::to_writer(&mut *buf, value);
+                    Ok(())
+                }
+            },
+        }
+    }
+}
