@@ -4,6 +4,7 @@
 //! [`projection`], with GraphQL's null propagation.
 
 pub mod data;
+mod entities;
 pub mod introspection;
 pub mod projection;
 
@@ -16,6 +17,7 @@ use serde_json_bytes::{ByteString, json};
 use crate::planning::{BatchFetchNode, FetchNode, FlattenNodePathSegment, OperationKind, PlanNode};
 use crate::transport::{SubgraphRequest, Transport};
 use data::{PathElem, collect_entities, representation};
+use entities::{Entities, Representations, TakeField, borrow_list, entity_error_path, take_list};
 
 /// One execution of one plan.
 pub struct Execution<'a> {
@@ -354,86 +356,6 @@ impl<'a> Execution<'a> {
             out.extend(data::subgraph_error(error.clone(), service, &map_path));
         }
     }
-}
-
-/// Entities returned by a fetch: owned (only this request reads the response) or shared.
-enum Entities<'r> {
-    Owned(Vec<JsonValue>),
-    Shared(&'r [JsonValue]),
-}
-
-/// The list under `key` of a response's data, taken out of it (`key` empty: `data` itself).
-fn take_list(mut data: Option<JsonValue>, key: &str) -> Vec<JsonValue> {
-    let value = if key.is_empty() { data } else { data.take_field(key) };
-    match value {
-        Some(JsonValue::Array(items)) => items,
-        _ => Vec::new(),
-    }
-}
-
-/// The list under `key` of a response's data, borrowed.
-fn borrow_list<'r>(data: Option<&'r JsonValue>, key: &str) -> &'r [JsonValue] {
-    data.and_then(|d| d.get(key))
-        .and_then(JsonValue::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-}
-
-/// Taking one field out of an optional JSON object.
-trait TakeField {
-    fn take_field(&mut self, key: &str) -> Option<JsonValue>;
-}
-
-impl TakeField for Option<JsonValue> {
-    fn take_field(&mut self, key: &str) -> Option<JsonValue> {
-        match self {
-            Some(JsonValue::Object(map)) => map.remove(key),
-            _ => None,
-        }
-    }
-}
-
-/// Distinct representations in first-seen order: entities that share a key are fetched once.
-#[derive(Default)]
-struct Representations {
-    values: Vec<JsonValue>,
-    by_hash: std::collections::HashMap<u64, Vec<usize>>,
-}
-
-impl Representations {
-    /// The position of `rep`, added when new.
-    fn index_of(&mut self, rep: JsonValue) -> usize {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        rep.hash(&mut hasher);
-        let candidates = self.by_hash.entry(hasher.finish()).or_default();
-        if let Some(&found) = candidates.iter().find(|&&i| self.values[i] == rep) {
-            return found;
-        }
-        candidates.push(self.values.len());
-        self.values.push(rep);
-        self.values.len() - 1
-    }
-
-    fn into_values(self) -> Vec<JsonValue> {
-        self.values
-    }
-}
-
-/// Maps an error path `[prefix, i, rest…]` to the client paths of the entities at index `i`.
-fn entity_error_path(
-    path: &[JsonValue],
-    prefix: &str,
-    entities: &[(Vec<PathElem>, usize)],
-) -> Option<Vec<JsonValue>> {
-    if path.first().and_then(|s| s.as_str()) != Some(prefix) {
-        return None;
-    }
-    let index = path.get(1)?.as_u64()? as usize;
-    let (entity_path, _) = entities.iter().find(|(_, i)| *i == index)?;
-    let mut out: Vec<JsonValue> = entity_path.iter().map(PathElem::to_json).collect();
-    out.extend(path[2..].iter().cloned());
-    Some(out)
 }
 
 fn is_query(kind: Option<&OperationKind>) -> bool {
