@@ -15,8 +15,10 @@ mod tests;
 mod tree;
 
 use apollo_compiler::response::{GraphQLError, JsonMap, JsonValue, ResponseDataPathSegment};
-use apollo_compiler::schema::{ExtendedType, Implementers};
+use apollo_compiler::schema::{ExtendedType, Implementers, Type};
 use apollo_compiler::{Name, Schema, collections::HashMap};
+
+use crate::planning::InlineFragmentSelection;
 
 /// A step of the path being projected, borrowed from the operation (no allocation per field).
 #[derive(Clone, Copy)]
@@ -27,6 +29,22 @@ enum Seg<'a> {
 
 /// A null in a non-null position, travelling up to the nearest nullable ancestor.
 struct Bubble;
+
+/// What a value of the response tree is, read as a given type: the one decision both the
+/// tree and the stream projection act on.
+enum Shape<'v> {
+    /// No value: null, missing, or something the API schema hides (`@inaccessible` object
+    /// types and enum values). Only ever returned for nullable positions.
+    Null,
+    /// A list, with its item type.
+    List(&'v [JsonValue], &'v Type),
+    /// An object, read as `type_name` (`known` false when that is a stand-in implementation).
+    Object(&'v JsonMap, String, bool),
+    /// An integer in a `Float` position: result coercion turns it into a float.
+    Float(f64),
+    /// Any other leaf, as sent.
+    Leaf(&'v JsonValue),
+}
 
 /// One projection.
 pub struct Projection<'a> {
@@ -53,6 +71,75 @@ impl<'a> Projection<'a> {
             matches!(self.variables.get(name.as_str()), Some(JsonValue::Bool(true)))
         };
         skip_if.as_ref().is_some_and(var) || include_if.as_ref().is_some_and(|n| !var(n))
+    }
+
+    /// Whether an inline fragment applies to an object read as `type_name`. When the concrete
+    /// type is not known, only conditions on abstract types can apply.
+    fn fragment_applies(
+        &self,
+        fragment: &InlineFragmentSelection,
+        type_name: &str,
+        known: bool,
+    ) -> bool {
+        let concrete_condition = matches!(
+            self.schema.types.get(fragment.type_condition.as_str()),
+            Some(ExtendedType::Object(_))
+        );
+        !self.skipped(&fragment.skip_if, &fragment.include_if)
+            && (known || !concrete_condition)
+            && self.applies(&fragment.type_condition, type_name)
+    }
+
+    /// Classifies `value` for a position of type `ty` (field `parent.field`); a null where
+    /// `ty` is non-null, and a value of the wrong kind, are reported and bubble up.
+    fn shape<'v>(
+        &mut self,
+        value: Option<&'v JsonValue>,
+        ty: &'v Type,
+        parent: &str,
+        field: &str,
+    ) -> Result<Shape<'v>, Bubble> {
+        let shape = match (value, ty) {
+            (None | Some(JsonValue::Null), _) => Shape::Null,
+            (Some(value), Type::List(item) | Type::NonNullList(item)) => match value {
+                JsonValue::Array(items) => Shape::List(items, item),
+                _ => return Err(self.invalid("a list", parent, field)),
+            },
+            (Some(value), Type::Named(name) | Type::NonNullNamed(name)) => {
+                match self.schema.types.get(name) {
+                    Some(
+                        ExtendedType::Object(_)
+                        | ExtendedType::Interface(_)
+                        | ExtendedType::Union(_),
+                    ) => match value {
+                        JsonValue::Object(map) => {
+                            let sent = map.get("__typename").and_then(|t| t.as_str());
+                            if sent.is_some_and(|t| !self.schema.types.contains_key(t)) {
+                                Shape::Null
+                            } else {
+                                let (type_name, known) = self.object_type(map, name);
+                                Shape::Object(map, type_name, known)
+                            }
+                        }
+                        _ => return Err(self.invalid("an object", parent, field)),
+                    },
+                    Some(ExtendedType::Enum(e))
+                        if !value.as_str().is_some_and(|v| e.values.contains_key(v)) =>
+                    {
+                        Shape::Null
+                    }
+                    _ if name == "Float" && (value.is_i64() || value.is_u64()) => {
+                        Shape::Float(value.as_f64().unwrap_or_default())
+                    }
+                    _ => Shape::Leaf(value),
+                }
+            }
+        };
+        if matches!(shape, Shape::Null) && ty.is_non_null() {
+            self.null_error(parent, field);
+            return Err(Bubble);
+        }
+        Ok(shape)
     }
 
     fn applies(&self, condition: &str, type_name: &str) -> bool {
@@ -109,11 +196,11 @@ impl<'a> Projection<'a> {
         self.errors.push(error);
     }
 
-    fn invalid(&mut self, expected: &str, parent: &str, field: &str) -> Result<JsonValue, Bubble> {
+    fn invalid(&mut self, expected: &str, parent: &str, field: &str) -> Bubble {
         let message = format!("The subgraph did not return {expected} for {parent}.{field}.");
         let mut error = GraphQLError::new(message, None, &Default::default());
         error.path = self.error_path();
         self.errors.push(error);
-        Err(Bubble)
+        Bubble
     }
 }

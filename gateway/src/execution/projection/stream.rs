@@ -1,9 +1,9 @@
 //! Projection written straight into the response body: no tree, no copy of the data.
 
 use apollo_compiler::response::{JsonMap, JsonValue};
-use apollo_compiler::schema::{ExtendedType, Type};
+use apollo_compiler::schema::Type;
 
-use super::{Bubble, Projection, Seg};
+use super::{Bubble, Projection, Seg, Shape};
 use crate::planning::{SelectionItem, SelectionSet};
 
 impl<'a> Projection<'a> {
@@ -96,14 +96,7 @@ impl<'a> Projection<'a> {
                     written?;
                 }
                 SelectionItem::InlineFragment(fragment) => {
-                    let concrete_condition = matches!(
-                        self.schema.types.get(fragment.type_condition.as_str()),
-                        Some(ExtendedType::Object(_))
-                    );
-                    if !self.skipped(&fragment.skip_if, &fragment.include_if)
-                        && (known || !concrete_condition)
-                        && self.applies(&fragment.type_condition, type_name)
-                    {
+                    if self.fragment_applies(fragment, type_name, known) {
                         self.write_fields(map, type_name, known, &fragment.selections, buf, first)?;
                     }
                 }
@@ -144,23 +137,9 @@ impl<'a> Projection<'a> {
         field: &str,
         buf: &mut Vec<u8>,
     ) -> Result<(), Bubble> {
-        let value = match value {
-            None | Some(JsonValue::Null) => {
-                if ty.is_non_null() {
-                    self.null_error(parent, field);
-                    return Err(Bubble);
-                }
-                buf.extend_from_slice(b"null");
-                return Ok(());
-            }
-            Some(v) => v,
-        };
-        match ty {
-            Type::List(item) | Type::NonNullList(item) => {
-                let JsonValue::Array(items) = value else {
-                    let _ = self.invalid("a list", parent, field);
-                    return Err(Bubble);
-                };
+        match self.shape(value, ty, parent, field)? {
+            Shape::Null => buf.extend_from_slice(b"null"),
+            Shape::List(items, item) => {
                 buf.push(b'[');
                 for (i, v) in items.iter().enumerate() {
                     if i > 0 {
@@ -172,49 +151,17 @@ impl<'a> Projection<'a> {
                     written?;
                 }
                 buf.push(b']');
-                Ok(())
             }
-            Type::Named(name) | Type::NonNullNamed(name) => match self.schema.types.get(name) {
-                Some(
-                    ExtendedType::Object(_) | ExtendedType::Interface(_) | ExtendedType::Union(_),
-                ) => {
-                    let JsonValue::Object(map) = value else {
-                        let _ = self.invalid("an object", parent, field);
-                        return Err(Bubble);
-                    };
-                    let sent = map.get("__typename").and_then(|t| t.as_str());
-                    if sent.is_some_and(|t| !self.schema.types.contains_key(t)) {
-                        // An object of a type the API schema hides is no value.
-                        if ty.is_non_null() {
-                            self.null_error(parent, field);
-                            return Err(Bubble);
-                        }
-                        buf.extend_from_slice(b"null");
-                        return Ok(());
-                    }
-                    let (type_name, known) = self.object_type(map, name);
-                    self.write_object(Some(map), &type_name, known, selections, buf)
-                }
-                Some(ExtendedType::Enum(e))
-                    if !value.as_str().is_some_and(|v| e.values.contains_key(v)) =>
-                {
-                    if ty.is_non_null() {
-                        self.null_error(parent, field);
-                        return Err(Bubble);
-                    }
-                    buf.extend_from_slice(b"null");
-                    Ok(())
-                }
-                _ if name == "Float" && (value.is_i64() || value.is_u64()) => {
-                    let float = value.as_f64().unwrap_or_default();
-                    let _ = serde_json::to_writer(&mut *buf, &float);
-                    Ok(())
-                }
-                _ => {
-                    let _ = serde_json::to_writer(&mut *buf, value);
-                    Ok(())
-                }
-            },
+            Shape::Object(map, type_name, known) => {
+                return self.write_object(Some(map), &type_name, known, selections, buf);
+            }
+            Shape::Float(f) => {
+                let _ = serde_json::to_writer(&mut *buf, &f);
+            }
+            Shape::Leaf(v) => {
+                let _ = serde_json::to_writer(&mut *buf, v);
+            }
         }
+        Ok(())
     }
 }

@@ -1,10 +1,10 @@
 //! Projection into a tree, for operations whose objects may select a response key twice.
 
 use apollo_compiler::response::{JsonMap, JsonValue};
-use apollo_compiler::schema::{ExtendedType, Type};
+use apollo_compiler::schema::Type;
 use serde_json_bytes::ByteString;
 
-use super::{Bubble, Projection, Seg};
+use super::{Bubble, Projection, Seg, Shape};
 use crate::planning::{SelectionItem, SelectionSet};
 
 impl<'a> Projection<'a> {
@@ -66,15 +66,7 @@ impl<'a> Projection<'a> {
                     }
                 }
                 SelectionItem::InlineFragment(fragment) => {
-                    // When the concrete type is unknown, only conditions on abstract types can apply.
-                    let concrete_condition = matches!(
-                        self.schema.types.get(fragment.type_condition.as_str()),
-                        Some(ExtendedType::Object(_))
-                    );
-                    if !self.skipped(&fragment.skip_if, &fragment.include_if)
-                        && (known || !concrete_condition)
-                        && self.applies(&fragment.type_condition, type_name)
-                    {
+                    if self.fragment_applies(fragment, type_name, known) {
                         self.object(map, type_name, known, &fragment.selections, out)?;
                     }
                 }
@@ -92,80 +84,39 @@ impl<'a> Projection<'a> {
         parent: &str,
         field: &str,
     ) -> Result<JsonValue, Bubble> {
-        let value = match value {
-            None | Some(JsonValue::Null) => {
-                if ty.is_non_null() {
-                    self.null_error(parent, field);
-                    return Err(Bubble);
-                }
-                return Ok(JsonValue::Null);
-            }
-            Some(v) => v,
-        };
-        let nullable = |result: Result<JsonValue, Bubble>| match result {
-            Err(Bubble) if !ty.is_non_null() => Ok(JsonValue::Null),
-            other => other,
-        };
-        match ty {
-            Type::List(item) | Type::NonNullList(item) => {
-                let JsonValue::Array(items) = value else {
-                    return nullable(self.invalid("a list", parent, field));
-                };
+        let completed = match self.shape(value, ty, parent, field) {
+            Ok(Shape::Null) => Ok(JsonValue::Null),
+            Ok(Shape::List(items, item)) => {
                 let mut out = Vec::with_capacity(items.len());
-                let mut failed = false;
+                let mut result = Ok(());
                 for (i, v) in items.iter().enumerate() {
                     self.path.push(Seg::Index(i));
                     let completed = self.complete(Some(v), item, selections, parent, field);
                     self.path.pop();
                     match completed {
                         Ok(v) => out.push(v),
-                        Err(Bubble) => {
-                            failed = true;
+                        Err(bubble) => {
+                            result = Err(bubble);
                             break;
                         }
                     }
                 }
-                nullable(if failed { Err(Bubble) } else { Ok(JsonValue::Array(out)) })
+                result.map(|()| JsonValue::Array(out))
             }
-            Type::Named(name) | Type::NonNullNamed(name) => match self.schema.types.get(name) {
-                Some(
-                    ExtendedType::Object(_) | ExtendedType::Interface(_) | ExtendedType::Union(_),
-                ) => {
-                    let JsonValue::Object(map) = value else {
-                        return nullable(self.invalid("an object", parent, field));
-                    };
-                    // An object of a type the API schema hides (`@inaccessible`) is no value.
-                    let sent = map.get("__typename").and_then(|t| t.as_str());
-                    if sent.is_some_and(|t| !self.schema.types.contains_key(t)) {
-                        if ty.is_non_null() {
-                            self.null_error(parent, field);
-                            return Err(Bubble);
-                        }
-                        return Ok(JsonValue::Null);
-                    }
-                    let (type_name, known) = self.object_type(map, name);
-                    let mut out = JsonMap::new();
-                    let result = self.object(Some(map), &type_name, known, selections, &mut out);
-                    nullable(result.map(|()| JsonValue::Object(out)))
-                }
-                // An enum value the API schema does not have (`@inaccessible`) is no value.
-                Some(ExtendedType::Enum(e))
-                    if !value.as_str().is_some_and(|v| e.values.contains_key(v)) =>
-                {
-                    if ty.is_non_null() {
-                        self.null_error(parent, field);
-                        return Err(Bubble);
-                    }
-                    Ok(JsonValue::Null)
-                }
-                _ if name == "Float" && (value.is_i64() || value.is_u64()) => {
-                    // Float result coercion accepts integers.
-                    let float =
-                        value.as_f64().and_then(serde_json_bytes::serde_json::Number::from_f64);
-                    Ok(float.map_or(JsonValue::Null, JsonValue::Number))
-                }
-                _ => Ok(value.clone()),
-            },
+            Ok(Shape::Object(map, type_name, known)) => {
+                let mut out = JsonMap::new();
+                let result = self.object(Some(map), &type_name, known, selections, &mut out);
+                result.map(|()| JsonValue::Object(out))
+            }
+            Ok(Shape::Float(f)) => Ok(serde_json_bytes::serde_json::Number::from_f64(f)
+                .map_or(JsonValue::Null, JsonValue::Number)),
+            Ok(Shape::Leaf(v)) => Ok(v.clone()),
+            Err(bubble) => Err(bubble),
+        };
+        match completed {
+            // A nullable position absorbs a null from below.
+            Err(Bubble) if !ty.is_non_null() => Ok(JsonValue::Null),
+            other => other,
         }
     }
 }
