@@ -128,27 +128,27 @@ impl Transport {
             request.headers.authorization.as_ref().map(|h| h.as_bytes()).hash(&mut hasher);
             hasher.finish()
         };
-        let (shared, leader) = {
+        let shared = {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
             match in_flight.get(&key) {
-                Some(existing) => (existing.clone(), false),
+                Some(existing) => existing.clone(),
                 None => {
                     let this = self.clone();
                     let headers = request.headers.clone();
                     let fut: BoxFuture<'static, _> = Box::pin(async move {
-                        this.send(url, timeout, body, headers).await.map(Arc::new)
+                        let result = this.send(url, timeout, body, headers).await.map(Arc::new);
+                        // Whoever drives the fetch to its end retires it, so a finished answer
+                        // is never handed to a later request (even if the first caller left).
+                        this.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+                        result
                     });
                     let shared = fut.shared();
                     in_flight.insert(key, shared.clone());
-                    (shared, true)
+                    shared
                 }
             }
         };
-        let result = shared.await;
-        if leader {
-            self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
-        }
-        result
+        shared.await
     }
 
     async fn send(
@@ -263,5 +263,32 @@ mod tests {
     async fn identical_queries_in_flight_share_one_subgraph_request() {
         assert_eq!(fire(true).await, 1);
         assert_eq!(fire(false).await, 5);
+    }
+
+    #[tokio::test]
+    async fn a_finished_fetch_is_not_reused_by_later_requests() {
+        let (url, count, release) = held_subgraph().await;
+        release.add_permits(10);
+        let transport = Transport::new(
+            HashMap::from([("s".to_string(), url)]),
+            Duration::from_secs(10),
+            HashMap::new(),
+        );
+        let headers = ForwardedHeaders::default();
+        for expected in 1..=2 {
+            let request = SubgraphRequest {
+                service: "s",
+                query: "{ ok }",
+                variables: JsonMap::new(),
+                headers: &headers,
+                dedupe: true,
+            };
+            assert!(transport.execute(request).await.is_ok());
+            assert_eq!(
+                count.load(Ordering::SeqCst),
+                expected,
+                "each later request asks the subgraph again"
+            );
+        }
     }
 }
