@@ -307,19 +307,9 @@ fn target_at<'r>(root: &'r mut JsonValue, path: &[PathElem<'_>]) -> Option<&'r m
 
 /// Merges `value` into the object at `path`.
 pub fn merge_at(root: &mut JsonValue, path: &[PathElem<'_>], value: JsonValue) {
-    let mut target = root;
-    for elem in path {
-        let next = match (elem, target) {
-            (PathElem::Key(k), JsonValue::Object(map)) => map.get_mut(*k),
-            (PathElem::Index(i), JsonValue::Array(items)) => items.get_mut(*i),
-            _ => None,
-        };
-        match next {
-            Some(n) => target = n,
-            None => return,
-        }
+    if let Some(target) = target_at(root, path) {
+        deep_merge(target, value);
     }
-    deep_merge(target, value);
 }
 
 /// A subgraph's error as a client error: path mapped (or dropped), the service named.
