@@ -282,12 +282,26 @@ fn route<Q: async_graphql::ObjectType + 'static>(
     })
 }
 
-/// The four subgraphs at `/accounts`, `/inventory`, `/products` and `/reviews`.
+/// The four subgraphs at `/accounts`, `/inventory`, `/products` and `/reviews`, and
+/// `GET /requests`: how many subgraph requests were served so far (the benchmark reports
+/// subgraph requests per gateway request, which in-flight deduplication lowers).
 pub fn router(data: Data) -> Router {
     let data = Arc::new(data);
+    let served = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let count = served.clone();
     Router::new()
         .route("/accounts", route(AccountsQuery, data.clone()))
         .route("/inventory", route(InventoryQuery, data.clone()))
         .route("/products", route(ProductsQuery, data.clone()))
         .route("/reviews", route(ReviewsQuery, data))
+        .layer(axum::middleware::from_fn(move |request, next: axum::middleware::Next| {
+            served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            next.run(request)
+        }))
+        .route(
+            "/requests",
+            axum::routing::get(move || async move {
+                count.load(std::sync::atomic::Ordering::Relaxed).to_string()
+            }),
+        )
 }

@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use apollo_compiler::ExecutableDocument;
 use apollo_compiler::executable::{Selection, SelectionSet};
-use apollo_compiler::response::{GraphQLError, JsonMap, JsonValue, ResponseDataPathSegment};
+use apollo_compiler::response::{GraphQLError, JsonMap, ResponseDataPathSegment};
 use apollo_compiler::schema::Implementers;
 use apollo_compiler::validation::Valid;
 use apollo_compiler::{Name, collections::HashMap};
 
 use crate::execution::projection::Projection;
+use crate::execution::value::{Bodies, Value};
 use crate::execution::{Execution, introspection};
 use crate::supergraph::Supergraph;
 use crate::transport::{ForwardedHeaders, Transport};
@@ -169,19 +170,15 @@ impl Gateway {
             )]);
         }
 
-        let (data, mut errors, prepared) = if concrete {
+        let prepared = if concrete {
             // The planner knows nothing of introspection: plan the operation without it.
             let plan_query = if introspects {
                 without_introspection(&document, operation)
             } else {
                 request.query.clone()
             };
-            let prepared = match self
-                .supergraph
-                .planner
-                .prepare(&plan_query, request.operation_name.as_deref())
-            {
-                Ok(p) => p,
+            match self.supergraph.planner.prepare(&plan_query, request.operation_name.as_deref()) {
+                Ok(p) => Some(p),
                 Err(e) => {
                     tracing::error!(error = %e, "query planning failed");
                     return Outcome::Executed {
@@ -193,18 +190,24 @@ impl Gateway {
                         )],
                     };
                 }
-            };
-            let (data, errors) = Execution::new(
+            }
+        } else {
+            None
+        };
+        // The subgraphs' answers: the response tree borrows from them until it is projected.
+        let bodies = Bodies::default();
+        let (data, mut errors) = if let Some(prepared) = &prepared {
+            Execution::new(
                 &self.transport,
+                &bodies,
                 variables.as_ref(),
                 headers,
                 &self.supergraph.possible_types,
             )
             .run(prepared.plan.node.as_ref())
-            .await;
-            (data, errors, Some(prepared))
+            .await
         } else {
-            (JsonValue::Object(JsonMap::new()), Vec::new(), None)
+            (Value::Object(Vec::new()), Vec::new())
         };
         // A null caused by a subgraph error is already explained by that error.
         let covered: Vec<Vec<ResponseDataPathSegment>> =
@@ -216,7 +219,7 @@ impl Gateway {
             let mut projection = Projection::new(schema, &self.implementers, variables.as_ref());
             let root = operation.object_type().as_str();
             let selections = &prepared.operation.selection_set;
-            let mut buf = Vec::with_capacity(16 * 1024);
+            let mut buf = Vec::with_capacity(bodies.total_len() + 1024);
             let data = if prepared.repeats_keys {
                 ResponseData::Tree(projection.run(root, selections, &data))
             } else if projection.write(root, selections, &data, &mut buf) {
@@ -233,7 +236,7 @@ impl Gateway {
             &document,
             operation,
             &variables,
-            &data,
+            &data.to_json(),
             introspects,
         ) {
             Ok(response) => {

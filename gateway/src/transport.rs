@@ -9,9 +9,8 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
-use apollo_compiler::response::{JsonMap, JsonValue};
+use axum::body::Bytes;
 use axum::http::HeaderValue;
-use serde::Deserialize;
 
 /// Headers forwarded from the client's request to every subgraph fetch.
 #[derive(Debug, Clone, Default)]
@@ -30,25 +29,22 @@ pub struct ForwardedHeaders {
 pub struct SubgraphRequest<'a> {
     /// Subgraph name.
     pub service: &'a str,
-    /// The operation text.
-    pub query: &'a str,
-    /// Its variables.
-    pub variables: JsonMap,
+    /// The GraphQL request body (`query` and `variables`), already JSON.
+    pub body: Vec<u8>,
     /// Headers to forward.
     pub headers: &'a ForwardedHeaders,
     /// Share the answer with identical fetches already in flight (queries only).
     pub dedupe: bool,
 }
 
-/// A subgraph's GraphQL response.
-#[derive(Debug, Default, Clone, Deserialize)]
+/// A subgraph's HTTP answer: its status and body, unparsed (each execution parses its own
+/// copy into values that borrow from the body; deduplicated fetches share the bytes).
+#[derive(Debug, Clone)]
 pub struct SubgraphResponse {
-    /// `data`, when present.
-    #[serde(default)]
-    pub data: Option<JsonValue>,
-    /// `errors`, as sent.
-    #[serde(default)]
-    pub errors: Vec<JsonValue>,
+    /// HTTP status.
+    pub status: u16,
+    /// The body.
+    pub body: Bytes,
 }
 
 /// Why a fetch produced no GraphQL response.
@@ -71,7 +67,7 @@ pub enum TransportError {
     InvalidResponse(String),
 }
 
-type SharedFetch = Shared<BoxFuture<'static, Result<Arc<SubgraphResponse>, TransportError>>>;
+type SharedFetch = Shared<BoxFuture<'static, Result<SubgraphResponse, TransportError>>>;
 
 /// The subgraph client.
 #[derive(Clone)]
@@ -105,21 +101,17 @@ impl Transport {
         }
     }
 
-    /// Sends one fetch; identical in-flight queries (same subgraph, operation, variables and
-    /// credentials) share one subgraph request.
+    /// Sends one fetch; identical in-flight queries (same subgraph, body and credentials)
+    /// share one subgraph request.
     pub async fn execute(
         &self,
         request: SubgraphRequest<'_>,
-    ) -> Result<Arc<SubgraphResponse>, TransportError> {
+    ) -> Result<SubgraphResponse, TransportError> {
         let url = self.urls.get(request.service).ok_or(TransportError::UnknownSubgraph)?.clone();
         let timeout = self.timeouts.get(request.service).copied().unwrap_or(self.default_timeout);
-        let body = serde_json::to_vec(&serde_json::json!({
-            "query": request.query,
-            "variables": request.variables,
-        }))
-        .map_err(|e| TransportError::InvalidResponse(e.to_string()))?;
+        let body = request.body;
         if !request.dedupe {
-            return self.send(url, timeout, body, request.headers.clone()).await.map(Arc::new);
+            return self.send(url, timeout, body, request.headers.clone()).await;
         }
         let key = {
             let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -136,7 +128,7 @@ impl Transport {
                     let this = self.clone();
                     let headers = request.headers.clone();
                     let fut: BoxFuture<'static, _> = Box::pin(async move {
-                        let result = this.send(url, timeout, body, headers).await.map(Arc::new);
+                        let result = this.send(url, timeout, body, headers).await;
                         // Whoever drives the fetch to its end retires it, so a finished answer
                         // is never handed to a later request (even if the first caller left).
                         this.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
@@ -175,27 +167,17 @@ impl Transport {
                 http = http.header(name, value.clone());
             }
         }
-        let response = http.send().await.map_err(|e| {
+        let failed = |e: reqwest::Error| {
             if e.is_timeout() {
                 TransportError::Timeout(timeout)
             } else {
                 TransportError::Unreachable(e.to_string())
             }
-        })?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| {
-            if e.is_timeout() {
-                TransportError::Timeout(timeout)
-            } else {
-                TransportError::Unreachable(e.to_string())
-            }
-        })?;
-        match serde_json::from_slice::<SubgraphResponse>(&bytes) {
-            Ok(parsed) if parsed.data.is_some() || !parsed.errors.is_empty() => Ok(parsed),
-            _ if !status.is_success() => Err(TransportError::Status(status.as_u16())),
-            Ok(_) => Err(TransportError::InvalidResponse("neither data nor errors".into())),
-            Err(e) => Err(TransportError::InvalidResponse(e.to_string())),
-        }
+        };
+        let response = http.send().await.map_err(failed)?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(failed)?;
+        Ok(SubgraphResponse { status, body })
     }
 }
 
@@ -237,8 +219,7 @@ mod tests {
         let calls = (0..5).map(|_| {
             transport.execute(SubgraphRequest {
                 service: "s",
-                query: "{ ok }",
-                variables: JsonMap::new(),
+                body: br#"{"query":"{ ok }"}"#.to_vec(),
                 headers: &headers,
                 dedupe,
             })
@@ -255,7 +236,7 @@ mod tests {
             release.add_permits(5);
         };
         let (results, ()) = tokio::join!(all, releaser);
-        assert!(results.iter().all(|r| r.as_ref().is_ok_and(|r| r.data.is_some())));
+        assert!(results.iter().all(|r| r.as_ref().is_ok_and(|r| r.body.starts_with(b"{\"data\""))));
         count.load(Ordering::SeqCst)
     }
 
@@ -278,8 +259,7 @@ mod tests {
         for expected in 1..=2 {
             let request = SubgraphRequest {
                 service: "s",
-                query: "{ ok }",
-                variables: JsonMap::new(),
+                body: br#"{"query":"{ ok }"}"#.to_vec(),
                 headers: &headers,
                 dedupe: true,
             };

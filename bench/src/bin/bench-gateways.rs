@@ -68,6 +68,21 @@ fn peak_memory_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// CPU time (user + system) a process has used so far, in milliseconds.
+fn cpu_ms(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at state, field 3.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // Linux reports in USER_HZ, 100 on every mainstream configuration.
+    Some(ticks as f64 * 10.0)
+}
+
+async fn subgraph_requests(client: &reqwest::Client, base: &str) -> Option<u64> {
+    client.get(format!("{base}/requests")).send().await.ok()?.text().await.ok()?.parse().ok()
+}
+
 struct Guard(Child);
 
 impl Drop for Guard {
@@ -102,6 +117,12 @@ struct Figures {
     p95: f64,
     p99: f64,
     peak_kib: Option<u64>,
+    /// Gateway CPU per request, ms.
+    gateway_cpu: Option<f64>,
+    /// Subgraph CPU per request, ms.
+    subgraph_cpu: Option<f64>,
+    /// Subgraph requests per gateway request.
+    fetches: Option<f64>,
 }
 
 async fn load(
@@ -161,7 +182,19 @@ async fn load(
     (all, wrong.load(Ordering::Relaxed))
 }
 
-async fn measure(name: &str, url: &str, pid: u32, options: &Options) -> anyhow::Result<Figures> {
+/// The process serving the subgraphs, and its base URL.
+struct Subgraphs {
+    pid: u32,
+    base: String,
+}
+
+async fn measure(
+    name: &str,
+    url: &str,
+    pid: u32,
+    subgraphs: &Subgraphs,
+    options: &Options,
+) -> anyhow::Result<Figures> {
     let body = Arc::new(std::fs::read_to_string(format!("{SHARED}/request.json"))?);
     let reference_bytes = Arc::new(std::fs::read(format!("{SHARED}/response.json"))?);
     let reference: Arc<serde_json::Value> = Arc::new(serde_json::from_slice(&reference_bytes)?);
@@ -181,10 +214,16 @@ async fn measure(name: &str, url: &str, pid: u32, options: &Options) -> anyhow::
         "{name}: measuring for {:?} at {} connections",
         options.duration, options.connections
     );
+    let before =
+        (cpu_ms(pid), cpu_ms(subgraphs.pid), subgraph_requests(&client, &subgraphs.base).await);
     let started = Instant::now();
     let (mut samples, wrong) =
         load(url, body, reference, reference_bytes, options.connections, options.duration).await;
     let elapsed = started.elapsed();
+    let after =
+        (cpu_ms(pid), cpu_ms(subgraphs.pid), subgraph_requests(&client, &subgraphs.base).await);
+    let n = samples.len().max(1) as f64;
+    let per_request = |a: Option<f64>, b: Option<f64>| Some((b? - a?) / n);
     samples.sort();
     let pct = |p: f64| {
         samples
@@ -199,6 +238,9 @@ async fn measure(name: &str, url: &str, pid: u32, options: &Options) -> anyhow::
         p95: pct(0.95),
         p99: pct(0.99),
         peak_kib: peak_memory_kib(pid),
+        gateway_cpu: per_request(before.0, after.0),
+        subgraph_cpu: per_request(before.1, after.1),
+        fetches: per_request(before.2.map(|v| v as f64), after.2.map(|v| v as f64)),
     })
 }
 
@@ -212,6 +254,14 @@ fn print(name: &str, f: &Figures) {
         f.peak_kib.map_or("?".into(), |k| k.to_string()),
         f.requests,
         f.wrong
+    );
+    let show = |v: Option<f64>| v.map_or("?".into(), |v| format!("{v:.2}"));
+    println!(
+        "  {:<12} per request: gateway CPU {} ms, subgraph CPU {} ms, subgraph requests {}",
+        "",
+        show(f.gateway_cpu),
+        show(f.subgraph_cpu),
+        show(f.fetches)
     );
 }
 
@@ -261,6 +311,8 @@ async fn main() -> anyhow::Result<()> {
             .spawn()
             .context("starting bench-subgraphs (cargo build --release -p bench)")?,
     );
+    let subgraphs =
+        Subgraphs { pid: _subgraphs.0.id(), base: format!("http://127.0.0.1:{subgraph_port}") };
     let supergraph = std::fs::read_to_string(format!("{SHARED}/supergraph.graphql"))?
         .replace("127.0.0.1:4200", &format!("127.0.0.1:{subgraph_port}"));
     let supergraph_path = work.join("supergraph.graphql");
@@ -285,9 +337,14 @@ async fn main() -> anyhow::Result<()> {
             .spawn()
             .context("starting our gateway (cargo build --release -p gateway)")?,
     );
-    let our_figures =
-        measure("ours", &format!("http://127.0.0.1:{ours_port}/graphql"), ours.0.id(), &options)
-            .await?;
+    let our_figures = measure(
+        "ours",
+        &format!("http://127.0.0.1:{ours_port}/graphql"),
+        ours.0.id(),
+        &subgraphs,
+        &options,
+    )
+    .await?;
     drop(ours);
     print("ours", &our_figures);
 
@@ -319,6 +376,7 @@ async fn main() -> anyhow::Result<()> {
         "hive-router",
         &format!("http://127.0.0.1:{hive_port}/graphql"),
         hive_child.0.id(),
+        &subgraphs,
         &options,
     )
     .await?;

@@ -1,9 +1,10 @@
-//! The response tree during execution: finding entities under a plan path, building their
+//! The response tree during execution: finding entities under a plan path, writing their
 //! representations, merging fetched data back in place, plan rewrites, and subgraph errors.
 
-use apollo_compiler::response::{GraphQLError, JsonMap, JsonValue, ResponseDataPathSegment};
-use serde_json_bytes::{ByteString, json};
+use apollo_compiler::response::{GraphQLError, JsonValue, ResponseDataPathSegment};
+use serde_json_bytes::json;
 
+use super::value::Value;
 use crate::planning::{
     FetchNodePathSegment, FetchRewrite, FlattenNodePathSegment, PossibleTypes, SelectionItem, fits,
 };
@@ -27,55 +28,60 @@ impl PathElem<'_> {
     }
 }
 
-fn typename(value: &JsonValue) -> Option<&str> {
-    value.as_object()?.get("__typename")?.as_str()
+/// True when `value` is an object whose `__typename` matches one of `conditions`.
+fn typename_fits<'c>(
+    value: &Value<'_>,
+    mut conditions: impl Iterator<Item = &'c String>,
+    possible: &PossibleTypes,
+) -> bool {
+    value.typename().is_some_and(|t| conditions.any(|c| fits(possible, c, &t)))
 }
 
 /// Every non-null object found by following `path` from `root`, with where it was found.
-pub fn collect_entities<'v, 'p>(
-    root: &'v JsonValue,
+pub fn collect_entities<'v, 'a, 'p>(
+    root: &'v Value<'a>,
     path: &'p [FlattenNodePathSegment],
     possible: &PossibleTypes,
-) -> Vec<(Vec<PathElem<'p>>, &'v JsonValue)> {
+) -> Vec<(Vec<PathElem<'p>>, &'v Value<'a>)> {
     let mut out = Vec::new();
     walk(root, path, possible, &mut Vec::new(), &mut out);
     out
 }
 
-fn walk<'v, 'p>(
-    value: &'v JsonValue,
+fn walk<'v, 'a, 'p>(
+    value: &'v Value<'a>,
     path: &'p [FlattenNodePathSegment],
     possible: &PossibleTypes,
     at: &mut Vec<PathElem<'p>>,
-    out: &mut Vec<(Vec<PathElem<'p>>, &'v JsonValue)>,
+    out: &mut Vec<(Vec<PathElem<'p>>, &'v Value<'a>)>,
 ) {
     match (path.first(), value) {
-        (_, JsonValue::Null) => {}
-        (None, JsonValue::Array(items)) => {
+        (_, Value::Null) => {}
+        (None, Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
                 at.push(PathElem::Index(i));
                 walk(item, path, possible, at, out);
                 at.pop();
             }
         }
-        (None, JsonValue::Object(_)) => out.push((at.clone(), value)),
+        (None, Value::Object(_)) => out.push((at.clone(), value)),
         (None, _) => {}
-        (Some(FlattenNodePathSegment::Field(name)), JsonValue::Object(map)) => {
-            if let Some(next) = map.get(name.as_str()) {
+        (Some(FlattenNodePathSegment::Field(name)), Value::Object(_)) => {
+            if let Some(next) = value.get(name) {
                 at.push(PathElem::Key(name.as_str()));
                 walk(next, &path[1..], possible, at, out);
                 at.pop();
             }
         }
-        (Some(FlattenNodePathSegment::List), JsonValue::Array(items)) => {
+        (Some(FlattenNodePathSegment::List), Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
                 at.push(PathElem::Index(i));
                 walk(item, &path[1..], possible, at, out);
                 at.pop();
             }
         }
-        (Some(FlattenNodePathSegment::TypeCondition(types)), JsonValue::Object(_))
-            if typename(value).is_some_and(|t| types.iter().any(|c| fits(possible, c, t))) =>
+        (Some(FlattenNodePathSegment::TypeCondition(types)), Value::Object(_))
+            if typename_fits(value, types.iter(), possible) =>
         {
             walk(value, &path[1..], possible, at, out);
         }
@@ -88,17 +94,16 @@ fn walk<'v, 'p>(
 /// `None` when the entity lacks a field the selection needs (an earlier subgraph could not
 /// resolve it) or is of a type the selection does not cover: such an entity is not sent, and
 /// keeps what it already has.
-pub fn representation(
-    entity: &JsonValue,
-    requires: &[SelectionItem],
-    rewrites: Option<&[FetchRewrite]>,
+pub fn representation<'a>(
+    entity: &Value<'a>,
+    requires: &'a [SelectionItem],
+    rewrites: Option<&'a [FetchRewrite]>,
     possible: &PossibleTypes,
-) -> Option<JsonValue> {
+) -> Option<Value<'a>> {
     let mut projector = Representation { possible, complete: true };
     let mut rep = projector.project(entity, requires);
     // An entity no type condition of the selection matched has nothing to send.
-    let typed = rep.as_object().is_some_and(|o| o.contains_key("__typename"));
-    if !projector.complete || !typed {
+    if !projector.complete || rep.get("__typename").is_none() {
         return None;
     }
     for rewrite in rewrites.unwrap_or_default() {
@@ -108,39 +113,38 @@ pub fn representation(
 }
 
 /// Projects a `requires` selection out of an entity, noting whether anything was missing.
-struct Representation<'a> {
-    possible: &'a PossibleTypes,
+struct Representation<'p> {
+    possible: &'p PossibleTypes,
     complete: bool,
 }
 
 impl Representation<'_> {
-    fn project(&mut self, value: &JsonValue, items: &[SelectionItem]) -> JsonValue {
+    fn project<'a>(&mut self, value: &Value<'a>, items: &'a [SelectionItem]) -> Value<'a> {
         match value {
-            JsonValue::Object(map) => {
-                let mut out = JsonMap::new();
-                self.project_into(value, map, items, &mut out);
-                JsonValue::Object(out)
+            Value::Object(_) => {
+                let mut out = Vec::with_capacity(items.len());
+                self.project_into(value, items, &mut out);
+                Value::Object(out)
             }
-            JsonValue::Array(list) => {
-                JsonValue::Array(list.iter().map(|v| self.project(v, items)).collect())
+            Value::Array(list) => {
+                Value::Array(list.iter().map(|v| self.project(v, items)).collect())
             }
             other => other.clone(),
         }
     }
 
-    fn project_into(
+    fn project_into<'a>(
         &mut self,
-        value: &JsonValue,
-        map: &JsonMap,
-        items: &[SelectionItem],
-        out: &mut JsonMap,
+        value: &Value<'a>,
+        items: &'a [SelectionItem],
+        out: &mut Vec<(&'a str, Value<'a>)>,
     ) {
         for item in items {
             match item {
                 SelectionItem::Field(field) => {
                     // In a `requires` selection `price: _internal_qp_alias_0` reads the data
                     // under the field's name and writes the key the alias gives.
-                    match map.get(field.name.as_str()) {
+                    match value.get(&field.name) {
                         Some(v) => {
                             let projected = if field.selections.items.is_empty() {
                                 v.clone()
@@ -148,16 +152,17 @@ impl Representation<'_> {
                                 self.project(v, &field.selections.items)
                             };
                             let key = field.alias.as_deref().unwrap_or(&field.name);
-                            out.insert(ByteString::from(key), projected);
+                            out.push((key, projected));
                         }
                         None => self.complete = false,
                     }
                 }
                 SelectionItem::InlineFragment(fragment) => {
-                    let applies = typename(value)
-                        .is_none_or(|t| fits(self.possible, &fragment.type_condition, t));
+                    let applies = value
+                        .typename()
+                        .is_none_or(|t| fits(self.possible, &fragment.type_condition, &t));
                     if applies {
-                        self.project_into(value, map, &fragment.selections.items, out);
+                        self.project_into(value, &fragment.selections.items, out);
                     }
                 }
                 SelectionItem::FragmentSpread(_) => {}
@@ -167,9 +172,9 @@ impl Representation<'_> {
 }
 
 /// Applies the plan's output rewrites to a fetched value.
-pub fn apply_output_rewrites(
-    value: &mut JsonValue,
-    rewrites: Option<&[FetchRewrite]>,
+pub fn apply_output_rewrites<'a>(
+    value: &mut Value<'a>,
+    rewrites: Option<&'a [FetchRewrite]>,
     possible: &PossibleTypes,
 ) {
     for rewrite in rewrites.unwrap_or_default() {
@@ -177,11 +182,12 @@ pub fn apply_output_rewrites(
     }
 }
 
-fn apply_rewrite(value: &mut JsonValue, rewrite: &FetchRewrite, possible: &PossibleTypes) {
+fn apply_rewrite<'a>(value: &mut Value<'a>, rewrite: &'a FetchRewrite, possible: &PossibleTypes) {
     match rewrite {
         FetchRewrite::ValueSetter(setter) => {
+            // Type names are GraphQL names: nothing in them needs escaping.
             rewrite_at(value, &setter.path, possible, &mut |target| {
-                *target = JsonValue::String(setter.set_value_to.as_str().into())
+                *target = Value::String(setter.set_value_to.as_str())
             });
         }
         FetchRewrite::KeyRenamer(renamer) => {
@@ -189,23 +195,23 @@ fn apply_rewrite(value: &mut JsonValue, rewrite: &FetchRewrite, possible: &Possi
                 return;
             };
             rewrite_at(value, parent, possible, &mut |target| {
-                if let Some(map) = target.as_object_mut()
-                    && let Some(v) = map.remove(old.as_str())
+                if let Value::Object(fields) = target
+                    && let Some(field) = fields.iter_mut().find(|(k, _)| *k == old.as_str())
                 {
-                    map.insert(ByteString::from(renamer.rename_key_to.as_str()), v);
+                    field.0 = renamer.rename_key_to.as_str();
                 }
             });
         }
     }
 }
 
-fn rewrite_at(
-    value: &mut JsonValue,
+fn rewrite_at<'a>(
+    value: &mut Value<'a>,
     path: &[FetchNodePathSegment],
     possible: &PossibleTypes,
-    action: &mut dyn FnMut(&mut JsonValue),
+    action: &mut dyn FnMut(&mut Value<'a>),
 ) {
-    if let JsonValue::Array(items) = value {
+    if let Value::Array(items) = value {
         for item in items {
             rewrite_at(item, path, possible, action);
         }
@@ -214,12 +220,14 @@ fn rewrite_at(
     match path.first() {
         None => action(value),
         Some(FetchNodePathSegment::Key(key)) => {
-            if let Some(next) = value.as_object_mut().and_then(|m| m.get_mut(key.as_str())) {
+            if let Value::Object(fields) = value
+                && let Some((_, next)) = fields.iter_mut().find(|(k, _)| *k == key.as_str())
+            {
                 rewrite_at(next, &path[1..], possible, action);
             }
         }
         Some(FetchNodePathSegment::TypenameEquals(types)) => {
-            if typename(value).is_some_and(|t| types.iter().any(|c| fits(possible, c, t))) {
+            if typename_fits(value, types.iter(), possible) {
                 rewrite_at(value, &path[1..], possible, action);
             }
         }
@@ -227,19 +235,21 @@ fn rewrite_at(
 }
 
 /// Merges `src` into `dst`: objects key by key, lists of equal length item by item.
-pub fn deep_merge(dst: &mut JsonValue, src: JsonValue) {
+pub fn deep_merge<'a>(dst: &mut Value<'a>, src: Value<'a>) {
     match (dst, src) {
-        (JsonValue::Object(d), JsonValue::Object(s)) => {
+        (Value::Object(d), Value::Object(s)) => {
+            if d.is_empty() {
+                *d = s;
+                return;
+            }
             for (k, v) in s {
-                match d.get_mut(k.as_str()) {
-                    Some(existing) => deep_merge(existing, v),
-                    None => {
-                        d.insert(k, v);
-                    }
+                match d.iter_mut().find(|(dk, _)| *dk == k) {
+                    Some((_, existing)) => deep_merge(existing, v),
+                    None => d.push((k, v)),
                 }
             }
         }
-        (JsonValue::Array(d), JsonValue::Array(s)) if d.len() == s.len() => {
+        (Value::Array(d), Value::Array(s)) if d.len() == s.len() => {
             for (dv, sv) in d.iter_mut().zip(s) {
                 deep_merge(dv, sv);
             }
@@ -248,57 +258,14 @@ pub fn deep_merge(dst: &mut JsonValue, src: JsonValue) {
     }
 }
 
-/// Merges a borrowed `src` into `dst`, cloning only what `dst` lacks.
-pub fn deep_merge_ref(dst: &mut JsonValue, src: &JsonValue) {
-    match (dst, src) {
-        (JsonValue::Object(d), JsonValue::Object(s)) => {
-            for (k, v) in s {
-                match d.get_mut(k.as_str()) {
-                    Some(existing) => deep_merge_ref(existing, v),
-                    None => {
-                        d.insert(k.clone(), v.clone());
-                    }
-                }
-            }
-        }
-        (JsonValue::Array(d), JsonValue::Array(s)) if d.len() == s.len() => {
-            for (dv, sv) in d.iter_mut().zip(s) {
-                deep_merge_ref(dv, sv);
-            }
-        }
-        (dst, src) => *dst = src.clone(),
-    }
-}
-
-/// Merges a fetched `value` into the object at `path`, applying output rewrites on a copy
-/// only when the plan has some.
-pub fn merge_fetched_at(
-    root: &mut JsonValue,
-    path: &[PathElem<'_>],
-    value: &JsonValue,
-    rewrites: Option<&[FetchRewrite]>,
-    possible: &PossibleTypes,
-) {
-    match rewrites {
-        Some(rewrites) if !rewrites.is_empty() => {
-            let mut value = value.clone();
-            apply_output_rewrites(&mut value, Some(rewrites), possible);
-            merge_at(root, path, value);
-        }
-        _ => {
-            if let Some(target) = target_at(root, path) {
-                deep_merge_ref(target, value);
-            }
-        }
-    }
-}
-
-fn target_at<'r>(root: &'r mut JsonValue, path: &[PathElem<'_>]) -> Option<&'r mut JsonValue> {
+fn target_at<'v, 'a>(root: &'v mut Value<'a>, path: &[PathElem<'_>]) -> Option<&'v mut Value<'a>> {
     let mut target = root;
     for elem in path {
         target = match (elem, target) {
-            (PathElem::Key(k), JsonValue::Object(map)) => map.get_mut(*k)?,
-            (PathElem::Index(i), JsonValue::Array(items)) => items.get_mut(*i)?,
+            (PathElem::Key(k), Value::Object(fields)) => {
+                fields.iter_mut().find(|(key, _)| key == k).map(|(_, v)| v)?
+            }
+            (PathElem::Index(i), Value::Array(items)) => items.get_mut(*i)?,
             _ => return None,
         };
     }
@@ -306,7 +273,7 @@ fn target_at<'r>(root: &'r mut JsonValue, path: &[PathElem<'_>]) -> Option<&'r m
 }
 
 /// Merges `value` into the object at `path`.
-pub fn merge_at(root: &mut JsonValue, path: &[PathElem<'_>], value: JsonValue) {
+pub fn merge_at<'a>(root: &mut Value<'a>, path: &[PathElem<'_>], value: Value<'a>) {
     if let Some(target) = target_at(root, path) {
         deep_merge(target, value);
     }
@@ -314,11 +281,11 @@ pub fn merge_at(root: &mut JsonValue, path: &[PathElem<'_>], value: JsonValue) {
 
 /// A subgraph's error as a client error: path mapped (or dropped), the service named.
 pub fn subgraph_error(
-    error: JsonValue,
+    error: &Value<'_>,
     service: &str,
     map_path: &dyn Fn(&[JsonValue]) -> Option<Vec<JsonValue>>,
 ) -> Option<GraphQLError> {
-    let JsonValue::Object(mut map) = error else { return None };
+    let JsonValue::Object(mut map) = error.to_json() else { return None };
     let message = map
         .remove("message")
         .and_then(|m| m.as_str().map(str::to_string))
@@ -350,6 +317,7 @@ pub fn subgraph_error(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::execution::value::from_json;
     use std::collections::BTreeSet;
 
     fn none() -> PossibleTypes {
@@ -359,7 +327,7 @@ mod tests {
     #[test]
     fn type_conditions_on_interfaces_match_their_implementations() {
         let possible = PossibleTypes::from([("Node".to_string(), ["Book".to_string()].into())]);
-        let data = json!({ "n": { "__typename": "Book", "id": "1" } });
+        let data = from_json(&json!({ "n": { "__typename": "Book", "id": "1" } }));
         let path =
             [f("n"), FlattenNodePathSegment::TypeCondition(BTreeSet::from(["Node".to_string()]))];
         assert_eq!(collect_entities(&data, &path, &possible).len(), 1);
@@ -372,12 +340,12 @@ mod tests {
 
     #[test]
     fn entities_are_found_through_lists_and_type_conditions_skipping_nulls() {
-        let data = json!({ "products": [
+        let data = from_json(&json!({ "products": [
             { "__typename": "Book", "id": "1" },
             null,
             { "__typename": "Film", "id": "2" },
             { "__typename": "Book", "id": "3" },
-        ]});
+        ]}));
         let path = [f("products"), FlattenNodePathSegment::List];
         let all = collect_entities(&data, &path, &none());
         assert_eq!(all.len(), 3);
@@ -399,19 +367,19 @@ mod tests {
 
     #[test]
     fn merging_is_deep_and_in_place() {
-        let mut data = json!({ "a": { "list": [ { "id": 1 }, { "id": 2 } ] } });
+        let mut data = from_json(&json!({ "a": { "list": [ { "id": 1 }, { "id": 2 } ] } }));
         merge_at(
             &mut data,
             &[PathElem::Key("a"), PathElem::Key("list"), PathElem::Index(1)],
-            json!({ "name": "two" }),
+            from_json(&json!({ "name": "two" })),
         );
-        deep_merge(&mut data, json!({ "a": { "extra": true } }));
+        deep_merge(&mut data, from_json(&json!({ "a": { "extra": true } })));
         assert_eq!(
-            data,
+            data.to_json(),
             json!({ "a": { "list": [ { "id": 1 }, { "id": 2, "name": "two" } ], "extra": true } })
         );
         // A path that no longer exists is ignored rather than invented.
-        merge_at(&mut data, &[PathElem::Key("missing")], json!({ "x": 1 }));
+        merge_at(&mut data, &[PathElem::Key("missing")], from_json(&json!({ "x": 1 })));
         assert!(data.get("missing").is_none());
     }
 
@@ -425,25 +393,26 @@ mod tests {
             ],
             set_value_to: "Media".into(),
         });
-        let mut book = json!({ "__typename": "Book", "id": "1" });
-        let mut film = json!({ "__typename": "Film", "id": "2" });
+        let mut book = from_json(&json!({ "__typename": "Book", "id": "1" }));
+        let mut film = from_json(&json!({ "__typename": "Film", "id": "2" }));
         apply_output_rewrites(&mut book, Some(std::slice::from_ref(&setter)), &none());
         apply_output_rewrites(&mut film, Some(std::slice::from_ref(&setter)), &none());
-        assert_eq!(book["__typename"], "Media");
-        assert_eq!(film["__typename"], "Film");
+        assert_eq!(book.to_json()["__typename"], "Media");
+        assert_eq!(film.to_json()["__typename"], "Film");
         let renamer = FetchRewrite::KeyRenamer(KeyRenamer {
             path: vec![FetchNodePathSegment::Key("_alias_0".into())],
             rename_key_to: "price".into(),
         });
-        let mut value = json!([{ "_alias_0": 5 }, { "_alias_0": 6 }]);
-        apply_output_rewrites(&mut value, Some(&[renamer]), &none());
-        assert_eq!(value, json!([{ "price": 5 }, { "price": 6 }]));
+        let mut value = from_json(&json!([{ "_alias_0": 5 }, { "_alias_0": 6 }]));
+        let renamers = [renamer];
+        apply_output_rewrites(&mut value, Some(&renamers), &none());
+        assert_eq!(value.to_json(), json!([{ "price": 5 }, { "price": 6 }]));
     }
 
     #[test]
     fn subgraph_errors_keep_their_message_and_name_the_service() {
         let error = json!({ "message": "boom", "path": ["_entities", 1, "name"], "extensions": { "code": "X" } });
-        let mapped = subgraph_error(error, "reviews", &|p| {
+        let mapped = subgraph_error(&from_json(&error), "reviews", &|p| {
             Some(vec![json!("products"), json!(4), p[2].clone()])
         })
         .unwrap();

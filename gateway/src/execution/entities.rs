@@ -1,72 +1,76 @@
-//! Entities between fetches: the representations sent (deduplicated), the entities that
-//! come back (owned or shared with identical fetches in flight), and error paths mapped from
-//! `_entities` positions back to where each entity sits in the response.
+//! Entities between fetches: the representations sent (written once as JSON, and
+//! deduplicated on those bytes), and error paths mapped from `_entities` positions back to
+//! where each entity sits in the response.
 
 use apollo_compiler::response::JsonValue;
 
 use super::data::PathElem;
-
-/// Entities returned by a fetch: owned (only this request reads the response) or shared.
-pub(super) enum Entities<'r> {
-    Owned(Vec<JsonValue>),
-    Shared(&'r [JsonValue]),
-}
+use super::value::Value;
 
 /// The list under `key` of a response's data, taken out of it (`key` empty: `data` itself).
-pub(super) fn take_list(mut data: Option<JsonValue>, key: &str) -> Vec<JsonValue> {
-    let value = if key.is_empty() { data } else { data.take_field(key) };
+pub(super) fn take_list<'a>(data: Option<Value<'a>>, key: &str) -> Vec<Value<'a>> {
+    let value = match data {
+        Some(value) if key.is_empty() => Some(value),
+        Some(Value::Object(fields)) => fields.into_iter().find(|(k, _)| *k == key).map(|(_, v)| v),
+        _ => None,
+    };
     match value {
-        Some(JsonValue::Array(items)) => items,
+        Some(Value::Array(items)) => items,
         _ => Vec::new(),
     }
 }
 
-/// The list under `key` of a response's data, borrowed.
-pub(super) fn borrow_list<'r>(data: Option<&'r JsonValue>, key: &str) -> &'r [JsonValue] {
-    data.and_then(|d| d.get(key))
-        .and_then(JsonValue::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-}
-
-/// Taking one field out of an optional JSON object.
-pub(super) trait TakeField {
-    fn take_field(&mut self, key: &str) -> Option<JsonValue>;
-}
-
-impl TakeField for Option<JsonValue> {
-    fn take_field(&mut self, key: &str) -> Option<JsonValue> {
-        match self {
-            Some(JsonValue::Object(map)) => map.remove(key),
-            _ => None,
-        }
-    }
-}
-
-/// Distinct representations in first-seen order: entities that share a key are fetched once.
-#[derive(Default)]
+/// Distinct representations in first-seen order, written as one JSON list: entities that
+/// share a key are fetched once.
 pub(super) struct Representations {
-    values: Vec<JsonValue>,
+    json: Vec<u8>,
+    /// Where each distinct representation sits in `json`.
+    spans: Vec<(usize, usize)>,
     by_hash: std::collections::HashMap<u64, Vec<usize>>,
+}
+
+impl Default for Representations {
+    fn default() -> Self {
+        Self { json: b"[".to_vec(), spans: Vec::new(), by_hash: Default::default() }
+    }
 }
 
 impl Representations {
     /// The position of `rep`, added when new.
-    pub(super) fn index_of(&mut self, rep: JsonValue) -> usize {
+    pub(super) fn index_of(&mut self, rep: &Value<'_>) -> usize {
         use std::hash::{Hash, Hasher};
+        let mark = self.json.len();
+        if !self.spans.is_empty() {
+            self.json.push(b',');
+        }
+        let start = self.json.len();
+        rep.write(&mut self.json);
+        let written = &self.json[start..];
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        rep.hash(&mut hasher);
+        written.hash(&mut hasher);
         let candidates = self.by_hash.entry(hasher.finish()).or_default();
-        if let Some(&found) = candidates.iter().find(|&&i| self.values[i] == rep) {
+        let json = &self.json;
+        if let Some(&found) = candidates.iter().find(|&&i| {
+            let (s, e) = self.spans[i];
+            json[s..e] == json[start..]
+        }) {
+            self.json.truncate(mark);
             return found;
         }
-        candidates.push(self.values.len());
-        self.values.push(rep);
-        self.values.len() - 1
+        candidates.push(self.spans.len());
+        self.spans.push((start, self.json.len()));
+        self.spans.len() - 1
     }
 
-    pub(super) fn into_values(self) -> Vec<JsonValue> {
-        self.values
+    /// How many distinct representations there are.
+    pub(super) fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// The JSON list of the representations.
+    pub(super) fn into_json(mut self) -> Vec<u8> {
+        self.json.push(b']');
+        self.json
     }
 }
 
@@ -84,4 +88,25 @@ pub(super) fn entity_error_path(
     let mut out: Vec<JsonValue> = entity_path.iter().map(PathElem::to_json).collect();
     out.extend(path[2..].iter().cloned());
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::execution::value::parse;
+
+    #[test]
+    fn equal_representations_are_sent_once_in_first_seen_order() {
+        let mut reps = Representations::default();
+        let a = parse(r#"{"__typename":"User","id":"1"}"#).unwrap();
+        let b = parse(r#"{"__typename":"User","id":"2"}"#).unwrap();
+        assert_eq!(reps.index_of(&a), 0);
+        assert_eq!(reps.index_of(&b), 1);
+        assert_eq!(reps.index_of(&a), 0);
+        assert_eq!(reps.len(), 2);
+        assert_eq!(
+            String::from_utf8(reps.into_json()).unwrap(),
+            r#"[{"__typename":"User","id":"1"},{"__typename":"User","id":"2"}]"#
+        );
+    }
 }

@@ -1,54 +1,112 @@
 //! Executing a query plan: fetches to subgraphs (in sequence or in parallel as the plan says),
-//! entity representations built from what earlier fetches returned, and every result merged
-//! into one response tree. The client's exact selection is then projected from that tree by
-//! [`projection`], with GraphQL's null propagation.
+//! entity representations written from what earlier fetches returned, and every result merged
+//! into one response tree whose values borrow from the subgraphs' bodies ([`value`]). The
+//! client's exact selection is then projected from that tree by [`projection`], with
+//! GraphQL's null propagation.
 
 pub mod data;
 mod entities;
 pub mod introspection;
 pub mod projection;
+pub mod value;
 
 use std::sync::Mutex;
 
 use apollo_compiler::response::{GraphQLError, JsonMap, JsonValue};
 use futures::future::BoxFuture;
-use serde_json_bytes::{ByteString, json};
+use serde_json_bytes::json;
 
 use crate::planning::{BatchFetchNode, FetchNode, FlattenNodePathSegment, OperationKind, PlanNode};
-use crate::transport::{SubgraphRequest, Transport};
+use crate::transport::{SubgraphRequest, SubgraphResponse, Transport, TransportError};
 use data::{PathElem, collect_entities, representation};
-use entities::{Entities, Representations, TakeField, borrow_list, entity_error_path, take_list};
+use entities::{Representations, entity_error_path, take_list};
+use value::{Bodies, Value};
 
-/// One execution of one plan.
+/// One execution of one plan. Its values borrow from the plan and from `bodies` (`'a`).
 pub struct Execution<'a> {
     transport: &'a Transport,
+    bodies: &'a Bodies,
     variables: &'a JsonMap,
     headers: &'a crate::transport::ForwardedHeaders,
     possible: &'a crate::planning::PossibleTypes,
-    data: Mutex<JsonValue>,
+    data: Mutex<Value<'a>>,
     errors: Mutex<Vec<GraphQLError>>,
 }
 
+/// A subgraph's GraphQL response, parsed.
+struct Parsed<'a> {
+    data: Option<Value<'a>>,
+    errors: Vec<Value<'a>>,
+}
+
+/// Reads a subgraph's answer as a GraphQL response, borrowing from its body.
+fn parse_response(status: u16, body: &[u8]) -> Result<Parsed<'_>, TransportError> {
+    let success = (200..300).contains(&status);
+    let invalid = |what: String| {
+        if success { TransportError::InvalidResponse(what) } else { TransportError::Status(status) }
+    };
+    let text = std::str::from_utf8(body).map_err(|_| invalid("not UTF-8".into()))?;
+    let Value::Object(fields) = value::parse(text).map_err(|e| invalid(e.to_string()))? else {
+        return Err(invalid("not a JSON object".into()));
+    };
+    let mut parsed = Parsed { data: None, errors: Vec::new() };
+    for (key, value) in fields {
+        match (key, value) {
+            ("data", Value::Null) => {}
+            ("data", data) => parsed.data = Some(data),
+            ("errors", Value::Array(errors)) => parsed.errors = errors,
+            _ => {}
+        }
+    }
+    if parsed.data.is_none() && parsed.errors.is_empty() {
+        return Err(invalid("neither data nor errors".into()));
+    }
+    Ok(parsed)
+}
+
+/// The start of a subgraph request body: the operation, and the opening of `variables`.
+fn request_head(query: &str) -> Vec<u8> {
+    let mut body = Vec::with_capacity(query.len() + 256);
+    body.extend_from_slice(b"{\"query\":");
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut body, query);
+    body.extend_from_slice(b",\"variables\":{");
+    body
+}
+
+/// Adds one variable to a body started by [`request_head`].
+fn push_variable(body: &mut Vec<u8>, name: &str, value: impl FnOnce(&mut Vec<u8>)) {
+    if body.last() != Some(&b'{') {
+        body.push(b',');
+    }
+    let _ = serde_json::to_writer(&mut *body, name);
+    body.push(b':');
+    value(body);
+}
+
 impl<'a> Execution<'a> {
-    /// An execution with coerced `variables`, forwarding `headers` to subgraphs.
+    /// An execution with coerced `variables`, forwarding `headers` to subgraphs and keeping
+    /// their answers in `bodies`.
     pub fn new(
         transport: &'a Transport,
+        bodies: &'a Bodies,
         variables: &'a JsonMap,
         headers: &'a crate::transport::ForwardedHeaders,
         possible: &'a crate::planning::PossibleTypes,
     ) -> Self {
         Self {
             transport,
+            bodies,
             variables,
             headers,
             possible,
-            data: Mutex::new(JsonValue::Object(JsonMap::new())),
+            data: Mutex::new(Value::Object(Vec::new())),
             errors: Mutex::new(Vec::new()),
         }
     }
 
     /// Runs the plan; returns the merged data and the subgraph errors (at client paths).
-    pub async fn run(self, node: Option<&PlanNode>) -> (JsonValue, Vec<GraphQLError>) {
+    pub async fn run(self, node: Option<&'a PlanNode>) -> (Value<'a>, Vec<GraphQLError>) {
         if let Some(node) = node {
             self.node(node).await;
         }
@@ -57,7 +115,7 @@ impl<'a> Execution<'a> {
         (data, errors)
     }
 
-    fn node<'n>(&'n self, node: &'n PlanNode) -> BoxFuture<'n, ()> {
+    fn node<'n>(&'n self, node: &'a PlanNode) -> BoxFuture<'n, ()> {
         Box::pin(async move {
             match node {
                 PlanNode::Sequence(seq) => {
@@ -102,169 +160,128 @@ impl<'a> Execution<'a> {
         self.errors.lock().unwrap_or_else(|p| p.into_inner()).push(error);
     }
 
-    fn used_variables(&self, usages: Option<&std::collections::BTreeSet<String>>) -> JsonMap {
-        let mut out = JsonMap::new();
+    /// A request body with the operation and the client variables it uses.
+    fn request_body(
+        &self,
+        query: &str,
+        usages: Option<&std::collections::BTreeSet<String>>,
+    ) -> Vec<u8> {
+        let mut body = request_head(query);
         for name in usages.into_iter().flatten() {
             if let Some(value) = self.variables.get(name.as_str()) {
-                out.insert(ByteString::from(name.as_str()), value.clone());
+                push_variable(&mut body, name, |b| {
+                    let _ = serde_json::to_writer(b, value);
+                });
             }
         }
-        out
+        body
+    }
+
+    /// Sends a fetch and parses its answer; a failure is recorded against the subgraph.
+    async fn send(&self, service: &str, body: Vec<u8>, query: bool) -> Option<Parsed<'a>> {
+        let request = SubgraphRequest { service, body, headers: self.headers, dedupe: query };
+        let result = match self.transport.execute(request).await {
+            Ok(SubgraphResponse { status, body }) => parse_response(status, self.bodies.keep(body)),
+            Err(err) => Err(err),
+        };
+        match result {
+            Ok(parsed) => Some(parsed),
+            Err(err) => {
+                self.error(format!("subgraph `{service}` failed: {err}"), Some(service));
+                None
+            }
+        }
     }
 
     /// A root fetch (empty `path`) or an entity fetch under a Flatten path.
-    async fn fetch(&self, fetch: &FetchNode, path: &[FlattenNodePathSegment]) {
-        let mut variables = self.used_variables(fetch.variable_usages.as_ref());
-        let entities = if fetch.requires.is_some() {
-            let (paths, reps) = {
+    async fn fetch(&self, fetch: &'a FetchNode, path: &'a [FlattenNodePathSegment]) {
+        let mut body =
+            self.request_body(&fetch.operation.document_str, fetch.variable_usages.as_ref());
+        let entities = if let Some(requires) = &fetch.requires {
+            let mut reps = Representations::default();
+            let paths = {
                 let data = self.data.lock().unwrap_or_else(|p| p.into_inner());
-                let requires = fetch.requires.as_ref().map(|r| &r.items[..]).unwrap_or_default();
                 let found = collect_entities(&data, path, self.possible);
                 let mut paths = Vec::with_capacity(found.len());
-                let mut reps = Representations::default();
                 for (entity_path, entity) in found {
                     if let Some(rep) = representation(
                         entity,
-                        requires,
+                        &requires.items,
                         fetch.input_rewrites.as_deref(),
                         self.possible,
                     ) {
-                        paths.push((entity_path, reps.index_of(rep)));
+                        paths.push((entity_path, reps.index_of(&rep)));
                     }
                 }
-                (paths, reps.into_values())
+                paths
             };
-            if reps.is_empty() {
+            if reps.len() == 0 {
                 return;
             }
-            variables.insert("representations", JsonValue::Array(reps));
+            let reps = reps.into_json();
+            push_variable(&mut body, "representations", |b| b.extend_from_slice(&reps));
             Some(paths)
         } else {
             None
         };
+        body.extend_from_slice(b"}}");
 
-        let request = SubgraphRequest {
-            service: &fetch.service_name,
-            query: &fetch.operation.document_str,
-            variables,
-            headers: self.headers,
-            dedupe: is_query(fetch.operation_kind.as_ref()),
-        };
-        // Kept shared: identical fetches in flight read the same response without copying it.
-        let response = match self.transport.execute(request).await {
-            Ok(response) => response,
-            Err(err) => {
-                self.error(
-                    format!("subgraph `{}` failed: {err}", fetch.service_name),
-                    Some(&fetch.service_name),
-                );
-                return;
-            }
-        };
+        let query = is_query(fetch.operation_kind.as_ref());
+        let Some(parsed) = self.send(&fetch.service_name, body, query).await else { return };
         let rewrites = fetch.output_rewrites.as_deref();
-        let errors = response.errors.clone();
         match entities {
             None => {
-                let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
-                // The only reader of this response moves it in; a shared one is copied.
-                match std::sync::Arc::try_unwrap(response) {
-                    Ok(owned) => {
-                        if let Some(mut returned) = owned.data {
-                            data::apply_output_rewrites(&mut returned, rewrites, self.possible);
-                            data::deep_merge(&mut data, returned);
-                        }
-                    }
-                    Err(shared) => {
-                        if let Some(returned) = &shared.data {
-                            data::merge_fetched_at(
-                                &mut data,
-                                &[],
-                                returned,
-                                rewrites,
-                                self.possible,
-                            );
-                        }
-                    }
+                if let Some(mut returned) = parsed.data {
+                    data::apply_output_rewrites(&mut returned, rewrites, self.possible);
+                    let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
+                    data::deep_merge(&mut data, returned);
                 }
-                drop(data);
-                self.push_errors(&errors, &fetch.service_name, |p| Some(p.to_vec()));
+                self.push_errors(&parsed.errors, &fetch.service_name, |p| Some(p.to_vec()));
             }
             Some(paths) => {
+                let items = take_list(parsed.data, "_entities");
                 {
                     let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
-                    match std::sync::Arc::try_unwrap(response) {
-                        Ok(owned) => {
-                            let items = take_list(owned.data, "_entities");
-                            self.merge_entities(
-                                &mut data,
-                                Entities::Owned(items),
-                                &paths,
-                                rewrites,
-                            );
-                        }
-                        Err(shared) => {
-                            let items = borrow_list(shared.data.as_ref(), "_entities");
-                            self.merge_entities(
-                                &mut data,
-                                Entities::Shared(items),
-                                &paths,
-                                rewrites,
-                            );
-                        }
-                    }
+                    self.merge_entities(&mut data, items, &paths, rewrites);
                 }
-                self.push_errors(&errors, &fetch.service_name, |p| {
+                self.push_errors(&parsed.errors, &fetch.service_name, |p| {
                     entity_error_path(p, "_entities", &paths)
                 });
             }
         }
     }
 
-    /// Merges returned entities into their places: owned ones are moved in (a copy only for
-    /// an entity that goes to several places), shared ones are copied.
+    /// Moves returned entities into their places (a copy only for an entity that goes to
+    /// several places).
     fn merge_entities(
         &self,
-        data: &mut JsonValue,
-        entities: Entities<'_>,
+        data: &mut Value<'a>,
+        mut items: Vec<Value<'a>>,
         paths: &[(Vec<PathElem<'_>>, usize)],
-        rewrites: Option<&[crate::planning::FetchRewrite]>,
+        rewrites: Option<&'a [crate::planning::FetchRewrite]>,
     ) {
-        match entities {
-            Entities::Owned(mut items) => {
-                let mut uses = vec![0u32; items.len()];
-                for (_, i) in paths {
-                    if let Some(u) = uses.get_mut(*i) {
-                        *u += 1;
-                    }
-                }
-                for (entity_path, i) in paths {
-                    let Some(slot) = items.get_mut(*i) else { continue };
-                    // A null entity adds nothing: what other subgraphs said about it stays.
-                    if slot.is_null() {
-                        continue;
-                    }
-                    uses[*i] -= 1;
-                    let mut value = if uses[*i] == 0 {
-                        std::mem::replace(slot, JsonValue::Null)
-                    } else {
-                        slot.clone()
-                    };
-                    data::apply_output_rewrites(&mut value, rewrites, self.possible);
-                    data::merge_at(data, entity_path, value);
-                }
+        let mut uses = vec![0u32; items.len()];
+        for (_, i) in paths {
+            if let Some(u) = uses.get_mut(*i) {
+                *u += 1;
             }
-            Entities::Shared(items) => {
-                for (entity_path, i) in paths {
-                    if let Some(value) = items.get(*i).filter(|v| !v.is_null()) {
-                        data::merge_fetched_at(data, entity_path, value, rewrites, self.possible);
-                    }
-                }
+        }
+        for (entity_path, i) in paths {
+            let Some(slot) = items.get_mut(*i) else { continue };
+            // A null entity adds nothing: what other subgraphs said about it stays.
+            if slot.is_null() {
+                continue;
             }
+            uses[*i] -= 1;
+            let mut value = if uses[*i] == 0 { std::mem::take(slot) } else { slot.clone() };
+            data::apply_output_rewrites(&mut value, rewrites, self.possible);
+            data::merge_at(data, entity_path, value);
         }
     }
 
-    async fn batch_fetch(&self, batch: &BatchFetchNode) {
-        let mut variables = self.used_variables(batch.variable_usages.as_ref());
+    async fn batch_fetch(&self, batch: &'a BatchFetchNode) {
+        let mut body =
+            self.request_body(&batch.operation.document_str, batch.variable_usages.as_ref());
         let mut all_paths = Vec::new();
         {
             let data = self.data.lock().unwrap_or_else(|p| p.into_inner());
@@ -281,61 +298,41 @@ impl<'a> Execution<'a> {
                             alias.input_rewrites.as_deref(),
                             self.possible,
                         ) {
-                            paths.push((entity_path, reps.index_of(rep)));
+                            paths.push((entity_path, reps.index_of(&rep)));
                         }
                     }
                 }
-                variables.insert(
-                    ByteString::from(alias.representations_variable_name.as_str()),
-                    JsonValue::Array(reps.into_values()),
-                );
+                let reps = reps.into_json();
+                push_variable(&mut body, &alias.representations_variable_name, |b| {
+                    b.extend_from_slice(&reps)
+                });
                 all_paths.push(paths);
             }
         }
         if all_paths.iter().all(Vec::is_empty) {
             return;
         }
-        let request = SubgraphRequest {
-            service: &batch.service_name,
-            query: &batch.operation.document_str,
-            variables,
-            headers: self.headers,
-            dedupe: is_query(batch.operation_kind.as_ref()),
+        body.extend_from_slice(b"}}");
+        let query = is_query(batch.operation_kind.as_ref());
+        let Some(parsed) = self.send(&batch.service_name, body, query).await else { return };
+        let mut returned = match parsed.data {
+            Some(Value::Object(fields)) => fields,
+            _ => Vec::new(),
         };
-        let response = match self.transport.execute(request).await {
-            Ok(r) => r,
-            Err(err) => {
-                self.error(
-                    format!("subgraph `{}` failed: {err}", batch.service_name),
-                    Some(&batch.service_name),
-                );
-                return;
-            }
-        };
-        let errors = response.errors.clone();
         {
             let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
-            let aliases = batch.entity_batch.aliases.iter().zip(&all_paths);
-            match std::sync::Arc::try_unwrap(response) {
-                Ok(owned) => {
-                    let mut returned = owned.data;
-                    for (alias, paths) in aliases {
-                        let items = take_list(returned.take_field(&alias.alias), "");
-                        let rewrites = alias.output_rewrites.as_deref();
-                        self.merge_entities(&mut data, Entities::Owned(items), paths, rewrites);
-                    }
-                }
-                Err(shared) => {
-                    for (alias, paths) in aliases {
-                        let items = borrow_list(shared.data.as_ref(), &alias.alias);
-                        let rewrites = alias.output_rewrites.as_deref();
-                        self.merge_entities(&mut data, Entities::Shared(items), paths, rewrites);
-                    }
-                }
+            for (alias, paths) in batch.entity_batch.aliases.iter().zip(&all_paths) {
+                let position = returned.iter().position(|(k, _)| *k == alias.alias.as_str());
+                let items = match position.map(|p| returned.swap_remove(p).1) {
+                    Some(Value::Array(items)) => items,
+                    _ => Vec::new(),
+                };
+                let rewrites = alias.output_rewrites.as_deref();
+                self.merge_entities(&mut data, items, paths, rewrites);
             }
         }
         let aliases = &batch.entity_batch.aliases;
-        self.push_errors(&errors, &batch.service_name, |p| {
+        self.push_errors(&parsed.errors, &batch.service_name, |p| {
             let first = p.first().and_then(|s| s.as_str())?;
             let position = aliases.iter().position(|a| a.alias == first)?;
             entity_error_path(p, first, &all_paths[position])
@@ -344,7 +341,7 @@ impl<'a> Execution<'a> {
 
     fn push_errors(
         &self,
-        errors: &[JsonValue],
+        errors: &[Value<'_>],
         service: &str,
         map_path: impl Fn(&[JsonValue]) -> Option<Vec<JsonValue>>,
     ) {
@@ -353,7 +350,7 @@ impl<'a> Execution<'a> {
         }
         let mut out = self.errors.lock().unwrap_or_else(|p| p.into_inner());
         for error in errors {
-            out.extend(data::subgraph_error(error.clone(), service, &map_path));
+            out.extend(data::subgraph_error(error, service, &map_path));
         }
     }
 }

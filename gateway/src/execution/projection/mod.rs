@@ -14,10 +14,13 @@ mod stream;
 mod tests;
 mod tree;
 
+use std::borrow::Cow;
+
 use apollo_compiler::response::{GraphQLError, JsonMap, JsonValue, ResponseDataPathSegment};
 use apollo_compiler::schema::{ExtendedType, Implementers, Type};
 use apollo_compiler::{Name, Schema, collections::HashMap};
 
+use super::value::Value;
 use crate::planning::InlineFragmentSelection;
 
 /// A step of the path being projected, borrowed from the operation (no allocation per field).
@@ -37,13 +40,13 @@ enum Shape<'v> {
     /// types and enum values). Only ever returned for nullable positions.
     Null,
     /// A list, with its item type.
-    List(&'v [JsonValue], &'v Type),
+    List(&'v [Value<'v>], &'v Type),
     /// An object, read as `type_name` (`known` false when that is a stand-in implementation).
-    Object(&'v JsonMap, String, bool),
+    Object(&'v Value<'v>, Cow<'v, str>, bool),
     /// An integer in a `Float` position: result coercion turns it into a float.
     Float(f64),
     /// Any other leaf, as sent.
-    Leaf(&'v JsonValue),
+    Leaf(&'v Value<'v>),
 }
 
 /// One projection.
@@ -94,15 +97,15 @@ impl<'a> Projection<'a> {
     /// `ty` is non-null, and a value of the wrong kind, are reported and bubble up.
     fn shape<'v>(
         &mut self,
-        value: Option<&'v JsonValue>,
+        value: Option<&'v Value<'v>>,
         ty: &'v Type,
         parent: &str,
         field: &str,
     ) -> Result<Shape<'v>, Bubble> {
         let shape = match (value, ty) {
-            (None | Some(JsonValue::Null), _) => Shape::Null,
+            (None | Some(Value::Null), _) => Shape::Null,
             (Some(value), Type::List(item) | Type::NonNullList(item)) => match value {
-                JsonValue::Array(items) => Shape::List(items, item),
+                Value::Array(items) => Shape::List(items, item),
                 _ => return Err(self.invalid("a list", parent, field)),
             },
             (Some(value), Type::Named(name) | Type::NonNullNamed(name)) => {
@@ -112,25 +115,28 @@ impl<'a> Projection<'a> {
                         | ExtendedType::Interface(_)
                         | ExtendedType::Union(_),
                     ) => match value {
-                        JsonValue::Object(map) => {
-                            let sent = map.get("__typename").and_then(|t| t.as_str());
-                            if sent.is_some_and(|t| !self.schema.types.contains_key(t)) {
+                        Value::Object(_) => {
+                            let sent = value.typename();
+                            if sent.as_deref().is_some_and(|t| !self.schema.types.contains_key(t)) {
                                 Shape::Null
                             } else {
-                                let (type_name, known) = self.object_type(map, name);
-                                Shape::Object(map, type_name, known)
+                                let (type_name, known) = self.object_type(sent, name);
+                                Shape::Object(value, type_name, known)
                             }
                         }
                         _ => return Err(self.invalid("an object", parent, field)),
                     },
                     Some(ExtendedType::Enum(e))
-                        if !value.as_str().is_some_and(|v| e.values.contains_key(v)) =>
+                        if !value.as_str().is_some_and(|v| e.values.contains_key(v.as_ref())) =>
                     {
                         Shape::Null
                     }
-                    _ if name == "Float" && (value.is_i64() || value.is_u64()) => {
-                        Shape::Float(value.as_f64().unwrap_or_default())
-                    }
+                    _ if name == "Float" => match value {
+                        Value::Number(raw) if super::value::is_integer(raw) => {
+                            Shape::Float(raw.parse().unwrap_or_default())
+                        }
+                        _ => Shape::Leaf(value),
+                    },
                     _ => Shape::Leaf(value),
                 }
             }
@@ -158,14 +164,18 @@ impl<'a> Projection<'a> {
     /// type; otherwise (an interface name from an `@interfaceObject` subgraph, say) one of the
     /// implementations, whose fields include the interface's, marked unknown so that
     /// fragments on concrete types do not apply.
-    fn object_type(&self, map: &JsonMap, declared: &Name) -> (String, bool) {
-        if let Some(sent) = map.get("__typename").and_then(|t| t.as_str())
-            && matches!(self.schema.types.get(sent), Some(ExtendedType::Object(_)))
+    fn object_type<'v>(
+        &self,
+        sent: Option<Cow<'v, str>>,
+        declared: &'v Name,
+    ) -> (Cow<'v, str>, bool) {
+        if let Some(sent) = sent
+            && matches!(self.schema.types.get(sent.as_ref()), Some(ExtendedType::Object(_)))
         {
-            return (sent.to_string(), true);
+            return (sent, true);
         }
         let fallback = match self.schema.types.get(declared) {
-            Some(ExtendedType::Object(_)) => return (declared.to_string(), true),
+            Some(ExtendedType::Object(_)) => return (Cow::Borrowed(declared.as_str()), true),
             Some(ExtendedType::Union(union)) => {
                 union.members.iter().next().map(|m| m.name.to_string())
             }
@@ -176,7 +186,7 @@ impl<'a> Projection<'a> {
                 .map(|n| n.to_string()),
             _ => None,
         };
-        (fallback.unwrap_or_else(|| declared.to_string()), false)
+        (fallback.map_or(Cow::Borrowed(declared.as_str()), Cow::Owned), false)
     }
 
     fn error_path(&self) -> Vec<ResponseDataPathSegment> {

@@ -1,9 +1,9 @@
 //! Projection written straight into the response body: no tree, no copy of the data.
 
-use apollo_compiler::response::{JsonMap, JsonValue};
 use apollo_compiler::schema::Type;
 
 use super::{Bubble, Projection, Seg, Shape};
+use crate::execution::value::Value;
 use crate::planning::{SelectionItem, SelectionSet};
 
 impl<'a> Projection<'a> {
@@ -15,11 +15,12 @@ impl<'a> Projection<'a> {
         &mut self,
         root_type: &str,
         selections: &'a SelectionSet,
-        data: &JsonValue,
+        data: &Value<'_>,
         buf: &mut Vec<u8>,
     ) -> bool {
         let start = buf.len();
-        match self.write_object(data.as_object(), root_type, true, selections, buf) {
+        let data = matches!(data, Value::Object(_)).then_some(data);
+        match self.write_object(data, root_type, true, selections, buf) {
             Ok(()) => true,
             Err(Bubble) => {
                 buf.truncate(start);
@@ -30,7 +31,7 @@ impl<'a> Projection<'a> {
 
     fn write_object(
         &mut self,
-        map: Option<&JsonMap>,
+        map: Option<&Value<'_>>,
         type_name: &str,
         known: bool,
         selections: &'a SelectionSet,
@@ -45,7 +46,7 @@ impl<'a> Projection<'a> {
 
     fn write_fields(
         &mut self,
-        map: Option<&JsonMap>,
+        map: Option<&Value<'_>>,
         type_name: &str,
         known: bool,
         selections: &'a SelectionSet,
@@ -108,7 +109,7 @@ impl<'a> Projection<'a> {
 
     fn write_value(
         &mut self,
-        value: Option<&JsonValue>,
+        value: Option<&Value<'_>>,
         ty: &Type,
         selections: &'a SelectionSet,
         parent: &str,
@@ -130,7 +131,7 @@ impl<'a> Projection<'a> {
 
     fn write_value_inner(
         &mut self,
-        value: Option<&JsonValue>,
+        value: Option<&Value<'_>>,
         ty: &Type,
         selections: &'a SelectionSet,
         parent: &str,
@@ -158,9 +159,8 @@ impl<'a> Projection<'a> {
             Shape::Float(f) => {
                 let _ = serde_json::to_writer(&mut *buf, &f);
             }
-            Shape::Leaf(v) => {
-                let _ = serde_json::to_writer(&mut *buf, v);
-            }
+            // Strings and numbers go out exactly as the subgraph wrote them.
+            Shape::Leaf(v) => v.write(buf),
         }
         Ok(())
     }

@@ -45,6 +45,7 @@ fn run(
     let schema = Schema::parse_and_validate(SDL, "schema.graphql").unwrap();
     let implementers = schema.implementers_map();
     let selections = SelectionSet { items: selections };
+    let data = crate::execution::value::from_json(&data);
     let mut projection = Projection::new(&schema, &implementers, &variables);
     let out = projection.run("Query", &selections, &data);
     // The streaming writer gives the same JSON and the same errors as the tree.

@@ -5,6 +5,7 @@ use apollo_compiler::schema::Type;
 use serde_json_bytes::ByteString;
 
 use super::{Bubble, Projection, Seg, Shape};
+use crate::execution::value::Value;
 use crate::planning::{SelectionItem, SelectionSet};
 
 impl<'a> Projection<'a> {
@@ -14,10 +15,11 @@ impl<'a> Projection<'a> {
         &mut self,
         root_type: &str,
         selections: &'a SelectionSet,
-        data: &JsonValue,
+        data: &Value<'_>,
     ) -> Option<JsonMap> {
         let mut out = JsonMap::new();
-        match self.object(data.as_object(), root_type, true, selections, &mut out) {
+        let data = matches!(data, Value::Object(_)).then_some(data);
+        match self.object(data, root_type, true, selections, &mut out) {
             Ok(()) => Some(out),
             Err(Bubble) => None,
         }
@@ -25,7 +27,7 @@ impl<'a> Projection<'a> {
 
     fn object(
         &mut self,
-        map: Option<&JsonMap>,
+        map: Option<&Value<'_>>,
         type_name: &str,
         known: bool,
         selections: &'a SelectionSet,
@@ -59,7 +61,7 @@ impl<'a> Projection<'a> {
                     let completed = completed?;
                     match out.get_mut(key) {
                         // The same key selected again (from another fragment): merge objects.
-                        Some(existing) => crate::execution::data::deep_merge(existing, completed),
+                        Some(existing) => merge_json(existing, completed),
                         None => {
                             out.insert(ByteString::from(key), completed);
                         }
@@ -78,7 +80,7 @@ impl<'a> Projection<'a> {
 
     fn complete(
         &mut self,
-        value: Option<&JsonValue>,
+        value: Option<&Value<'_>>,
         ty: &Type,
         selections: &'a SelectionSet,
         parent: &str,
@@ -110,7 +112,7 @@ impl<'a> Projection<'a> {
             }
             Ok(Shape::Float(f)) => Ok(serde_json_bytes::serde_json::Number::from_f64(f)
                 .map_or(JsonValue::Null, JsonValue::Number)),
-            Ok(Shape::Leaf(v)) => Ok(v.clone()),
+            Ok(Shape::Leaf(v)) => Ok(v.to_json()),
             Err(bubble) => Err(bubble),
         };
         match completed {
@@ -118,5 +120,27 @@ impl<'a> Projection<'a> {
             Err(Bubble) if !ty.is_non_null() => Ok(JsonValue::Null),
             other => other,
         }
+    }
+}
+
+/// Merges the completion of a key selected again into the first one: objects key by key.
+fn merge_json(dst: &mut JsonValue, src: JsonValue) {
+    match (dst, src) {
+        (JsonValue::Object(d), JsonValue::Object(s)) => {
+            for (k, v) in s {
+                match d.get_mut(k.as_str()) {
+                    Some(existing) => merge_json(existing, v),
+                    None => {
+                        d.insert(k, v);
+                    }
+                }
+            }
+        }
+        (JsonValue::Array(d), JsonValue::Array(s)) if d.len() == s.len() => {
+            for (dv, sv) in d.iter_mut().zip(s) {
+                merge_json(dv, sv);
+            }
+        }
+        (dst, src) => *dst = src,
     }
 }
