@@ -89,6 +89,76 @@ fn walk<'v, 'a, 'p>(
     }
 }
 
+/// Visits mutably, in the order [`collect_entities`] finds them, the objects at `path`, with
+/// where each is.
+pub fn visit_entities_mut<'a, 'p>(
+    root: &mut Value<'a>,
+    path: &'p [FlattenNodePathSegment],
+    possible: &PossibleTypes,
+    visit: &mut dyn FnMut(&[PathElem<'p>], &mut Value<'a>),
+) {
+    walk_mut(root, path, possible, &mut Vec::new(), visit);
+}
+
+fn walk_mut<'a, 'p>(
+    value: &mut Value<'a>,
+    path: &'p [FlattenNodePathSegment],
+    possible: &PossibleTypes,
+    at: &mut Vec<PathElem<'p>>,
+    visit: &mut dyn FnMut(&[PathElem<'p>], &mut Value<'a>),
+) {
+    match path.first() {
+        _ if value.is_null() => {}
+        None => match value {
+            Value::Array(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    at.push(PathElem::Index(i));
+                    walk_mut(item, path, possible, at, visit);
+                    at.pop();
+                }
+            }
+            Value::Object(_) => visit(at, value),
+            _ => {}
+        },
+        Some(FlattenNodePathSegment::Field(name)) => {
+            if let Value::Object(fields) = value
+                && let Some((_, next)) = fields.iter_mut().find(|(k, _)| *k == name.as_str())
+            {
+                at.push(PathElem::Key(name.as_str()));
+                walk_mut(next, &path[1..], possible, at, visit);
+                at.pop();
+            }
+        }
+        Some(FlattenNodePathSegment::List) => {
+            if let Value::Array(items) = value {
+                for (i, item) in items.iter_mut().enumerate() {
+                    at.push(PathElem::Index(i));
+                    walk_mut(item, &path[1..], possible, at, visit);
+                    at.pop();
+                }
+            }
+        }
+        Some(FlattenNodePathSegment::TypeCondition(types)) => {
+            if matches!(value, Value::Object(_)) && typename_fits(value, types.iter(), possible) {
+                walk_mut(value, &path[1..], possible, at, visit);
+            }
+        }
+    }
+}
+
+/// True when two paths into the tree are the same. Keys normally come from the same plan
+/// strings, so their addresses are compared before their text.
+pub fn same_path(a: &[PathElem<'_>], b: &[PathElem<'_>]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|pair| match pair {
+            (PathElem::Index(x), PathElem::Index(y)) => x == y,
+            (PathElem::Key(x), PathElem::Key(y)) => {
+                (x.as_ptr() == y.as_ptr() && x.len() == y.len()) || x == y
+            }
+            _ => false,
+        })
+}
+
 /// The representation of `entity` for an `_entities` fetch: the `requires` selection projected
 /// from it (under the names the subgraph expects), with the plan's input rewrites applied.
 /// `None` when the entity lacks a field the selection needs (an earlier subgraph could not
@@ -258,7 +328,11 @@ pub fn deep_merge<'a>(dst: &mut Value<'a>, src: Value<'a>) {
     }
 }
 
-fn target_at<'v, 'a>(root: &'v mut Value<'a>, path: &[PathElem<'_>]) -> Option<&'v mut Value<'a>> {
+/// The value at `path`, when it is still there.
+pub fn target_at<'v, 'a>(
+    root: &'v mut Value<'a>,
+    path: &[PathElem<'_>],
+) -> Option<&'v mut Value<'a>> {
     let mut target = root;
     for elem in path {
         target = match (elem, target) {

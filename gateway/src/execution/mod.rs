@@ -242,7 +242,7 @@ impl<'a> Execution<'a> {
                 let items = take_list(parsed.data, "_entities");
                 {
                     let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
-                    self.merge_entities(&mut data, items, &paths, rewrites);
+                    self.merge_entities(&mut data, items, &[path], &paths, rewrites);
                 }
                 self.push_errors(&parsed.errors, &fetch.service_name, |p| {
                     entity_error_path(p, "_entities", &paths)
@@ -252,12 +252,15 @@ impl<'a> Execution<'a> {
     }
 
     /// Moves returned entities into their places (a copy only for an entity that goes to
-    /// several places).
+    /// several places). `paths` are in the order the walks along `walk_paths` found the
+    /// entities: one ordered walk of the tree merges them all, and only an entity the walk
+    /// did not meet where expected (the tree changed under it) is looked up from the root.
     fn merge_entities(
         &self,
         data: &mut Value<'a>,
         mut items: Vec<Value<'a>>,
-        paths: &[(Vec<PathElem<'_>>, usize)],
+        walk_paths: &[&'a [FlattenNodePathSegment]],
+        paths: &[(Vec<PathElem<'a>>, usize)],
         rewrites: Option<&'a [crate::planning::FetchRewrite]>,
     ) {
         let mut uses = vec![0u32; items.len()];
@@ -266,16 +269,35 @@ impl<'a> Execution<'a> {
                 *u += 1;
             }
         }
-        for (entity_path, i) in paths {
-            let Some(slot) = items.get_mut(*i) else { continue };
+        let possible = self.possible;
+        let mut take = |i: usize| -> Option<Value<'a>> {
+            let slot = items.get_mut(i)?;
             // A null entity adds nothing: what other subgraphs said about it stays.
             if slot.is_null() {
-                continue;
+                return None;
             }
-            uses[*i] -= 1;
-            let mut value = if uses[*i] == 0 { std::mem::take(slot) } else { slot.clone() };
-            data::apply_output_rewrites(&mut value, rewrites, self.possible);
-            data::merge_at(data, entity_path, value);
+            uses[i] -= 1;
+            let mut value = if uses[i] == 0 { std::mem::take(slot) } else { slot.clone() };
+            data::apply_output_rewrites(&mut value, rewrites, possible);
+            Some(value)
+        };
+        let mut next = 0;
+        for walk_path in walk_paths {
+            data::visit_entities_mut(data, walk_path, possible, &mut |at, entity| {
+                if let Some((expected, i)) = paths.get(next)
+                    && data::same_path(at, expected)
+                {
+                    next += 1;
+                    if let Some(value) = take(*i) {
+                        data::deep_merge(entity, value);
+                    }
+                }
+            });
+        }
+        for (entity_path, i) in &paths[next..] {
+            if let Some(value) = take(*i) {
+                data::merge_at(data, entity_path, value);
+            }
         }
     }
 
@@ -328,7 +350,9 @@ impl<'a> Execution<'a> {
                     _ => Vec::new(),
                 };
                 let rewrites = alias.output_rewrites.as_deref();
-                self.merge_entities(&mut data, items, paths, rewrites);
+                let walks: Vec<&[FlattenNodePathSegment]> =
+                    alias.merge_paths.iter().map(|p| p.as_slice()).collect();
+                self.merge_entities(&mut data, items, &walks, paths, rewrites);
             }
         }
         let aliases = &batch.entity_batch.aliases;

@@ -153,7 +153,14 @@ const MAX_NESTING: usize = 512;
 
 /// Parses a whole JSON document, borrowing from `text`.
 pub fn parse(text: &str) -> Result<Value<'_>, ParseError> {
-    let mut parser = Parser { text, bytes: text.as_bytes(), at: 0, depth: 0 };
+    let mut parser = Parser {
+        text,
+        bytes: text.as_bytes(),
+        at: 0,
+        depth: 0,
+        fields: Vec::new(),
+        items: Vec::new(),
+    };
     let value = parser.value()?;
     parser.skip_whitespace();
     if parser.at != parser.bytes.len() {
@@ -167,6 +174,24 @@ struct Parser<'a> {
     bytes: &'a [u8],
     at: usize,
     depth: usize,
+    /// Fields of the objects being parsed, innermost last: each object takes its own off the
+    /// top when it closes, in one allocation of the right size.
+    fields: Vec<(&'a str, Value<'a>)>,
+    /// The same for list items.
+    items: Vec<Value<'a>>,
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// True when one of the eight bytes in `word` ends or escapes a string, or is a control
+/// character: a quote, a backslash, or below 0x20.
+fn special_byte(word: u64) -> bool {
+    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let quote = zero_in(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero_in(word ^ (ONES * u64::from(b'\\')));
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    quote | backslash | control != 0
 }
 
 impl<'a> Parser<'a> {
@@ -225,7 +250,7 @@ impl<'a> Parser<'a> {
     fn object(&mut self) -> Result<Value<'a>, ParseError> {
         self.nest()?;
         self.at += 1;
-        let mut fields = Vec::new();
+        let mark = self.fields.len();
         if self.peek() == Some(b'}') {
             self.at += 1;
         } else {
@@ -236,7 +261,7 @@ impl<'a> Parser<'a> {
                 let key = self.string()?;
                 self.expect(b':', "expected ':'")?;
                 let value = self.value()?;
-                fields.push((key, value));
+                self.fields.push((key, value));
                 match self.peek() {
                     Some(b',') => self.at += 1,
                     Some(b'}') => {
@@ -248,18 +273,19 @@ impl<'a> Parser<'a> {
             }
         }
         self.depth -= 1;
-        Ok(Value::Object(fields))
+        Ok(Value::Object(self.fields.drain(mark..).collect()))
     }
 
     fn array(&mut self) -> Result<Value<'a>, ParseError> {
         self.nest()?;
         self.at += 1;
-        let mut items = Vec::new();
+        let mark = self.items.len();
         if self.peek() == Some(b']') {
             self.at += 1;
         } else {
             loop {
-                items.push(self.value()?);
+                let item = self.value()?;
+                self.items.push(item);
                 match self.peek() {
                     Some(b',') => self.at += 1,
                     Some(b']') => {
@@ -271,7 +297,7 @@ impl<'a> Parser<'a> {
             }
         }
         self.depth -= 1;
-        Ok(Value::Array(items))
+        Ok(Value::Array(self.items.drain(mark..).collect()))
     }
 
     /// A string at the opening quote: its text between the quotes, escapes checked but kept.
@@ -279,6 +305,17 @@ impl<'a> Parser<'a> {
         self.at += 1;
         let start = self.at;
         loop {
+            // Eight bytes at a time through the plain part of the string.
+            while let Some(chunk) = self.bytes.get(self.at..self.at + 8) {
+                let word = u64::from_le_bytes(match chunk.try_into() {
+                    Ok(word) => word,
+                    Err(_) => break,
+                });
+                if special_byte(word) {
+                    break;
+                }
+                self.at += 8;
+            }
             let Some(&byte) = self.bytes.get(self.at) else {
                 return Err(self.error("unterminated string"));
             };
@@ -401,6 +438,19 @@ mod tests {
         let text = r#"{"a":[1,-2.5e3,0.25,true,false,null],"s":"tab\there \u00e9 \"q\" \ud83d\ude00","o":{}}"#;
         assert_eq!(roundtrip(text), text);
         assert_eq!(roundtrip(" { \"a\" : [ 1 , 2 ] } "), r#"{"a":[1,2]}"#);
+    }
+
+    #[test]
+    fn long_strings_end_and_escape_at_any_offset() {
+        for offset in 0..24 {
+            let plain = "x".repeat(offset);
+            let text = format!(r#"["{plain}\"{plain}","{plain}é{plain}"]"#);
+            assert_eq!(roundtrip(&text), text);
+            let control = format!("\"{plain}\u{1}{plain}\"");
+            assert!(parse(&control).is_err(), "control character after {offset} bytes");
+            let unterminated = format!("\"{plain}");
+            assert!(parse(&unterminated).is_err());
+        }
     }
 
     #[test]
