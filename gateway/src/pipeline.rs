@@ -11,7 +11,7 @@ use apollo_compiler::schema::Implementers;
 use apollo_compiler::validation::Valid;
 use apollo_compiler::{Name, collections::HashMap};
 
-use crate::execution::projection::Projection;
+use crate::execution::projection::{Projection, plan::Plan};
 use crate::execution::value::{Bodies, Value};
 use crate::execution::{Execution, introspection};
 use crate::supergraph::Supergraph;
@@ -218,7 +218,12 @@ impl Gateway {
         if let (Some(prepared), false) = (&prepared, introspects) {
             let mut projection = Projection::new(schema, &self.implementers, variables.as_ref());
             let root = operation.object_type().as_str();
-            let selections = &prepared.operation.selection_set;
+            let selections = &prepared
+                .projection
+                .get_or_init(|| {
+                    Plan::build(schema, &self.implementers, root, &prepared.operation.selection_set)
+                })
+                .root;
             let mut buf = Vec::with_capacity(bodies.total_len() + 1024);
             let data = if prepared.repeats_keys {
                 ResponseData::Tree(projection.run(root, selections, &data))

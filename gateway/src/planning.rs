@@ -54,6 +54,8 @@ pub struct PreparedOperation {
     /// Some object may get the same response key from two places (fragments on the same
     /// type): its fields must be merged, so the projection cannot stream.
     pub repeats_keys: bool,
+    /// The projection plan, built on first use against the API schema.
+    pub projection: std::sync::OnceLock<crate::execution::projection::plan::Plan>,
 }
 
 /// True when a selection set (with the fragments inside it) selects a response key twice.
@@ -166,7 +168,12 @@ impl QueryPlanner {
             )
             .map_err(|e| PlanningError::Plan(e.to_string()))?;
         let repeats_keys = repeats_keys(&normalized.operation.selection_set);
-        Ok(PreparedOperation { operation: normalized.operation, plan, repeats_keys })
+        Ok(PreparedOperation {
+            operation: normalized.operation,
+            plan,
+            repeats_keys,
+            projection: std::sync::OnceLock::new(),
+        })
     }
 }
 

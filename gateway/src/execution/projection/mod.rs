@@ -2,13 +2,15 @@
 //! response tree, with GraphQL's null propagation: a null (or missing) value in a non-null
 //! position nulls the nearest nullable ancestor and is reported once, at its own path.
 //!
-//! It walks the normalised operation (fragments inlined, abstract selections expanded to
-//! concrete types, `@skip`/`@include` left as variable conditions) with the API schema for
-//! field types. Operations that introspect go through [`super::introspection`] instead.
+//! It walks the [`plan`] of the normalised operation (fragments inlined, abstract selections
+//! expanded to concrete types, `@skip`/`@include` left as variable conditions, field types
+//! looked up once per operation). Operations that introspect go through
+//! [`super::introspection`] instead.
 //!
 //! [`stream`] writes the JSON straight into the response body; [`tree`] builds a tree,
 //! which can merge an object's fields selected twice (see `PreparedOperation::repeats_keys`).
 
+pub mod plan;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -21,7 +23,7 @@ use apollo_compiler::schema::{ExtendedType, Implementers, Type};
 use apollo_compiler::{Name, Schema, collections::HashMap};
 
 use super::value::Value;
-use crate::planning::InlineFragmentSelection;
+use plan::{Fragment, Kind};
 
 /// A step of the path being projected, borrowed from the operation (no allocation per field).
 #[derive(Clone, Copy)]
@@ -35,12 +37,12 @@ struct Bubble;
 
 /// What a value of the response tree is, read as a given type: the one decision both the
 /// tree and the stream projection act on.
-enum Shape<'v> {
+enum Shape<'v, 't> {
     /// No value: null, missing, or something the API schema hides (`@inaccessible` object
     /// types and enum values). Only ever returned for nullable positions.
     Null,
     /// A list, with its item type.
-    List(&'v [Value<'v>], &'v Type),
+    List(&'v [Value<'v>], &'t Type),
     /// An object, read as `type_name` (`known` false when that is a stand-in implementation).
     Object(&'v Value<'v>, Cow<'v, str>, bool),
     /// An integer in a `Float` position: result coercion turns it into a float.
@@ -78,68 +80,63 @@ impl<'a> Projection<'a> {
 
     /// Whether an inline fragment applies to an object read as `type_name`. When the concrete
     /// type is not known, only conditions on abstract types can apply.
-    fn fragment_applies(
-        &self,
-        fragment: &InlineFragmentSelection,
-        type_name: &str,
-        known: bool,
-    ) -> bool {
-        let concrete_condition = matches!(
-            self.schema.types.get(fragment.type_condition.as_str()),
-            Some(ExtendedType::Object(_))
-        );
+    fn fragment_applies(&self, fragment: &Fragment, type_name: &str, known: bool) -> bool {
         !self.skipped(&fragment.skip_if, &fragment.include_if)
-            && (known || !concrete_condition)
-            && self.applies(&fragment.type_condition, type_name)
+            && (known || !fragment.concrete)
+            && fragment.covers(type_name)
     }
 
-    /// Classifies `value` for a position of type `ty` (field `parent.field`); a null where
-    /// `ty` is non-null, and a value of the wrong kind, are reported and bubble up.
-    fn shape<'v>(
+    /// Classifies `value` for a position of type `ty` holding `kind` values (field
+    /// `parent.field`); a null where `ty` is non-null, and a value of the wrong kind, are
+    /// reported and bubble up.
+    fn shape<'v, 't: 'v>(
         &mut self,
         value: Option<&'v Value<'v>>,
-        ty: &'v Type,
+        ty: &'t Type,
+        kind: &Kind,
         parent: &str,
         field: &str,
-    ) -> Result<Shape<'v>, Bubble> {
+    ) -> Result<Shape<'v, 't>, Bubble> {
         let shape = match (value, ty) {
             (None | Some(Value::Null), _) => Shape::Null,
             (Some(value), Type::List(item) | Type::NonNullList(item)) => match value {
                 Value::Array(items) => Shape::List(items, item),
                 _ => return Err(self.invalid("a list", parent, field)),
             },
-            (Some(value), Type::Named(name) | Type::NonNullNamed(name)) => {
-                match self.schema.types.get(name) {
-                    Some(
-                        ExtendedType::Object(_)
-                        | ExtendedType::Interface(_)
-                        | ExtendedType::Union(_),
-                    ) => match value {
-                        Value::Object(_) => {
-                            let sent = value.typename();
-                            if sent.as_deref().is_some_and(|t| !self.schema.types.contains_key(t)) {
+            (Some(value), Type::Named(name) | Type::NonNullNamed(name)) => match kind {
+                Kind::Composite(object) => match value {
+                    Value::Object(_) => {
+                        let sent = value.typename();
+                        match sent {
+                            // The common case: an object type, and the subgraph says so.
+                            Some(ref t) if *object && t == name.as_str() => {
+                                Shape::Object(value, Cow::Borrowed(name.as_str()), true)
+                            }
+                            Some(ref t) if !self.schema.types.contains_key(t.as_ref()) => {
                                 Shape::Null
-                            } else {
+                            }
+                            _ => {
                                 let (type_name, known) = self.object_type(sent, name);
                                 Shape::Object(value, type_name, known)
                             }
                         }
-                        _ => return Err(self.invalid("an object", parent, field)),
-                    },
-                    Some(ExtendedType::Enum(e))
-                        if !value.as_str().is_some_and(|v| e.values.contains_key(v.as_ref())) =>
-                    {
-                        Shape::Null
                     }
-                    _ if name == "Float" => match value {
-                        Value::Number(raw) if super::value::is_integer(raw) => {
-                            Shape::Float(raw.parse().unwrap_or_default())
-                        }
-                        _ => Shape::Leaf(value),
-                    },
+                    _ => return Err(self.invalid("an object", parent, field)),
+                },
+                Kind::Enum => match (self.schema.types.get(name), value.as_str()) {
+                    (Some(ExtendedType::Enum(e)), Some(v)) if e.values.contains_key(v.as_ref()) => {
+                        Shape::Leaf(value)
+                    }
+                    _ => Shape::Null,
+                },
+                Kind::Float => match value {
+                    Value::Number(raw) if super::value::is_integer(raw) => {
+                        Shape::Float(raw.parse().unwrap_or_default())
+                    }
                     _ => Shape::Leaf(value),
-                }
-            }
+                },
+                Kind::Scalar => Shape::Leaf(value),
+            },
         };
         if matches!(shape, Shape::Null) && ty.is_non_null() {
             self.null_error(parent, field);
@@ -148,18 +145,7 @@ impl<'a> Projection<'a> {
         Ok(shape)
     }
 
-    fn applies(&self, condition: &str, type_name: &str) -> bool {
-        condition == type_name
-            || match self.schema.types.get(condition) {
-                Some(ExtendedType::Interface(_)) => {
-                    self.implementers.get(condition).is_some_and(|i| i.objects.contains(type_name))
-                }
-                Some(ExtendedType::Union(u)) => u.members.contains(type_name),
-                _ => false,
-            }
-    }
-
-    /// The concrete type to read `map` as, and whether it is known: the `__typename` the
+    /// The concrete type to read an object as, and whether it is known: the `__typename` the
     /// subgraph sent when it names an object type, or the declared type when that is an object
     /// type; otherwise (an interface name from an `@interfaceObject` subgraph, say) one of the
     /// implementations, whose fields include the interface's, marked unknown so that

@@ -1,10 +1,8 @@
 //! Projection written straight into the response body: no tree, no copy of the data.
 
-use apollo_compiler::schema::Type;
-
+use super::plan::{FieldType, Item, Set};
 use super::{Bubble, Projection, Seg, Shape};
 use crate::execution::value::Value;
-use crate::planning::{SelectionItem, SelectionSet};
 
 impl<'a> Projection<'a> {
     /// Writes the projected `data` as JSON straight into `buf`, without building a tree;
@@ -14,7 +12,7 @@ impl<'a> Projection<'a> {
     pub fn write(
         &mut self,
         root_type: &str,
-        selections: &'a SelectionSet,
+        selections: &'a Set,
         data: &Value<'_>,
         buf: &mut Vec<u8>,
     ) -> bool {
@@ -34,7 +32,7 @@ impl<'a> Projection<'a> {
         map: Option<&Value<'_>>,
         type_name: &str,
         known: bool,
-        selections: &'a SelectionSet,
+        selections: &'a Set,
         buf: &mut Vec<u8>,
     ) -> Result<(), Bubble> {
         buf.push(b'{');
@@ -49,23 +47,22 @@ impl<'a> Projection<'a> {
         map: Option<&Value<'_>>,
         type_name: &str,
         known: bool,
-        selections: &'a SelectionSet,
+        selections: &'a Set,
         buf: &mut Vec<u8>,
         first: &mut bool,
     ) -> Result<(), Bubble> {
         for item in &selections.items {
             match item {
-                SelectionItem::Field(field) => {
-                    if field.omit_from_response || self.skipped(&field.skip_if, &field.include_if) {
+                Item::Field(field) => {
+                    if self.skipped(&field.skip_if, &field.include_if) {
                         continue;
                     }
-                    let key = field.alias.as_deref().unwrap_or(&field.name);
-                    let definition = if field.name == "__typename" {
+                    let definition = if field.typename {
                         None
                     } else {
-                        match self.schema.type_field(type_name, &field.name) {
-                            Ok(d) => Some(d),
-                            Err(_) => continue, // not in the API schema: nothing to show
+                        match field.definition.on(type_name) {
+                            Some(d) => Some(d),
+                            None => continue, // not in the API schema: nothing to show
                         }
                     };
                     if *first {
@@ -75,7 +72,7 @@ impl<'a> Projection<'a> {
                     }
                     // Response keys are GraphQL names: nothing to escape.
                     buf.push(b'"');
-                    buf.extend_from_slice(key.as_bytes());
+                    buf.extend_from_slice(field.key.as_bytes());
                     buf.extend_from_slice(b"\":");
                     let Some(definition) = definition else {
                         buf.push(b'"');
@@ -83,25 +80,18 @@ impl<'a> Projection<'a> {
                         buf.push(b'"');
                         continue;
                     };
-                    let value = map.and_then(|m| m.get(key));
-                    self.path.push(Seg::Key(key));
-                    let written = self.write_value(
-                        value,
-                        &definition.ty,
-                        &field.selections,
-                        type_name,
-                        &field.name,
-                        buf,
-                    );
+                    let value = map.and_then(|m| m.get(&field.key));
+                    self.path.push(Seg::Key(&field.key));
+                    let written =
+                        self.write_value(value, definition, &definition.ty, field, type_name, buf);
                     self.path.pop();
                     written?;
                 }
-                SelectionItem::InlineFragment(fragment) => {
+                Item::Fragment(fragment) => {
                     if self.fragment_applies(fragment, type_name, known) {
-                        self.write_fields(map, type_name, known, &fragment.selections, buf, first)?;
+                        self.write_fields(map, type_name, known, &fragment.set, buf, first)?;
                     }
                 }
-                SelectionItem::FragmentSpread(_) => {}
             }
         }
         Ok(())
@@ -110,14 +100,14 @@ impl<'a> Projection<'a> {
     fn write_value(
         &mut self,
         value: Option<&Value<'_>>,
-        ty: &Type,
-        selections: &'a SelectionSet,
+        definition: &'a FieldType,
+        ty: &'a apollo_compiler::schema::Type,
+        field: &'a super::plan::Field,
         parent: &str,
-        field: &str,
         buf: &mut Vec<u8>,
     ) -> Result<(), Bubble> {
         let start = buf.len();
-        let result = self.write_value_inner(value, ty, selections, parent, field, buf);
+        let result = self.write_value_inner(value, definition, ty, field, parent, buf);
         match result {
             // A nullable position absorbs a null from below: rewind and write null.
             Err(Bubble) if !ty.is_non_null() => {
@@ -132,13 +122,13 @@ impl<'a> Projection<'a> {
     fn write_value_inner(
         &mut self,
         value: Option<&Value<'_>>,
-        ty: &Type,
-        selections: &'a SelectionSet,
+        definition: &'a FieldType,
+        ty: &'a apollo_compiler::schema::Type,
+        field: &'a super::plan::Field,
         parent: &str,
-        field: &str,
         buf: &mut Vec<u8>,
     ) -> Result<(), Bubble> {
-        match self.shape(value, ty, parent, field)? {
+        match self.shape(value, ty, &definition.kind, parent, &field.name)? {
             Shape::Null => buf.extend_from_slice(b"null"),
             Shape::List(items, item) => {
                 buf.push(b'[');
@@ -147,14 +137,14 @@ impl<'a> Projection<'a> {
                         buf.push(b',');
                     }
                     self.path.push(Seg::Index(i));
-                    let written = self.write_value(Some(v), item, selections, parent, field, buf);
+                    let written = self.write_value(Some(v), definition, item, field, parent, buf);
                     self.path.pop();
                     written?;
                 }
                 buf.push(b']');
             }
             Shape::Object(map, type_name, known) => {
-                return self.write_object(Some(map), &type_name, known, selections, buf);
+                return self.write_object(Some(map), &type_name, known, &field.set, buf);
             }
             Shape::Float(f) => {
                 let _ = serde_json::to_writer(&mut *buf, &f);

@@ -7,9 +7,9 @@ use serde_json_bytes::json;
 const SDL: &str = "
     type Query { shelf: Shelf! maybe: Shelf items: [Item!] }
     type Shelf { name: String! books: [Book!]! note: String }
-    interface Item { id: ID! }
-    type Book implements Item { id: ID! title: String! rating: Float }
-    type Film implements Item { id: ID! minutes: Int }
+    interface Item { id: ID! label: String }
+    type Book implements Item { id: ID! title: String! rating: Float label: String! }
+    type Film implements Item { id: ID! minutes: Int label: String }
 ";
 
 fn field(name: &str, children: Vec<SelectionItem>) -> SelectionItem {
@@ -45,13 +45,15 @@ fn run(
     let schema = Schema::parse_and_validate(SDL, "schema.graphql").unwrap();
     let implementers = schema.implementers_map();
     let selections = SelectionSet { items: selections };
+    let plan = plan::Plan::build(&schema, &implementers, "Query", &selections);
+    let selections = &plan.root;
     let data = crate::execution::value::from_json(&data);
     let mut projection = Projection::new(&schema, &implementers, &variables);
-    let out = projection.run("Query", &selections, &data);
+    let out = projection.run("Query", selections, &data);
     // The streaming writer gives the same JSON and the same errors as the tree.
     let mut streamed = Projection::new(&schema, &implementers, &variables);
     let mut buf = Vec::new();
-    if streamed.write("Query", &selections, &data, &mut buf) {
+    if streamed.write("Query", selections, &data, &mut buf) {
         assert_eq!(
             String::from_utf8(buf).unwrap(),
             serde_json::to_string(out.as_ref().unwrap()).unwrap()
@@ -136,4 +138,18 @@ fn fragments_apply_by_typename_and_conditions_by_variables() {
         serde_json::to_string(&out.unwrap()).unwrap(),
         r#"{"items":[{"__typename":"Book","title":"Dune"},{"__typename":"Film","minutes":155},{"__typename":"Book"}]}"#
     );
+}
+
+#[test]
+fn a_field_an_implementation_narrows_to_non_null_follows_the_runtime_type() {
+    let selections = || vec![field("items", vec![field("label", vec![])])];
+    let film = json!({ "items": [{ "__typename": "Film", "label": null }] });
+    let (out, errors) = run(selections(), film, JsonMap::new());
+    assert!(errors.is_empty());
+    assert_eq!(serde_json::to_string(&out.unwrap()).unwrap(), r#"{"items":[{"label":null}]}"#);
+    // Book.label is `String!`: its null reaches the nullable list, with one error.
+    let book = json!({ "items": [{ "__typename": "Book", "label": null }] });
+    let (out, errors) = run(selections(), book, JsonMap::new());
+    assert_eq!(serde_json::to_string(&out.unwrap()).unwrap(), r#"{"items":null}"#);
+    assert_eq!(errors[0].message, "Cannot return null for non-nullable field Book.label.");
 }

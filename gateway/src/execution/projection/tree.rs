@@ -4,9 +4,9 @@ use apollo_compiler::response::{JsonMap, JsonValue};
 use apollo_compiler::schema::Type;
 use serde_json_bytes::ByteString;
 
+use super::plan::{Field, FieldType, Item, Set};
 use super::{Bubble, Projection, Seg, Shape};
 use crate::execution::value::Value;
-use crate::planning::{SelectionItem, SelectionSet};
 
 impl<'a> Projection<'a> {
     /// Projects `data` (the merged tree) through the operation's root `selections`.
@@ -14,7 +14,7 @@ impl<'a> Projection<'a> {
     pub fn run(
         &mut self,
         root_type: &str,
-        selections: &'a SelectionSet,
+        selections: &'a Set,
         data: &Value<'_>,
     ) -> Option<JsonMap> {
         let mut out = JsonMap::new();
@@ -30,33 +30,27 @@ impl<'a> Projection<'a> {
         map: Option<&Value<'_>>,
         type_name: &str,
         known: bool,
-        selections: &'a SelectionSet,
+        selections: &'a Set,
         out: &mut JsonMap,
     ) -> Result<(), Bubble> {
         for item in &selections.items {
             match item {
-                SelectionItem::Field(field) => {
-                    if field.omit_from_response || self.skipped(&field.skip_if, &field.include_if) {
+                Item::Field(field) => {
+                    if self.skipped(&field.skip_if, &field.include_if) {
                         continue;
                     }
-                    let key = field.alias.as_deref().unwrap_or(&field.name);
-                    if field.name == "__typename" {
+                    let key = field.key.as_str();
+                    if field.typename {
                         out.insert(ByteString::from(key), JsonValue::String(type_name.into()));
                         continue;
                     }
-                    let Some(definition) = self.schema.type_field(type_name, &field.name).ok()
-                    else {
+                    let Some(definition) = field.definition.on(type_name) else {
                         continue; // not in the API schema: nothing to show
                     };
                     let value = map.and_then(|m| m.get(key));
                     self.path.push(Seg::Key(key));
-                    let completed = self.complete(
-                        value,
-                        &definition.ty,
-                        &field.selections,
-                        type_name,
-                        &field.name,
-                    );
+                    let completed =
+                        self.complete(value, definition, &definition.ty, field, type_name);
                     self.path.pop();
                     let completed = completed?;
                     match out.get_mut(key) {
@@ -67,12 +61,11 @@ impl<'a> Projection<'a> {
                         }
                     }
                 }
-                SelectionItem::InlineFragment(fragment) => {
+                Item::Fragment(fragment) => {
                     if self.fragment_applies(fragment, type_name, known) {
-                        self.object(map, type_name, known, &fragment.selections, out)?;
+                        self.object(map, type_name, known, &fragment.set, out)?;
                     }
                 }
-                SelectionItem::FragmentSpread(_) => {}
             }
         }
         Ok(())
@@ -81,19 +74,19 @@ impl<'a> Projection<'a> {
     fn complete(
         &mut self,
         value: Option<&Value<'_>>,
-        ty: &Type,
-        selections: &'a SelectionSet,
+        definition: &'a FieldType,
+        ty: &'a Type,
+        field: &'a Field,
         parent: &str,
-        field: &str,
     ) -> Result<JsonValue, Bubble> {
-        let completed = match self.shape(value, ty, parent, field) {
+        let completed = match self.shape(value, ty, &definition.kind, parent, &field.name) {
             Ok(Shape::Null) => Ok(JsonValue::Null),
             Ok(Shape::List(items, item)) => {
                 let mut out = Vec::with_capacity(items.len());
                 let mut result = Ok(());
                 for (i, v) in items.iter().enumerate() {
                     self.path.push(Seg::Index(i));
-                    let completed = self.complete(Some(v), item, selections, parent, field);
+                    let completed = self.complete(Some(v), definition, item, field, parent);
                     self.path.pop();
                     match completed {
                         Ok(v) => out.push(v),
@@ -107,7 +100,7 @@ impl<'a> Projection<'a> {
             }
             Ok(Shape::Object(map, type_name, known)) => {
                 let mut out = JsonMap::new();
-                let result = self.object(Some(map), &type_name, known, selections, &mut out);
+                let result = self.object(Some(map), &type_name, known, &field.set, &mut out);
                 result.map(|()| JsonValue::Object(out))
             }
             Ok(Shape::Float(f)) => Ok(serde_json_bytes::serde_json::Number::from_f64(f)
