@@ -224,7 +224,7 @@ impl Gateway {
                     Plan::build(schema, &self.implementers, root, &prepared.operation.selection_set)
                 })
                 .root;
-            let mut buf = Vec::with_capacity(bodies.total_len() + 1024);
+            let mut buf = Vec::with_capacity(bodies.total_len() / 4 * 5 + 4096);
             let data = if prepared.repeats_keys {
                 ResponseData::Tree(projection.run(root, selections, &data))
             } else if projection.write(root, selections, &data, &mut buf) {

@@ -8,7 +8,8 @@
 //! prints the cold and warm planning times of the benchmark query in our gateway.
 //!
 //! Usage: `cargo build --release -p gateway -p bench &&
-//!         cargo run --release -p bench --bin bench-gateways -- [--duration 20] [--connections 50]`
+//!         cargo run --release -p bench --bin bench-gateways -- [--duration 20] [--warmup 5]
+//!         [--connections 50] [--hive PATH] [--ours-only]`
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -25,6 +26,8 @@ struct Options {
     warmup: Duration,
     connections: usize,
     hive: Option<PathBuf>,
+    /// Measure our gateway only (for quick iterations; no comparison).
+    ours_only: bool,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -33,6 +36,7 @@ fn parse_args() -> anyhow::Result<Options> {
         warmup: Duration::from_secs(5),
         connections: 50,
         hive: which("hive_router").or_else(|| which("hive-router")),
+        ours_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -42,6 +46,7 @@ fn parse_args() -> anyhow::Result<Options> {
             "--warmup" => options.warmup = Duration::from_secs(value()?.parse()?),
             "--connections" => options.connections = value()?.parse()?,
             "--hive" => options.hive = Some(PathBuf::from(value()?)),
+            "--ours-only" => options.ours_only = true,
             other => anyhow::bail!("unknown argument {other}"),
         }
     }
@@ -348,6 +353,9 @@ async fn main() -> anyhow::Result<()> {
     drop(ours);
     print("ours", &our_figures);
 
+    if options.ours_only {
+        return Ok(());
+    }
     let Some(hive) = &options.hive else {
         println!(
             "  hive-router  not found: `cargo install hive-router@0.0.41 --locked`, or pass --hive PATH"
