@@ -226,7 +226,15 @@ pub fn gateway_options(settings: &Settings) -> gateway::GatewayOptions {
             max_aliases: g.max_aliases,
             introspection: g.introspection,
         },
-        subgraph_timeout: Duration::from_secs(g.subgraph_timeout_secs),
+        transport: gateway::transport::TransportOptions {
+            default_timeout: Duration::from_secs(g.subgraph_timeout_secs),
+            timeouts: g
+                .subgraph_timeouts_secs
+                .iter()
+                .map(|(name, secs)| (name.clone(), Duration::from_secs(*secs)))
+                .collect(),
+            compression: g.subgraph_compression,
+        },
         jwt: gateway::auth::JwtOptions::default(),
     }
 }

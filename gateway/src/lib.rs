@@ -15,7 +15,6 @@ pub mod planning;
 pub mod supergraph;
 pub mod transport;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,37 +25,23 @@ pub use http::HttpOptions;
 pub use pipeline::{Gateway, Limits};
 
 /// Everything needed to start a gateway.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct GatewayOptions {
     /// HTTP behaviour.
     pub http: HttpOptions,
     /// Operation limits.
     pub limits: Limits,
-    /// Subgraph timeout (default 30 s).
-    pub subgraph_timeout: Duration,
+    /// Timeouts and compression towards the subgraphs.
+    pub transport: transport::TransportOptions,
     /// Token verification at the edge (off when no key source is set).
     pub jwt: auth::JwtOptions,
-}
-
-impl Default for GatewayOptions {
-    fn default() -> Self {
-        Self {
-            http: HttpOptions::default(),
-            limits: Limits::default(),
-            subgraph_timeout: Duration::from_secs(30),
-            jwt: auth::JwtOptions::default(),
-        }
-    }
 }
 
 /// Builds the gateway's HTTP application for a supergraph SDL.
 pub async fn app(supergraph_sdl: &str, options: &GatewayOptions) -> anyhow::Result<axum::Router> {
     let supergraph = Arc::new(supergraph::Supergraph::load(supergraph_sdl)?);
-    let transport = transport::Transport::new(
-        supergraph.subgraph_urls.clone(),
-        options.subgraph_timeout,
-        HashMap::new(),
-    );
+    let transport =
+        transport::Transport::new(supergraph.subgraph_urls.clone(), options.transport.clone())?;
     let gateway = Arc::new(Gateway::new(supergraph, transport, options.limits.clone()));
     let jwt = match options.jwt.enabled() {
         true => Some(auth::JwtVerifier::new(options.jwt.clone()).await?),

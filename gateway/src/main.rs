@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -38,6 +39,15 @@ struct Args {
     /// Print the query plan of this operation and exit (for debugging plans).
     #[arg(long, value_name = "OPERATION")]
     print_plan: Option<String>,
+    /// Seconds to wait for a subgraph before answering without it.
+    #[arg(long, default_value_t = 30)]
+    subgraph_timeout: u64,
+    /// `name=seconds`: a timeout for one subgraph (repeatable).
+    #[arg(long, value_name = "NAME=SECONDS")]
+    subgraph_timeout_for: Vec<String>,
+    /// Do not ask subgraphs for compressed responses.
+    #[arg(long)]
+    no_subgraph_compression: bool,
     /// Verify bearer tokens with this HS256 secret.
     #[arg(long, env = "GATEWAY_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
@@ -83,6 +93,15 @@ async fn main() -> anyhow::Result<()> {
     options.limits.introspection = !args.no_introspection;
     options.jwt.jwks_url = args.jwks_url;
     options.jwt.hmac_secret = args.jwt_secret;
+    options.transport.default_timeout = Duration::from_secs(args.subgraph_timeout);
+    options.transport.compression = !args.no_subgraph_compression;
+    for entry in &args.subgraph_timeout_for {
+        let (name, seconds) = entry
+            .split_once('=')
+            .and_then(|(n, s)| Some((n.to_string(), s.parse::<u64>().ok()?)))
+            .with_context(|| format!("--subgraph-timeout-for takes name=seconds, not {entry}"))?;
+        options.transport.timeouts.insert(name, Duration::from_secs(seconds));
+    }
     let app = gateway::app(&sdl, &options).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -67,7 +67,39 @@ pub enum TransportError {
     InvalidResponse(String),
 }
 
+/// Why the subgraph client could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportConfigError {
+    /// A per-subgraph setting names a subgraph the supergraph does not have.
+    #[error("a subgraph timeout is set for `{0}`, which the supergraph does not have")]
+    UnknownSubgraph(String),
+    /// The HTTP client could not be built.
+    #[error("building the subgraph HTTP client: {0}")]
+    Client(String),
+}
+
 type SharedFetch = Shared<BoxFuture<'static, Result<SubgraphResponse, TransportError>>>;
+
+/// How the gateway talks to its subgraphs.
+#[derive(Debug, Clone)]
+pub struct TransportOptions {
+    /// How long to wait for a subgraph that has no timeout of its own.
+    pub default_timeout: Duration,
+    /// Timeouts of particular subgraphs, by name.
+    pub timeouts: HashMap<String, Duration>,
+    /// Ask subgraphs for compressed responses (gzip or Brotli) and decompress them.
+    pub compression: bool,
+}
+
+impl Default for TransportOptions {
+    fn default() -> Self {
+        Self {
+            default_timeout: Duration::from_secs(30),
+            timeouts: HashMap::new(),
+            compression: true,
+        }
+    }
+}
 
 /// The subgraph client.
 #[derive(Clone)]
@@ -80,25 +112,32 @@ pub struct Transport {
 }
 
 impl Transport {
-    /// A client for the subgraphs at `urls` (name → URL).
+    /// A client for the subgraphs at `urls` (name → URL). A timeout given for a subgraph
+    /// the supergraph does not have is refused: it is a mistake in configuration.
     pub fn new(
         urls: HashMap<String, String>,
-        default_timeout: Duration,
-        timeouts: HashMap<String, Duration>,
-    ) -> Self {
+        options: TransportOptions,
+    ) -> Result<Self, TransportConfigError> {
+        if let Some(unknown) = options.timeouts.keys().find(|name| !urls.contains_key(*name)) {
+            return Err(TransportConfigError::UnknownSubgraph(unknown.clone()));
+        }
+        // Without compression the client must not advertise it: reqwest's defaults follow its
+        // enabled features.
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(256)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
+            .gzip(options.compression)
+            .brotli(options.compression)
             .build()
-            .unwrap_or_default();
-        Self {
+            .map_err(|e| TransportConfigError::Client(e.to_string()))?;
+        Ok(Self {
             client,
             urls: Arc::new(urls),
-            timeouts: Arc::new(timeouts),
-            default_timeout,
+            timeouts: Arc::new(options.timeouts),
+            default_timeout: options.default_timeout,
             in_flight: Arc::new(Mutex::new(HashMap::new())),
-        }
+        })
     }
 
     /// Sends one fetch; identical in-flight queries (same subgraph, body and credentials)
@@ -208,13 +247,79 @@ mod tests {
         (url, count, release)
     }
 
+    fn client(url: String, options: TransportOptions) -> Transport {
+        Transport::new(HashMap::from([("s".to_string(), url)]), options).unwrap()
+    }
+
+    fn request(headers: &ForwardedHeaders) -> SubgraphRequest<'_> {
+        let body = br#"{"query":"{ ok }"}"#.to_vec();
+        SubgraphRequest { service: "s", body, headers, dedupe: false }
+    }
+
+    #[tokio::test]
+    async fn each_subgraph_can_have_its_own_timeout() {
+        let (url, _count, _never_released) = held_subgraph().await;
+        let short = Duration::from_millis(100);
+        let options = TransportOptions {
+            default_timeout: Duration::from_secs(600),
+            timeouts: HashMap::from([("s".to_string(), short)]),
+            compression: true,
+        };
+        let headers = ForwardedHeaders::default();
+        let result = client(url, options).execute(request(&headers)).await;
+        assert!(matches!(result, Err(TransportError::Timeout(t)) if t == short), "{result:?}");
+        // A timeout for a subgraph the supergraph lacks is a configuration mistake.
+        let options = TransportOptions {
+            timeouts: HashMap::from([("typo".to_string(), short)]),
+            ..TransportOptions::default()
+        };
+        let refused = Transport::new(HashMap::from([("s".to_string(), String::new())]), options);
+        assert!(
+            matches!(refused, Err(TransportConfigError::UnknownSubgraph(name)) if name == "typo")
+        );
+    }
+
+    /// A subgraph that compresses when asked, and records what it was asked.
+    async fn compressing_subgraph() -> (String, Arc<Mutex<Option<String>>>) {
+        let asked = Arc::new(Mutex::new(None));
+        let seen = asked.clone();
+        let app = axum::Router::new()
+            .route(
+                "/graphql",
+                axum::routing::post(move |headers: axum::http::HeaderMap| {
+                    let seen = seen.clone();
+                    async move {
+                        let encoding = headers.get("accept-encoding").and_then(|v| v.to_str().ok());
+                        *seen.lock().unwrap() = encoding.map(str::to_string);
+                        let filler = "x".repeat(4096);
+                        axum::Json(serde_json::json!({ "data": { "ok": filler } }))
+                    }
+                }),
+            )
+            .layer(tower_http::compression::CompressionLayer::new());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/graphql", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, asked)
+    }
+
+    #[tokio::test]
+    async fn compressed_answers_are_asked_for_and_decompressed() {
+        let headers = ForwardedHeaders::default();
+        for compression in [true, false] {
+            let (url, asked) = compressing_subgraph().await;
+            let options = TransportOptions { compression, ..TransportOptions::default() };
+            let response = client(url, options).execute(request(&headers)).await.unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+            assert_eq!(body["data"]["ok"].as_str().map(str::len), Some(4096));
+            let asked = asked.lock().unwrap().clone().unwrap_or_default();
+            assert_eq!(asked.contains("gzip"), compression, "accept-encoding: {asked:?}");
+        }
+    }
+
     async fn fire(dedupe: bool) -> usize {
         let (url, count, release) = held_subgraph().await;
-        let transport = Transport::new(
-            HashMap::from([("s".to_string(), url)]),
-            Duration::from_secs(10),
-            HashMap::new(),
-        );
+        let transport = client(url, TransportOptions::default());
         let headers = ForwardedHeaders::default();
         let calls = (0..5).map(|_| {
             transport.execute(SubgraphRequest {
@@ -250,11 +355,7 @@ mod tests {
     async fn a_finished_fetch_is_not_reused_by_later_requests() {
         let (url, count, release) = held_subgraph().await;
         release.add_permits(10);
-        let transport = Transport::new(
-            HashMap::from([("s".to_string(), url)]),
-            Duration::from_secs(10),
-            HashMap::new(),
-        );
+        let transport = client(url, TransportOptions::default());
         let headers = ForwardedHeaders::default();
         for expected in 1..=2 {
             let request = SubgraphRequest {

@@ -2,14 +2,16 @@
 //!
 //! Starts our copy of its four subgraphs, then each gateway in turn — ours
 //! (`target/release/gateway`) and Hive Router (`hive_router` on the PATH, or `--hive PATH`) —
-//! in front of its supergraph; drives its query at a fixed concurrency (warm-up, then a
-//! measured window); checks every response against the reference response; and prints
-//! requests/s, p50/p95/p99 latency and peak memory (VmHWM) of each, with their ratio. It also
-//! prints the cold and warm planning times of the benchmark query in our gateway.
+//! in front of its supergraph, in alternating rounds (a fresh process each time); drives its
+//! query at a fixed concurrency (warm-up, then a measured window); checks every response
+//! against the reference response; and prints requests/s, p50/p95/p99 latency, peak memory
+//! (VmHWM), CPU per request and subgraph requests per request of each, then the medians over
+//! the rounds and their ratio. It also prints the cold and warm planning times of the
+//! benchmark query in our gateway.
 //!
 //! Usage: `cargo build --release -p gateway -p bench &&
 //!         cargo run --release -p bench --bin bench-gateways -- [--duration 20] [--warmup 5]
-//!         [--connections 50] [--hive PATH] [--ours-only]`
+//!         [--connections 50] [--rounds 3] [--hive PATH] [--ours-only]`
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,6 +28,8 @@ struct Options {
     warmup: Duration,
     connections: usize,
     hive: Option<PathBuf>,
+    /// How many alternating rounds to run.
+    rounds: usize,
     /// Measure our gateway only (for quick iterations; no comparison).
     ours_only: bool,
 }
@@ -37,6 +41,7 @@ fn parse_args() -> anyhow::Result<Options> {
         connections: 50,
         hive: which("hive_router").or_else(|| which("hive-router")),
         ours_only: false,
+        rounds: 3,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -47,6 +52,7 @@ fn parse_args() -> anyhow::Result<Options> {
             "--connections" => options.connections = value()?.parse()?,
             "--hive" => options.hive = Some(PathBuf::from(value()?)),
             "--ours-only" => options.ours_only = true,
+            "--rounds" => options.rounds = value()?.parse::<usize>()?.max(1),
             other => anyhow::bail!("unknown argument {other}"),
         }
     }
@@ -138,8 +144,13 @@ async fn load(
     connections: usize,
     window: Duration,
 ) -> (Vec<Duration>, u64) {
-    let client =
-        reqwest::Client::builder().pool_max_idle_per_host(connections).build().unwrap_or_default();
+    // Uncompressed, as in the public benchmark: the client does not send Accept-Encoding.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .no_gzip()
+        .no_brotli()
+        .build()
+        .unwrap_or_default();
     let wrong = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + window;
     let mut tasks = tokio::task::JoinSet::new();
@@ -249,6 +260,30 @@ async fn measure(
     })
 }
 
+/// The round with the median requests/s, with the median p99 and the highest peak memory of
+/// all rounds.
+fn summary(rounds: &[Figures]) -> Figures {
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values.get(values.len() / 2).copied().unwrap_or_default()
+    };
+    let rps = median(rounds.iter().map(|f| f.rps).collect());
+    let middle = rounds.iter().find(|f| f.rps == rps);
+    let per = |pick: fn(&Figures) -> Option<f64>| middle.and_then(pick);
+    Figures {
+        requests: rounds.iter().map(|f| f.requests).sum(),
+        wrong: rounds.iter().map(|f| f.wrong).sum(),
+        rps,
+        p50: median(rounds.iter().map(|f| f.p50).collect()),
+        p95: median(rounds.iter().map(|f| f.p95).collect()),
+        p99: median(rounds.iter().map(|f| f.p99).collect()),
+        peak_kib: rounds.iter().filter_map(|f| f.peak_kib).max(),
+        gateway_cpu: per(|f| f.gateway_cpu),
+        subgraph_cpu: per(|f| f.subgraph_cpu),
+        fetches: per(|f| f.fetches),
+    }
+}
+
 fn print(name: &str, f: &Figures) {
     println!(
         "  {name:<12} {:>9.0} req/s  p50 {:>7.2} ms  p95 {:>7.2} ms  p99 {:>7.2} ms  peak RSS {:>7} KiB  requests {:>7}  wrong {}",
@@ -328,78 +363,83 @@ async fn main() -> anyhow::Result<()> {
         "gateways benchmark: {} connections, {:?} warm-up, {:?} measured, same machine, one at a time",
         options.connections, options.warmup, options.duration
     );
-    let ours_port = free_port()?;
-    let ours = Guard(
-        Command::new(release.join("gateway"))
-            .args([
-                "--supergraph",
-                &supergraph_path.to_string_lossy(),
-                "--listen",
-                &format!("127.0.0.1:{ours_port}"),
-            ])
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .spawn()
-            .context("starting our gateway (cargo build --release -p gateway)")?,
-    );
-    let our_figures = measure(
-        "ours",
-        &format!("http://127.0.0.1:{ours_port}/graphql"),
-        ours.0.id(),
-        &subgraphs,
-        &options,
-    )
-    .await?;
-    drop(ours);
-    print("ours", &our_figures);
-
-    if options.ours_only {
-        return Ok(());
-    }
-    let Some(hive) = &options.hive else {
-        println!(
-            "  hive-router  not found: `cargo install hive-router@0.0.41 --locked`, or pass --hive PATH"
-        );
-        return Ok(());
+    let hive = match (&options.hive, options.ours_only) {
+        (_, true) => None,
+        (Some(hive), false) => Some(hive.clone()),
+        (None, false) => {
+            println!(
+                "  hive-router  not found: `cargo install hive-router@0.0.41 --locked`, or pass --hive PATH"
+            );
+            None
+        }
     };
-    let hive_port = free_port()?;
     let hive_dir = work.join("hive");
     std::fs::create_dir_all(&hive_dir)?;
-    std::fs::write(
-        hive_dir.join("router.config.yaml"),
-        format!(
-            "supergraph: {{ source: file, path: {} }}\nhttp: {{ host: 127.0.0.1, port: {hive_port} }}\nlog: {{ level: error }}\ntraffic_shaping: {{ all: {{ dedupe_enabled: true }} }}\n",
-            supergraph_path.display()
-        ),
-    )?;
-    let hive_child = Guard(
-        Command::new(hive)
-            .current_dir(&hive_dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting hive-router")?,
-    );
-    let hive_figures = measure(
-        "hive-router",
-        &format!("http://127.0.0.1:{hive_port}/graphql"),
-        hive_child.0.id(),
-        &subgraphs,
-        &options,
-    )
-    .await?;
-    drop(hive_child);
-    print("ours", &our_figures);
-    print("hive-router", &hive_figures);
-    println!(
-        "  ratio ours/hive: {:.2}x req/s, p99 {:.2}x, peak memory {}",
-        our_figures.rps / hive_figures.rps,
-        our_figures.p99 / hive_figures.p99,
-        match (our_figures.peak_kib, hive_figures.peak_kib) {
-            (Some(a), Some(b)) => format!("{:.2}x", a as f64 / b as f64),
-            _ => "?".into(),
-        }
-    );
+    let mut ours_rounds = Vec::new();
+    let mut hive_rounds = Vec::new();
+    // Rounds alternate between the gateways, each a fresh process, so that a slow patch of
+    // the machine does not fall on one gateway only.
+    for round in 1..=options.rounds {
+        println!("round {round} of {}", options.rounds);
+        let ours_port = free_port()?;
+        let ours = Guard(
+            Command::new(release.join("gateway"))
+                .args([
+                    "--supergraph",
+                    &supergraph_path.to_string_lossy(),
+                    "--listen",
+                    &format!("127.0.0.1:{ours_port}"),
+                ])
+                .env("RUST_LOG", "error")
+                .stdout(Stdio::null())
+                .spawn()
+                .context("starting our gateway (cargo build --release -p gateway)")?,
+        );
+        let url = format!("http://127.0.0.1:{ours_port}/graphql");
+        let figures = measure("ours", &url, ours.0.id(), &subgraphs, &options).await?;
+        drop(ours);
+        print("ours", &figures);
+        ours_rounds.push(figures);
+
+        let Some(hive) = &hive else { continue };
+        let hive_port = free_port()?;
+        std::fs::write(
+            hive_dir.join("router.config.yaml"),
+            format!(
+                "supergraph: {{ source: file, path: {} }}\nhttp: {{ host: 127.0.0.1, port: {hive_port} }}\nlog: {{ level: error }}\ntraffic_shaping: {{ all: {{ dedupe_enabled: true }} }}\n",
+                supergraph_path.display()
+            ),
+        )?;
+        let hive_child = Guard(
+            Command::new(hive)
+                .current_dir(&hive_dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting hive-router")?,
+        );
+        let url = format!("http://127.0.0.1:{hive_port}/graphql");
+        let figures = measure("hive-router", &url, hive_child.0.id(), &subgraphs, &options).await?;
+        drop(hive_child);
+        print("hive-router", &figures);
+        hive_rounds.push(figures);
+    }
+    println!("summary over {} round(s): median req/s and p99, highest peak RSS", options.rounds);
+    let ours = summary(&ours_rounds);
+    print("ours", &ours);
+    if !hive_rounds.is_empty() {
+        let hive = summary(&hive_rounds);
+        print("hive-router", &hive);
+        println!(
+            "  ratio ours/hive: {:.2}x req/s, p99 {:.2}x, peak memory {}",
+            ours.rps / hive.rps,
+            ours.p99 / hive.p99,
+            match (ours.peak_kib, hive.peak_kib) {
+                (Some(a), Some(b)) => format!("{:.2}x", a as f64 / b as f64),
+                _ => "?".into(),
+            }
+        );
+    }
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
 }

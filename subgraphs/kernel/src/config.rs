@@ -255,6 +255,10 @@ pub struct GatewaySettings {
     pub enabled: bool,
     /// Seconds to wait for a subgraph before answering without it (default 30).
     pub subgraph_timeout_secs: u64,
+    /// Per-subgraph timeouts in seconds, by subgraph name (default none).
+    pub subgraph_timeouts_secs: std::collections::BTreeMap<String, u64>,
+    /// Ask subgraphs for gzip or Brotli compressed responses (default true).
+    pub subgraph_compression: bool,
     /// Origins allowed by CORS; `*` for any (default none: no CORS headers).
     pub cors_origins: Vec<String>,
     /// Deepest field nesting a client operation may have (default 15).
@@ -272,6 +276,8 @@ impl Default for GatewaySettings {
         Self {
             enabled: true,
             subgraph_timeout_secs: 30,
+            subgraph_timeouts_secs: std::collections::BTreeMap::new(),
+            subgraph_compression: true,
             cors_origins: Vec::new(),
             max_depth: 15,
             max_aliases: 30,
