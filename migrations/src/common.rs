@@ -1,4 +1,5 @@
-//! Tables every context has: the transactional outbox.
+//! Tables every context has: the transactional outbox, and (for contexts that consume
+//! events) the inbox of handled events.
 
 use sea_orm_migration::prelude::*;
 
@@ -31,6 +32,25 @@ pub async fn create_outbox(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
                 .col(Alias::new("published_at"))
                 .col(Alias::new("id"))
                 .if_not_exists()
+                .to_owned(),
+        )
+        .await
+}
+
+/// Creates the `inbox` table: one row per (consumer group, event) handled.
+pub async fn create_inbox(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    manager
+        .create_table(
+            Table::create()
+                .table(Alias::new("inbox"))
+                .if_not_exists()
+                .col(ColumnDef::new(Alias::new("consumer")).string().not_null())
+                .col(ColumnDef::new(Alias::new("event_id")).uuid().not_null())
+                .col(ColumnDef::new(Alias::new("event_type")).string().not_null())
+                .col(ColumnDef::new(Alias::new("handled_at")).timestamp_with_time_zone().not_null())
+                .primary_key(
+                    Index::create().col(Alias::new("consumer")).col(Alias::new("event_id")),
+                )
                 .to_owned(),
         )
         .await

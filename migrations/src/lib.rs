@@ -4,7 +4,7 @@
 //! (full-text search) are chosen by backend inside the migration.
 
 pub mod catalog;
-mod common;
+pub mod common;
 pub mod identity;
 
 pub use sea_orm_migration::MigratorTrait;

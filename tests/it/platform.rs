@@ -139,8 +139,12 @@ async fn outbox_rows_left_unpublished_are_relayed_later() {
     let event = kernel::events::EventEnvelope::new(
         "product.price_changed",
         1,
-        "p-1",
-        json!({ "productId": "p-1" }),
+        "0195f2d4-5c1a-7000-8000-000000000001",
+        json!({
+            "productId": "0195f2d4-5c1a-7000-8000-000000000001",
+            "oldPrice": { "amount": "10.00", "currency": "USD" },
+            "newPrice": { "amount": "12.50", "currency": "USD" },
+        }),
     );
     kernel::events::outbox::append(&app.catalog.db, &event).await.unwrap();
     app.catalog.relay.wake();

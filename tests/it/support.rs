@@ -195,6 +195,7 @@ impl TestApp {
             loop {
                 let event = stream.next().await.expect("bus open");
                 if event.event_type == event_type {
+                    assert_follows_schema(&event);
                     return event;
                 }
             }
@@ -233,4 +234,86 @@ pub fn error_code(response: &Value) -> &str {
     response["errors"][0]["extensions"]["code"]
         .as_str()
         .unwrap_or_else(|| panic!("expected an error with a code: {response:#}"))
+}
+
+/// Checks an event against its documented JSON Schema (`schema/events/`): the envelope's
+/// fields, and the payload's required properties with their types, enums, bounds and the
+/// shared money shape. (A structural check of the subset of JSON Schema those files use.)
+pub fn assert_follows_schema(event: &EventEnvelope) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/events");
+    let load = |name: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(dir.join(name))
+            .unwrap_or_else(|_| panic!("schema/events/{name} documents this event"));
+        serde_json::from_str(&text).expect("schema is JSON")
+    };
+    let envelope = serde_json::to_value(event).unwrap();
+    check(&envelope, &load("envelope.json"), &load, "envelope");
+    let name = format!("{}.v{}.json", event.event_type, event.version);
+    check(&event.payload, &load(&name), &load, &name);
+}
+
+fn check(
+    value: &serde_json::Value,
+    schema: &serde_json::Value,
+    load: &dyn Fn(&str) -> serde_json::Value,
+    at: &str,
+) {
+    if let Some(reference) = schema["$ref"].as_str() {
+        return check(value, &load(reference), load, at);
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        serde_json::Value::String(t) => vec![t.as_str()],
+        serde_json::Value::Array(ts) => ts.iter().filter_map(|t| t.as_str()).collect(),
+        _ => vec![],
+    };
+    let kind = match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    };
+    assert!(
+        types.is_empty()
+            || types.contains(&kind)
+            || (kind == "integer" && types.contains(&"number")),
+        "{at}: {kind} where the schema says {types:?}"
+    );
+    if let Some(allowed) = schema["enum"].as_array() {
+        assert!(allowed.contains(value), "{at}: {value} is not one of {allowed:?}");
+    }
+    if let (Some(min), Some(n)) = (schema["minimum"].as_i64(), value.as_i64()) {
+        assert!(n >= min, "{at}: {n} below {min}");
+    }
+    if let (Some(max), Some(n)) = (schema["maximum"].as_i64(), value.as_i64()) {
+        assert!(n <= max, "{at}: {n} above {max}");
+    }
+    if let (Some(pattern), Some(text)) = (schema["pattern"].as_str(), value.as_str()) {
+        let pattern = regex::Regex::new(pattern).expect("schema pattern compiles");
+        assert!(pattern.is_match(text), "{at}: {text:?} does not match {pattern}");
+    }
+    for required in schema["required"].as_array().into_iter().flatten() {
+        let key = required.as_str().unwrap_or_default();
+        assert!(value.get(key).is_some(), "{at}: `{key}` is required");
+    }
+    if let Some(properties) = schema["properties"].as_object() {
+        for (key, property) in properties {
+            if let Some(inner) = value.get(key) {
+                check(inner, property, load, &format!("{at}.{key}"));
+            }
+        }
+    }
+    if schema["additionalProperties"] == serde_json::Value::Bool(false) {
+        let known = schema["properties"].as_object();
+        for key in value.as_object().into_iter().flat_map(|o| o.keys()) {
+            assert!(known.is_some_and(|k| k.contains_key(key)), "{at}: `{key}` is not documented");
+        }
+    }
+    if let (Some(items), Some(list)) = (schema.get("items"), value.as_array()) {
+        for (i, item) in list.iter().enumerate() {
+            check(item, items, load, &format!("{at}[{i}]"));
+        }
+    }
 }

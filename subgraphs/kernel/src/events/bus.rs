@@ -1,36 +1,112 @@
-//! The event bus: how published envelopes reach consumers. The embedded default is an
-//! in-process broadcast; production adds Redis Streams behind the same [`EventBus`] trait.
+//! The event bus: how published envelopes reach consumers. The embedded default is the
+//! [`InProcessBus`]; production uses Redis Streams ([`super::redis::RedisStreamsBus`]) behind
+//! the same [`EventBus`] trait.
+//!
+//! Consumers join a *group* (one per consuming context): each event is delivered to one
+//! consumer of every group, and stays owed to the group until a consumer settles it
+//! ([`Delivery::ack`] after its transaction committed, or [`Delivery::dead_letter`]). A
+//! delivery dropped unsettled — its consumer died — is delivered again.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 use tokio_stream_shim::BroadcastStream;
 
 use super::EventEnvelope;
 
-/// Publishing and subscribing, whatever carries the events.
+/// Publishing and consuming, whatever carries the events.
 pub trait EventBus: Send + Sync + 'static {
     /// Publishes one envelope; returns once the bus has accepted it.
     fn publish<'a>(&'a self, event: &'a EventEnvelope) -> BoxFuture<'a, anyhow::Result<()>>;
 
-    /// A stream of every envelope published after this call, for the named consumer.
-    fn subscribe(&self, consumer: &str) -> BoxStream<'static, EventEnvelope>;
+    /// Every envelope published after this call, without acknowledgement: for tests and live
+    /// views that may miss events. `name` only labels the watcher in logs.
+    fn subscribe(&self, name: &str) -> BoxStream<'static, EventEnvelope>;
+
+    /// Joins consumer group `group` as `consumer`: deliveries of every event not yet settled
+    /// by the group, in publication order per aggregate.
+    fn consume(&self, group: &str, consumer: &str) -> BoxStream<'static, Delivery>;
+
+    /// Events the group gave up on, oldest first, with the reason (operators inspect these).
+    fn dead_letters<'a>(
+        &'a self,
+        group: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<Vec<(EventEnvelope, String)>>>;
 }
 
-/// The embedded bus: a broadcast channel inside the process.
+/// How a delivery is settled with the bus it came from.
+pub trait Settle: Send {
+    /// The group is done with the event.
+    fn ack(self: Box<Self>) -> BoxFuture<'static, anyhow::Result<()>>;
+    /// The group gives up on the event: it moves to the group's dead letters.
+    fn dead_letter(self: Box<Self>, reason: String) -> BoxFuture<'static, anyhow::Result<()>>;
+}
+
+/// One event delivered to one consumer of a group.
+pub struct Delivery {
+    /// The event.
+    pub event: EventEnvelope,
+    /// How many times it was delivered to the group before (0 the first time).
+    pub redeliveries: u32,
+    settle: Box<dyn Settle>,
+}
+
+impl Delivery {
+    /// A delivery settled through `settle`.
+    pub fn new(event: EventEnvelope, redeliveries: u32, settle: Box<dyn Settle>) -> Self {
+        Self { event, redeliveries, settle }
+    }
+
+    /// Acknowledges the event: call only once the consumer's transaction has committed.
+    pub async fn ack(self) -> anyhow::Result<()> {
+        self.settle.ack().await
+    }
+
+    /// Moves the event to the group's dead letters with `reason`.
+    pub async fn dead_letter(self, reason: String) -> anyhow::Result<()> {
+        self.settle.dead_letter(reason).await
+    }
+}
+
+/// The embedded bus: groups and their pending events inside the process.
 ///
-/// Delivery is at-most-once per subscriber while the process runs; durability comes from the
-/// outbox, which keeps an event unpublished until the bus accepted it.
+/// Within the process, delivery is at-least-once per group like the Redis bus: an event
+/// delivered to a consumer that goes away unsettled goes back to the head of its group's
+/// queue. Across a restart, durability comes from the outbox (rows are relayed again) and
+/// from each context recovering its own unfinished work.
 #[derive(Clone)]
 pub struct InProcessBus {
-    sender: broadcast::Sender<EventEnvelope>,
+    watchers: broadcast::Sender<EventEnvelope>,
+    groups: Arc<Mutex<HashMap<String, Arc<Group>>>>,
+}
+
+/// One group's queue of undelivered events, and its dead letters.
+#[derive(Default)]
+struct Group {
+    state: Mutex<GroupState>,
+    ready: Notify,
+}
+
+#[derive(Default)]
+struct GroupState {
+    /// Events waiting for a consumer, with how often each was delivered before.
+    queue: VecDeque<(EventEnvelope, u32)>,
+    dead: Vec<(EventEnvelope, String)>,
 }
 
 impl InProcessBus {
-    /// A bus that buffers up to `capacity` events for a slow subscriber.
+    /// A bus whose watchers may fall up to `capacity` events behind.
     pub fn new(capacity: usize) -> Self {
-        let (sender, _) = broadcast::channel(capacity);
-        Self { sender }
+        let (watchers, _) = broadcast::channel(capacity);
+        Self { watchers, groups: Arc::default() }
+    }
+
+    fn group(&self, name: &str) -> Arc<Group> {
+        let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        groups.entry(name.to_string()).or_default().clone()
     }
 }
 
@@ -42,14 +118,81 @@ impl Default for InProcessBus {
 
 impl EventBus for InProcessBus {
     fn publish<'a>(&'a self, event: &'a EventEnvelope) -> BoxFuture<'a, anyhow::Result<()>> {
-        // No subscriber yet is not an error: the event is simply of interest to nobody now.
-        let _ = self.sender.send(event.clone());
+        // No watcher is not an error: the event is simply of interest to nobody now.
+        let _ = self.watchers.send(event.clone());
+        let groups: Vec<Arc<Group>> =
+            self.groups.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        for group in groups {
+            group
+                .state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .queue
+                .push_back((event.clone(), 0));
+            group.ready.notify_one();
+        }
         Box::pin(async { Ok(()) })
     }
 
-    fn subscribe(&self, consumer: &str) -> BoxStream<'static, EventEnvelope> {
-        let consumer = consumer.to_string();
-        Box::pin(BroadcastStream::new(self.sender.subscribe(), consumer))
+    fn subscribe(&self, name: &str) -> BoxStream<'static, EventEnvelope> {
+        Box::pin(BroadcastStream::new(self.watchers.subscribe(), name.to_string()))
+    }
+
+    fn consume(&self, group: &str, _consumer: &str) -> BoxStream<'static, Delivery> {
+        let group = self.group(group);
+        Box::pin(futures::stream::unfold(group, |group| async move {
+            loop {
+                let next = group.state.lock().unwrap_or_else(|p| p.into_inner()).queue.pop_front();
+                if let Some((event, redeliveries)) = next {
+                    let settle = InProcessSettle {
+                        group: group.clone(),
+                        event: Some((event.clone(), redeliveries)),
+                    };
+                    return Some((Delivery::new(event, redeliveries, Box::new(settle)), group));
+                }
+                group.ready.notified().await;
+            }
+        }))
+    }
+
+    fn dead_letters<'a>(
+        &'a self,
+        group: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<Vec<(EventEnvelope, String)>>> {
+        let dead = self.group(group).state.lock().unwrap_or_else(|p| p.into_inner()).dead.clone();
+        Box::pin(async move { Ok(dead) })
+    }
+}
+
+/// Settles an in-process delivery; dropped unsettled, it puts the event back first in line.
+struct InProcessSettle {
+    group: Arc<Group>,
+    event: Option<(EventEnvelope, u32)>,
+}
+
+impl Settle for InProcessSettle {
+    fn ack(mut self: Box<Self>) -> BoxFuture<'static, anyhow::Result<()>> {
+        self.event = None;
+        Box::pin(async { Ok(()) })
+    }
+
+    fn dead_letter(mut self: Box<Self>, reason: String) -> BoxFuture<'static, anyhow::Result<()>> {
+        if let Some((event, _)) = self.event.take() {
+            tracing::error!(event_id = %event.id, event_type = %event.event_type, %reason, "event dead-lettered");
+            self.group.state.lock().unwrap_or_else(|p| p.into_inner()).dead.push((event, reason));
+        }
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl Drop for InProcessSettle {
+    fn drop(&mut self) {
+        if let Some((event, redeliveries)) = self.event.take() {
+            let mut state = self.group.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.queue.push_front((event, redeliveries + 1));
+            drop(state);
+            self.group.ready.notify_one();
+        }
     }
 }
 

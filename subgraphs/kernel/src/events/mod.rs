@@ -1,5 +1,6 @@
-//! Events between bounded contexts: the [`EventEnvelope`], the transactional [`outbox`], and
-//! the [`bus`] that carries envelopes to consumers.
+//! Events between bounded contexts: the [`EventEnvelope`], the transactional [`outbox`], the
+//! [`bus`] that carries envelopes to consumer groups (in-process, or [`redis`] Streams), and
+//! the [`consumer`] runner that handles each event once in effect through the [`inbox`].
 //!
 //! A context records an event in its outbox table in the same transaction as the change it
 //! describes, so a committed change always has its event and a rolled-back one never does. The
@@ -7,7 +8,12 @@
 //! the process died in between.
 
 pub mod bus;
+pub mod consumer;
+pub mod inbox;
 pub mod outbox;
+pub mod redis;
+#[cfg(test)]
+mod tests;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,151 @@
+//! Running a consumer group: every delivery is handled at most once in effect (through the
+//! [`inbox`](super::inbox)), acknowledged only after its transaction committed, retried with
+//! backoff when it fails, and dead-lettered after a bounded number of attempts (at once when
+//! the handler says the failure is [`Permanent`]). Deliveries are handled one at a time, in
+//! the order the bus gives them, which keeps each aggregate's events in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use sea_orm::{DatabaseConnection, DatabaseTransaction};
+
+use super::EventEnvelope;
+use super::bus::{Delivery, EventBus};
+use super::inbox::{Work, handle_once};
+use super::outbox::OutboxRelay;
+
+/// What a consuming context does with events.
+pub trait EventHandler: Send + Sync + 'static {
+    /// The consumer group: one per consuming context.
+    fn group(&self) -> &str;
+
+    /// Whether this handler wants events of `event_type` (others are acknowledged unread).
+    fn handles(&self, event_type: &str) -> bool;
+
+    /// Applies `event` inside `txn` (the inbox row is in the same transaction). Events the
+    /// handler appends to its outbox in `txn` go out once it commits.
+    fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t>;
+}
+
+/// A failure that retrying cannot fix (a payload this version cannot read, say): the event
+/// goes to the dead letters at once.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Permanent(pub String);
+
+/// Retry policy.
+#[derive(Debug, Clone)]
+pub struct ConsumerOptions {
+    /// Attempts (deliveries included) before an event is dead-lettered.
+    pub max_attempts: u32,
+    /// Wait before the second attempt; doubled for each further one.
+    pub backoff: Duration,
+}
+
+impl Default for ConsumerOptions {
+    fn default() -> Self {
+        Self { max_attempts: 5, backoff: Duration::from_millis(50) }
+    }
+}
+
+/// A running consumer of one group.
+pub struct Consumer {
+    /// Carries the events.
+    pub bus: Arc<dyn EventBus>,
+    /// The consuming context's database (its inbox lives there).
+    pub db: DatabaseConnection,
+    /// What to do with events.
+    pub handler: Arc<dyn EventHandler>,
+    /// This process's name within the group.
+    pub name: String,
+    /// Retry policy.
+    pub options: ConsumerOptions,
+    /// The consuming context's relay, woken after each commit.
+    pub relay: Option<OutboxRelay>,
+}
+
+impl Consumer {
+    /// Joins the group now (so no event published from here on is missed), then consumes
+    /// in a task until `shutdown` resolves; a delivery being handled is finished first.
+    pub fn spawn(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let deliveries = self.bus.consume(self.handler.group(), &self.name);
+        tokio::spawn(self.run(deliveries, shutdown))
+    }
+
+    async fn run(
+        self,
+        mut deliveries: futures::stream::BoxStream<'static, Delivery>,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            let delivery = tokio::select! {
+                _ = &mut shutdown => return,
+                next = deliveries.next() => match next {
+                    Some(delivery) => delivery,
+                    None => return,
+                },
+            };
+            self.settle(delivery).await;
+        }
+    }
+
+    /// Handles one delivery to the end: acknowledged, or dead-lettered.
+    pub async fn settle(&self, delivery: Delivery) {
+        let group = self.handler.group();
+        if !self.handler.handles(&delivery.event.event_type) {
+            self.finish(delivery.ack().await);
+            return;
+        }
+        let mut attempt = delivery.redeliveries;
+        loop {
+            attempt += 1;
+            let (handler, event) = (self.handler.clone(), delivery.event.clone());
+            let result = handle_once(&self.db, group, &delivery.event, move |txn| {
+                Box::pin(async move { handler.handle(txn, &event).await })
+            })
+            .await;
+            let error = match result {
+                Ok(_) => {
+                    if let Some(relay) = &self.relay {
+                        relay.wake();
+                    }
+                    self.finish(delivery.ack().await);
+                    return;
+                }
+                Err(error) => error,
+            };
+            let permanent = error.downcast_ref::<Permanent>().is_some();
+            if permanent || attempt >= self.options.max_attempts {
+                let reason = format!("{error:#}");
+                self.finish(delivery.dead_letter(reason).await);
+                return;
+            }
+            tracing::warn!(
+                group,
+                event_id = %delivery.event.id,
+                event_type = %delivery.event.event_type,
+                attempt,
+                error = format!("{error:#}"),
+                "event handling failed; retrying"
+            );
+            let wait = self.options.backoff * 2u32.saturating_pow(attempt.saturating_sub(1));
+            tokio::time::sleep(wait.min(Duration::from_secs(10))).await;
+        }
+    }
+
+    fn finish(&self, settled: anyhow::Result<()>) {
+        if let Err(error) = settled {
+            // The bus will deliver the event again; the inbox makes that harmless.
+            tracing::error!(
+                group = self.handler.group(),
+                error = format!("{error:#}"),
+                "settling an event failed"
+            );
+        }
+    }
+}

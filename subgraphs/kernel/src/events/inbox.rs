@@ -1,0 +1,86 @@
+//! The inbox: which events a consumer group has already handled, so that a redelivered event
+//! changes nothing the second time. The inbox row is written in the same transaction as the
+//! handler's changes: both commit, or neither does.
+
+use futures::future::BoxFuture;
+use sea_orm::entity::prelude::*;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, DatabaseTransaction, TransactionTrait};
+
+use super::EventEnvelope;
+
+/// The `inbox` table.
+pub mod entity {
+    use sea_orm::entity::prelude::*;
+
+    /// One handled event, per consumer group.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "inbox")]
+    pub struct Model {
+        /// The consumer group that handled it.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub consumer: String,
+        /// The event's id.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub event_id: Uuid,
+        /// The event's type (for operators reading the table).
+        pub event_type: String,
+        /// When it was handled.
+        pub handled_at: DateTimeUtc,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// What [`handle_once`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// The handler ran and its transaction committed.
+    Now,
+    /// The group had handled this event before: nothing ran.
+    Before,
+}
+
+/// A handler's work inside the inbox transaction.
+pub type Work<'t> = BoxFuture<'t, anyhow::Result<()>>;
+
+/// Runs `work` for `event` in one transaction with the inbox row of `consumer`, unless that
+/// row exists (the event was handled before). A failing `work` rolls everything back.
+pub async fn handle_once<F>(
+    db: &DatabaseConnection,
+    consumer: &str,
+    event: &EventEnvelope,
+    work: F,
+) -> anyhow::Result<Handled>
+where
+    F: for<'t> FnOnce(&'t DatabaseTransaction) -> Work<'t>,
+{
+    let txn = db.begin().await?;
+    let row = entity::ActiveModel {
+        consumer: Set(consumer.to_string()),
+        event_id: Set(event.id),
+        event_type: Set(event.event_type.clone()),
+        handled_at: Set(chrono::Utc::now()),
+    };
+    // Claiming the row first means a concurrent redelivery waits on it (PostgreSQL) or on the
+    // write lock (SQLite), then finds it taken.
+    let inserted = entity::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([entity::Column::Consumer, entity::Column::EventId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+    if inserted == 0 {
+        txn.rollback().await?;
+        return Ok(Handled::Before);
+    }
+    work(&txn).await?;
+    txn.commit().await?;
+    Ok(Handled::Now)
+}

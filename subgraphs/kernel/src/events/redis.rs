@@ -1,0 +1,495 @@
+//! The production bus: Redis Streams.
+//!
+//! Events go to one of `partitions` streams (`{ns}:events:{p}`), chosen by a stable hash of
+//! the aggregate id, so each aggregate's events stay in one stream, in order. Each consuming
+//! context is a consumer group on every partition. A consumer reads only the partitions it
+//! holds a lease on (`{ns}:lease:{group}:{p}`, renewed while it lives), so one aggregate's
+//! events are never handled by two replicas at once. Entries are acknowledged (`XACK`) only
+//! when the consumer settles them, after its transaction committed. A consumer that takes over
+//! a partition first claims (`XAUTOCLAIM`) what the previous holder left pending, so nothing a
+//! dead consumer read is lost. Dead letters go to `{ns}:dead:{group}`.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use redis::AsyncCommands;
+use redis::aio::MultiplexedConnection;
+use redis::streams::{
+    StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply,
+};
+use tokio::sync::mpsc;
+
+use super::EventEnvelope;
+use super::bus::{Delivery, EventBus, Settle};
+
+/// Settings of the Redis Streams bus.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// Prefix of every key the bus uses.
+    pub namespace: String,
+    /// Streams events are spread over (by aggregate).
+    pub partitions: u32,
+    /// How long a consumer's hold on a partition lasts without renewal: a dead consumer's
+    /// partitions move to another consumer after this long.
+    pub lease: Duration,
+    /// Entries kept per stream (approximately; older ones are trimmed).
+    pub max_len: usize,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self {
+            namespace: "better-store".into(),
+            partitions: 8,
+            lease: Duration::from_secs(10),
+            max_len: 1_000_000,
+        }
+    }
+}
+
+/// Redis Streams behind [`EventBus`].
+#[derive(Clone)]
+pub struct RedisStreamsBus {
+    client: redis::Client,
+    conn: MultiplexedConnection,
+    options: Arc<RedisOptions>,
+}
+
+/// Stable FNV-1a: the partition of an aggregate must not change between builds or replicas.
+fn partition_of(aggregate_id: &str, partitions: u32) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in aggregate_id.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash % partitions.max(1)
+}
+
+/// The longest a blocking read waits before the reader looks at its leases again.
+const BLOCK_MS: usize = 1000;
+
+impl RedisStreamsBus {
+    /// Connects to the Redis at `url`.
+    pub async fn connect(url: &str, options: RedisOptions) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url)?;
+        let conn = client.get_multiplexed_async_connection().await?;
+        Ok(Self { client, conn, options: Arc::new(options) })
+    }
+
+    fn stream(&self, partition: u32) -> String {
+        format!("{}:events:{partition}", self.options.namespace)
+    }
+
+    fn lease_key(&self, group: &str, partition: u32) -> String {
+        format!("{}:lease:{group}:{partition}", self.options.namespace)
+    }
+
+    fn dead_key(&self, group: &str) -> String {
+        format!("{}:dead:{group}", self.options.namespace)
+    }
+
+    async fn reader(&self) -> anyhow::Result<MultiplexedConnection> {
+        // Blocking reads need a connection of their own, with room for the block.
+        let config = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(Some(Duration::from_millis(BLOCK_MS as u64 * 5)));
+        Ok(self.client.get_multiplexed_async_connection_with_config(&config).await?)
+    }
+
+    async fn create_groups(&self, group: &str) -> anyhow::Result<()> {
+        let mut conn = self.conn.clone();
+        for partition in 0..self.options.partitions {
+            // From the start of the stream: a context deployed after events were published
+            // still gets them.
+            let created: redis::RedisResult<()> =
+                conn.xgroup_create_mkstream(self.stream(partition), group, "0").await;
+            if let Err(error) = created
+                && error.code() != Some("BUSYGROUP")
+            {
+                return Err(error.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps this consumer's leases: takes free partitions, renews held ones, drops lost
+    /// ones. Newly taken partitions are reported in `taken` so the reader claims their
+    /// pending entries first.
+    async fn keep_leases(
+        self,
+        group: String,
+        consumer: String,
+        held: Arc<Mutex<Leases>>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let renew = redis::Script::new(
+            "if redis.call('get', KEYS[1]) == ARGV[1] then \
+               return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end",
+        );
+        let release = redis::Script::new(
+            "if redis.call('get', KEYS[1]) == ARGV[1] then \
+               return redis.call('del', KEYS[1]) else return 0 end",
+        );
+        let lease_ms = self.options.lease.as_millis() as u64;
+        let mut conn = self.conn.clone();
+        let mut stop = stop;
+        loop {
+            for partition in 0..self.options.partitions {
+                let key = self.lease_key(&group, partition);
+                let holding =
+                    held.lock().unwrap_or_else(|p| p.into_inner()).held.contains(&partition);
+                let result: redis::RedisResult<bool> = if holding {
+                    renew.key(&key).arg(&consumer).arg(lease_ms).invoke_async(&mut conn).await
+                } else {
+                    redis::cmd("SET")
+                        .arg(&key)
+                        .arg(&consumer)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(lease_ms)
+                        .query_async::<Option<String>>(&mut conn)
+                        .await
+                        .map(|ok| ok.is_some())
+                };
+                let mut leases = held.lock().unwrap_or_else(|p| p.into_inner());
+                match result {
+                    Ok(true) if !holding => {
+                        leases.held.insert(partition);
+                        leases.taken.insert(partition);
+                    }
+                    Ok(false) if holding => {
+                        tracing::warn!(%group, partition, "lost the lease on a partition");
+                        leases.held.remove(&partition);
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%group, partition, %error, "lease update failed"),
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.options.lease / 3) => {}
+                _ = stop.changed() => break,
+            }
+        }
+        let partitions: Vec<u32> =
+            held.lock().unwrap_or_else(|p| p.into_inner()).held.drain().collect();
+        for partition in partitions {
+            let key = self.lease_key(&group, partition);
+            let _: redis::RedisResult<i64> =
+                release.key(&key).arg(&consumer).invoke_async(&mut conn).await;
+        }
+    }
+
+    /// Reads the held partitions and hands entries to the consumer, one at a time.
+    async fn read(
+        self,
+        group: String,
+        consumer: String,
+        held: Arc<Mutex<Leases>>,
+        out: mpsc::Sender<Delivery>,
+    ) -> anyhow::Result<()> {
+        let mut reader = self.reader().await?;
+        loop {
+            if out.is_closed() {
+                return Ok(());
+            }
+            let (partitions, taken) = {
+                let mut leases = held.lock().unwrap_or_else(|p| p.into_inner());
+                let taken: Vec<u32> = leases.taken.drain().collect();
+                let mut partitions: Vec<u32> = leases.held.iter().copied().collect();
+                partitions.sort_unstable();
+                (partitions, taken)
+            };
+            for partition in taken {
+                // What the previous holder read but never settled comes first, in order.
+                let stream = self.stream(partition);
+                let mut start = "0-0".to_string();
+                loop {
+                    let reply: StreamAutoClaimReply = reader
+                        .xautoclaim_options(
+                            &stream,
+                            &group,
+                            &consumer,
+                            0,
+                            &start,
+                            StreamAutoClaimOptions::default().count(100),
+                        )
+                        .await?;
+                    start = reply.next_stream_id;
+                    if start == "0-0" {
+                        break;
+                    }
+                }
+                let options = StreamReadOptions::default().group(&group, &consumer).count(1000);
+                let pending: Option<StreamReadReply> =
+                    reader.xread_options(&[&stream], &["0"], &options).await?;
+                for entry in pending.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
+                    if !self.hand_over(&group, &stream, entry, 1, &out).await {
+                        return Ok(());
+                    }
+                }
+            }
+            if partitions.is_empty() {
+                // Another consumer holds every partition: wait for a lease to come free.
+                tokio::select! {
+                    _ = tokio::time::sleep(self.options.lease / 3) => {}
+                    _ = out.closed() => return Ok(()),
+                }
+                continue;
+            }
+            let streams: Vec<String> = partitions.iter().map(|p| self.stream(*p)).collect();
+            let ids: Vec<&str> = streams.iter().map(|_| ">").collect();
+            let options =
+                StreamReadOptions::default().group(&group, &consumer).count(100).block(BLOCK_MS);
+            let reply: Option<StreamReadReply> =
+                reader.xread_options(&streams, &ids, &options).await?;
+            for key in reply.into_iter().flat_map(|r| r.keys) {
+                for entry in key.ids {
+                    if !self.hand_over(&group, &key.key, entry, 0, &out).await {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends one entry to the consumer; false once the consumer is gone.
+    async fn hand_over(
+        &self,
+        group: &str,
+        stream: &str,
+        entry: StreamId,
+        redeliveries: u32,
+        out: &mpsc::Sender<Delivery>,
+    ) -> bool {
+        let settle = RedisSettle {
+            conn: self.conn.clone(),
+            stream: stream.to_string(),
+            group: group.to_string(),
+            id: entry.id.clone(),
+            dead: self.dead_key(group),
+        };
+        let text: Option<String> = entry.get("event");
+        let event = match text.as_deref().map(serde_json::from_str::<EventEnvelope>) {
+            Some(Ok(event)) => event,
+            _ => {
+                // Not ours to read: set it aside rather than block the partition.
+                let reason = "entry is not an event envelope".to_string();
+                tracing::error!(%stream, id = %entry.id, "{reason}");
+                if let Err(error) = Box::new(settle).park(text.unwrap_or_default(), reason).await {
+                    tracing::error!(%error, "dead-lettering an unreadable entry failed");
+                }
+                return true;
+            }
+        };
+        let redeliveries =
+            entry.delivered_count.map_or(redeliveries, |n| n.saturating_sub(1) as u32);
+        out.send(Delivery::new(event, redeliveries, Box::new(settle))).await.is_ok()
+    }
+}
+
+/// The partitions a consumer holds, and those it has just taken.
+#[derive(Default)]
+struct Leases {
+    held: HashSet<u32>,
+    taken: HashSet<u32>,
+}
+
+struct RedisSettle {
+    conn: MultiplexedConnection,
+    stream: String,
+    group: String,
+    id: String,
+    dead: String,
+}
+
+impl RedisSettle {
+    async fn park(self: Box<Self>, event: String, reason: String) -> anyhow::Result<()> {
+        let mut conn = self.conn.clone();
+        let fields = [("event", event), ("reason", reason), ("from", self.stream.clone())];
+        let _: String = conn.xadd(&self.dead, "*", &fields).await?;
+        let _: i64 = conn.xack(&self.stream, &self.group, &[&self.id]).await?;
+        Ok(())
+    }
+}
+
+impl Settle for RedisSettle {
+    fn ack(self: Box<Self>) -> BoxFuture<'static, anyhow::Result<()>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let _: i64 = conn.xack(&self.stream, &self.group, &[&self.id]).await?;
+            Ok(())
+        })
+    }
+
+    fn dead_letter(self: Box<Self>, reason: String) -> BoxFuture<'static, anyhow::Result<()>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let entry: Vec<(String, Vec<(String, String)>)> =
+                conn.xrange(&self.stream, &self.id, &self.id).await?;
+            let event = entry
+                .into_iter()
+                .next()
+                .and_then(|(_, fields)| fields.into_iter().find(|(k, _)| k == "event"))
+                .map(|(_, v)| v)
+                .unwrap_or_default();
+            tracing::error!(stream = %self.stream, id = %self.id, %reason, "event dead-lettered");
+            self.park(event, reason).await
+        })
+    }
+}
+
+impl EventBus for RedisStreamsBus {
+    fn publish<'a>(&'a self, event: &'a EventEnvelope) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let stream = self.stream(partition_of(&event.aggregate_id, self.options.partitions));
+            let json = serde_json::to_string(event)?;
+            let mut conn = self.conn.clone();
+            let _: String = conn
+                .xadd_maxlen(
+                    &stream,
+                    redis::streams::StreamMaxlen::Approx(self.options.max_len),
+                    "*",
+                    &[("event", json)],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn subscribe(&self, name: &str) -> BoxStream<'static, EventEnvelope> {
+        let (tx, rx) = mpsc::channel(256);
+        let bus = self.clone();
+        let name = name.to_string();
+        // Entry ids are Redis server milliseconds: start a second back so that clock skew
+        // between here and the server does not hide events published right after this call.
+        let since = chrono::Utc::now().timestamp_millis().saturating_sub(1000).max(0);
+        tokio::spawn(async move {
+            let mut reader = match bus.reader().await {
+                Ok(reader) => reader,
+                Err(error) => {
+                    tracing::error!(%name, %error, "event watcher could not connect");
+                    return;
+                }
+            };
+            let streams: Vec<String> = (0..bus.options.partitions).map(|p| bus.stream(p)).collect();
+            let mut last: Vec<String> = streams.iter().map(|_| format!("{since}-0")).collect();
+            let options = StreamReadOptions::default().count(100).block(BLOCK_MS);
+            loop {
+                let reply: redis::RedisResult<Option<StreamReadReply>> =
+                    reader.xread_options(&streams, &last, &options).await;
+                let reply = match reply {
+                    Ok(reply) => reply,
+                    Err(error) => {
+                        tracing::warn!(%name, %error, "event watcher read failed");
+                        if tx.is_closed() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                };
+                if tx.is_closed() {
+                    return;
+                }
+                for key in reply.into_iter().flat_map(|r| r.keys) {
+                    let Some(position) = streams.iter().position(|s| *s == key.key) else {
+                        continue;
+                    };
+                    for entry in key.ids {
+                        last[position] = entry.id.clone();
+                        let text: Option<String> = entry.get("event");
+                        if let Some(Ok(event)) = text.as_deref().map(serde_json::from_str)
+                            && tx.send(event).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Box::pin(futures::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|e| (e, rx)) },
+        ))
+    }
+
+    fn consume(&self, group: &str, consumer: &str) -> BoxStream<'static, Delivery> {
+        // One delivery at a time: the reader does not run ahead of the consumer.
+        let (tx, rx) = mpsc::channel(1);
+        let bus = self.clone();
+        let (group, consumer) = (group.to_string(), consumer.to_string());
+        tokio::spawn(async move {
+            if let Err(error) = bus.create_groups(&group).await {
+                tracing::error!(%group, %error, "creating the consumer group failed");
+                return;
+            }
+            let held = Arc::new(Mutex::new(Leases::default()));
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let leases = tokio::spawn(bus.clone().keep_leases(
+                group.clone(),
+                consumer.clone(),
+                held.clone(),
+                stopped,
+            ));
+            loop {
+                let read =
+                    bus.clone().read(group.clone(), consumer.clone(), held.clone(), tx.clone());
+                match read.await {
+                    Ok(()) => break,
+                    Err(error) => {
+                        tracing::warn!(%group, %error, "reading events failed; reconnecting");
+                        if tx.is_closed() {
+                            break;
+                        }
+                        // What was read and not settled is claimed again on reconnect.
+                        held.lock().unwrap_or_else(|p| p.into_inner()).taken =
+                            held.lock().unwrap_or_else(|p| p.into_inner()).held.clone();
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+            let _ = stop.send(true);
+            let _ = leases.await;
+        });
+        Box::pin(futures::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|d| (d, rx)) },
+        ))
+    }
+
+    fn dead_letters<'a>(
+        &'a self,
+        group: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<Vec<(EventEnvelope, String)>>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let entries: Vec<(String, Vec<(String, String)>)> =
+                conn.xrange_all(self.dead_key(group)).await?;
+            Ok(entries
+                .into_iter()
+                .filter_map(|(_, fields)| {
+                    let field =
+                        |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+                    let event = serde_json::from_str(&field("event")?).ok()?;
+                    Some((event, field("reason").unwrap_or_default()))
+                })
+                .collect())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partition_of;
+
+    #[test]
+    fn an_aggregate_always_lands_in_the_same_partition() {
+        assert_eq!(partition_of("order-1", 8), partition_of("order-1", 8));
+        assert!(partition_of("order-1", 8) < 8);
+        // Fixed values: a change here would reorder events across a rolling deploy.
+        assert_eq!(partition_of("", 8), 0x811c_9dc5 % 8);
+        assert_eq!(partition_of("a", 1), 0);
+    }
+}
