@@ -58,7 +58,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let (Some(identity), Some(catalog)) = (&platform.identity, &platform.catalog) else {
                 anyhow::bail!("seeding needs both identity and catalog");
             };
-            crate::seed::load(identity, catalog).await?;
+            crate::seed::load(identity, catalog, platform.inventory.as_deref()).await?;
             Ok(())
         }
         Command::Schema { out } => crate::sdl::write_all(&out).await,
@@ -71,7 +71,7 @@ async fn serve(settings: &Settings, only: &[Service]) -> anyhow::Result<()> {
     if settings.seed.on_first_start
         && let (Some(identity), Some(catalog)) = (&platform.identity, &platform.catalog)
     {
-        crate::seed::load(identity, catalog).await?;
+        crate::seed::load(identity, catalog, platform.inventory.as_deref()).await?;
     }
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "platform ready");
     platform.run(kernel::server::shutdown_signal()).await
@@ -85,6 +85,7 @@ async fn migrate(settings: &Settings, only: &[Service]) -> anyhow::Result<()> {
         match service {
             Service::Catalog => migrations::catalog::Migrator::up(&db, None).await,
             Service::Identity => migrations::identity::Migrator::up(&db, None).await,
+            Service::Inventory => migrations::inventory::Migrator::up(&db, None).await,
         }
         .with_context(|| format!("migrating {}", service.name()))?;
         tracing::info!(service = service.name(), "migrated");

@@ -22,17 +22,20 @@ pub enum Service {
     Catalog,
     /// Customers, credentials, sessions.
     Identity,
+    /// Stock and reservations.
+    Inventory,
 }
 
 impl Service {
     /// Every service, in port order.
-    pub const ALL: [Service; 2] = [Service::Catalog, Service::Identity];
+    pub const ALL: [Service; 3] = [Service::Catalog, Service::Identity, Service::Inventory];
 
     /// The service's name (also its database or schema name).
     pub fn name(self) -> &'static str {
         match self {
             Service::Catalog => "catalog",
             Service::Identity => "identity",
+            Service::Inventory => "inventory",
         }
     }
 
@@ -64,6 +67,8 @@ pub struct Platform {
     pub catalog: Option<Arc<catalog::Catalog>>,
     /// Identity's state, when it runs here.
     pub identity: Option<Arc<identity::Identity>>,
+    /// The inventory's state, when it runs here.
+    pub inventory: Option<Arc<inventory::Inventory>>,
     /// The event bus the services publish to.
     pub bus: Arc<dyn EventBus>,
     gateway: Option<(TcpListener, axum::Router)>,
@@ -84,12 +89,13 @@ impl Platform {
         // is in the X-Forwarded-For it sets from the connection it accepted.
         settings.server.trust_forwarded_for |= with_gateway;
         let settings = &settings;
-        let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
+        let bus = event_bus(settings).await?;
         let (keys, verifier) = keys(settings, &services).await?;
         let mut platform = Platform {
             running: Vec::new(),
             catalog: None,
             identity: None,
+            inventory: None,
             bus: bus.clone(),
             gateway: None,
         };
@@ -110,6 +116,12 @@ impl Platform {
                         services::identity(settings, db, keys, verifier.clone(), bus.clone())
                             .await?;
                     platform.identity = Some(state);
+                    assembled
+                }
+                Service::Inventory => {
+                    let (assembled, state) =
+                        services::inventory(settings, db, verifier.clone(), bus.clone()).await?;
+                    platform.inventory = Some(state);
                     assembled
                 }
             };
@@ -149,7 +161,14 @@ impl Platform {
     ) -> anyhow::Result<()> {
         let shutdown: Shared<BoxFuture<'static, ()>> = shutdown.boxed().shared();
         let mut tasks = tokio::task::JoinSet::new();
-        for running in self.running {
+        // Consumers join their groups before any relay publishes.
+        let mut running_services = self.running;
+        for running in &mut running_services {
+            for background in running.assembled.background.drain(..) {
+                tasks.spawn(background(shutdown.clone()).map(|()| Ok(())));
+            }
+        }
+        for running in running_services {
             let name = running.service.name();
             let addr = running.listener.local_addr()?;
             tracing::info!(service = name, "{name} listening on http://{addr}/graphql");
@@ -264,4 +283,28 @@ async fn keys(
     let keys = KeyPair::load(&settings.auth, &settings.data_dir)?;
     let verifier = Arc::new(TokenVerifier::for_keys(&keys, &settings.auth));
     Ok((Some(keys), verifier))
+}
+
+/// The event bus the settings ask for: Redis Streams when `events.redis_url` is set, else the
+/// in-process bus.
+async fn event_bus(settings: &Settings) -> anyhow::Result<Arc<dyn EventBus>> {
+    use secrecy::ExposeSecret;
+    let events = &settings.events;
+    match &events.redis_url {
+        Some(url) => {
+            let options = kernel::events::redis::RedisOptions {
+                namespace: events.namespace.clone(),
+                partitions: events.partitions.max(1),
+                lease: Duration::from_secs(events.lease_secs.max(1)),
+                ..kernel::events::redis::RedisOptions::default()
+            };
+            // The URL may hold a password: the error names the bus, not the URL.
+            let bus = kernel::events::redis::RedisStreamsBus::connect(url.expose_secret(), options)
+                .await
+                .context("connecting to the Redis event bus")?;
+            tracing::info!(partitions = events.partitions, "events on Redis Streams");
+            Ok(Arc::new(bus))
+        }
+        None => Ok(Arc::new(InProcessBus::default())),
+    }
 }

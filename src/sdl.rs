@@ -24,6 +24,11 @@ pub async fn subgraph_sdl(service: Service) -> anyhow::Result<String> {
             let state = identity::Identity::new(db, keys, &settings, relay);
             identity::build_schema(state).execute("{ _service { sdl } }").await
         }
+        Service::Inventory => {
+            let ttl = std::time::Duration::from_secs(900);
+            let state = inventory::Inventory::new(db, relay, ttl);
+            inventory::build_schema(state).execute("{ _service { sdl } }").await
+        }
     };
     anyhow::ensure!(response.errors.is_empty(), "SDL query failed: {:?}", response.errors);
     let json = response.data.into_json().context("SDL response")?;

@@ -1,5 +1,6 @@
 //! The demo store: demo accounts in identity, then the demo catalog whose reviews those
-//! accounts wrote. Each part loads only into an empty context, so seeding twice is harmless.
+//! accounts wrote, then stock for every catalog product. Each part loads only into an empty
+//! context, so seeding twice is harmless.
 
 use catalog::Catalog;
 use identity::Identity;
@@ -8,7 +9,11 @@ use identity::Identity;
 pub const REVIEWERS: usize = 60;
 
 /// Loads the demo store; returns whether anything was written.
-pub async fn load(identity: &Identity, catalog: &Catalog) -> anyhow::Result<bool> {
+pub async fn load(
+    identity: &Identity,
+    catalog: &Catalog,
+    inventory: Option<&inventory::Inventory>,
+) -> anyhow::Result<bool> {
     let accounts = identity::demo::accounts(REVIEWERS);
     let wrote_accounts = identity::demo::load(identity, &accounts)
         .await
@@ -26,5 +31,23 @@ pub async fn load(identity: &Identity, catalog: &Catalog) -> anyhow::Result<bool
             "demo store loaded"
         );
     }
-    Ok(wrote_accounts || summary.is_some())
+    let mut stocked = false;
+    if let Some(inventory) = inventory {
+        use sea_orm::{EntityTrait, QueryOrder, QuerySelect};
+        let products: Vec<uuid::Uuid> = entities::catalog::product::Entity::find()
+            .select_only()
+            .column(entities::catalog::product::Column::Id)
+            .order_by_asc(entities::catalog::product::Column::Id)
+            .into_tuple()
+            .all(&catalog.db)
+            .await?;
+        if let Some(count) = inventory::demo::load(inventory, &products)
+            .await
+            .map_err(|e| anyhow::anyhow!("loading demo stock: {e:?}"))?
+        {
+            tracing::info!(products = count, "demo stock loaded");
+            stocked = true;
+        }
+    }
+    Ok(wrote_accounts || summary.is_some() || stocked)
 }

@@ -8,19 +8,31 @@ use anyhow::Context as _;
 use axum::Router;
 use kernel::auth::{KeyPair, TokenVerifier};
 use kernel::config::Settings;
+use std::time::Duration;
+
+use futures::future::{BoxFuture, Shared};
 use kernel::events::bus::EventBus;
+use kernel::events::consumer::{Consumer, ConsumerOptions, EventHandler};
 use kernel::events::outbox::OutboxRelay;
 use kernel::money::Currency;
 use kernel::server::{EndpointOptions, subgraph_router};
 use migrations::MigratorTrait;
 use sea_orm::DatabaseConnection;
 
-/// A service ready to serve: its router and its outbox relay.
+/// Work a service runs beside its HTTP server until shutdown. Called before the relays
+/// start, so a consumer joins its group before any event is relayed.
+pub type Background =
+    Box<dyn FnOnce(Shared<BoxFuture<'static, ()>>) -> BoxFuture<'static, ()> + Send>;
+
+/// A service ready to serve: its router, its outbox relay, and its background work (event
+/// consumers, sweeps).
 pub struct Assembled {
     /// The HTTP application.
     pub router: Router,
     /// The relay to run beside it.
     pub relay: OutboxRelay,
+    /// Consumers and sweeps.
+    pub background: Vec<Background>,
 }
 
 fn endpoint_options(
@@ -49,7 +61,7 @@ pub async fn catalog(
     let state = catalog::Catalog::new(db.clone(), currency, relay.clone());
     let schema = catalog::build_schema(state.clone());
     let router = subgraph_router(schema, endpoint_options(settings, verifier, &db));
-    Ok((Assembled { router, relay }, state))
+    Ok((Assembled { router, relay, background: Vec::new() }, state))
 }
 
 /// The identity service over `db` (migrated here), signing with `keys`.
@@ -73,5 +85,73 @@ pub async fn identity(
     let schema = identity::build_schema(state.clone());
     let router = subgraph_router(schema, endpoint_options(settings, verifier, &db))
         .merge(identity::jwks_routes(&keys));
-    Ok((Assembled { router, relay }, state))
+    Ok((Assembled { router, relay, background: Vec::new() }, state))
+}
+
+/// A consumer of `handler`'s group on `bus`, named after this process.
+pub fn consumer(
+    settings: &Settings,
+    bus: Arc<dyn EventBus>,
+    db: &DatabaseConnection,
+    handler: Arc<dyn EventHandler>,
+    relay: &OutboxRelay,
+) -> Background {
+    let consumer = Consumer {
+        bus,
+        db: db.clone(),
+        name: format!("{}-{}", handler.group(), kernel::id::new_id().simple()),
+        handler,
+        options: ConsumerOptions {
+            max_attempts: settings.events.max_attempts.max(1),
+            ..ConsumerOptions::default()
+        },
+        relay: Some(relay.clone()),
+    };
+    Box::new(move |shutdown| {
+        let running = consumer.spawn(shutdown);
+        Box::pin(async move {
+            if let Err(error) = running.await {
+                tracing::error!(%error, "an event consumer stopped");
+            }
+        })
+    })
+}
+
+/// The inventory service over `db` (migrated here): its subgraph, its consumer of order and
+/// shipment events, and the sweep that releases lapsed reservations.
+pub async fn inventory(
+    settings: &Settings,
+    db: DatabaseConnection,
+    verifier: Arc<TokenVerifier>,
+    bus: Arc<dyn EventBus>,
+) -> anyhow::Result<(Assembled, Arc<inventory::Inventory>)> {
+    migrations::inventory::Migrator::up(&db, None)
+        .await
+        .context("migrating the inventory database")?;
+    let relay = OutboxRelay::new(db.clone(), bus.clone());
+    let ttl = Duration::from_secs(settings.inventory.reservation_ttl_secs);
+    let state = inventory::Inventory::new(db.clone(), relay.clone(), ttl);
+    let schema = inventory::build_schema(state.clone());
+    let router = subgraph_router(schema, endpoint_options(settings, verifier, &db));
+    let handler = Arc::new(inventory::events::InventoryEvents(state.clone()));
+    let sweep_every = Duration::from_secs(settings.inventory.expiry_sweep_secs.max(1));
+    let sweeper = state.clone();
+    let sweep: Background = Box::new(move |shutdown| {
+        Box::pin(async move {
+            let mut shutdown = shutdown;
+            loop {
+                tokio::select! {
+                    _ = &mut shutdown => return,
+                    _ = tokio::time::sleep(sweep_every) => {}
+                }
+                if let Err(error) =
+                    inventory::stock::expire_held(&sweeper, chrono::Utc::now()).await
+                {
+                    tracing::error!(?error, "releasing lapsed reservations failed");
+                }
+            }
+        })
+    });
+    let background = vec![consumer(settings, bus, &db, handler, &relay), sweep];
+    Ok((Assembled { router, relay, background }, state))
 }

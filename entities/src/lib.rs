@@ -5,3 +5,4 @@
 
 pub mod catalog;
 pub mod identity;
+pub mod inventory;

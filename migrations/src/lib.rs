@@ -6,5 +6,6 @@
 pub mod catalog;
 pub mod common;
 pub mod identity;
+pub mod inventory;
 
 pub use sea_orm_migration::MigratorTrait;

@@ -4,5 +4,6 @@
 mod catalog;
 mod gateway;
 mod identity;
+mod inventory;
 mod platform;
 mod support;

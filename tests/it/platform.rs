@@ -28,8 +28,16 @@ async fn the_demo_store_loads_once_and_its_accounts_sign_in() {
     };
     assert!(reviews >= 2000, "{reviews} reviews");
 
+    // Every demo product has a stock count, some sold out.
+    let stock =
+        app.gateway("{ products(first: 100) { nodes { stock inStock } } }", json!({}), None).await;
+    let nodes = stock["data"]["products"]["nodes"].as_array().expect("products with stock");
+    assert!(nodes.iter().any(|n| n["inStock"] == true) && nodes.iter().any(|n| n["stock"] == 0));
+
     // Seeding again changes nothing.
-    assert!(!better_store::seed::load(&app.identity, &app.catalog).await.unwrap());
+    let seeded_again =
+        better_store::seed::load(&app.identity, &app.catalog, Some(&app.inventory)).await.unwrap();
+    assert!(!seeded_again);
     let again = app.catalog("{ products { totalCount } }", json!({}), None).await;
     assert_eq!(again["data"]["products"]["totalCount"], r["data"]["products"]["totalCount"]);
 

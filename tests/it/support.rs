@@ -1,6 +1,8 @@
 //! Shared helpers: start the real platform on port 0 with its own databases, and talk to it
-//! over HTTP. With `TEST_DATABASE_URL` set, every test gets its own PostgreSQL schemas;
-//! without it, its own SQLite files in a temporary folder. `TEST_LOG=1` shows the logs.
+//! over HTTP. With `TEST_DATABASE_URL` set, every test gets its own PostgreSQL schemas (else
+//! its own SQLite files in a temporary folder); with `TEST_REDIS_URL` set, events travel over
+//! Redis Streams in a namespace of the test's own (else the in-process bus). `TEST_LOG=1`
+//! shows the logs.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,6 +45,13 @@ pub fn test_settings(dir: &TempDir) -> Settings {
             format!("t{}_", &uuid::Uuid::now_v7().simple().to_string()[20..]);
         settings.database.max_connections = Some(4);
     }
+    if let Ok(url) = std::env::var("TEST_REDIS_URL") {
+        // Events go through Redis Streams, in a namespace of this test's own.
+        settings.events.redis_url = Some(url.into());
+        settings.events.namespace =
+            format!("t{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+        settings.events.lease_secs = 2;
+    }
     settings.identity.bootstrap_admin = Some(BootstrapAdmin {
         email: ADMIN_EMAIL.into(),
         password: ADMIN_PASSWORD.to_string().into(),
@@ -63,6 +72,7 @@ pub struct TestApp {
     pub bus: Arc<dyn EventBus>,
     pub catalog: Arc<catalog::Catalog>,
     pub identity: Arc<identity::Identity>,
+    pub inventory: Arc<inventory::Inventory>,
     pub settings: Settings,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -78,7 +88,9 @@ impl TestApp {
     /// Like [`TestApp::spawn`], with the demo store loaded.
     pub async fn seeded() -> Self {
         let app = Self::spawn().await;
-        better_store::seed::load(&app.identity, &app.catalog).await.expect("seed");
+        better_store::seed::load(&app.identity, &app.catalog, Some(&app.inventory))
+            .await
+            .expect("seed");
         app
     }
 
@@ -97,6 +109,7 @@ impl TestApp {
         let bus = platform.bus.clone();
         let catalog = platform.catalog.clone().expect("catalog state");
         let identity = platform.identity.clone().expect("identity state");
+        let inventory = platform.inventory.clone().expect("inventory state");
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(platform.run(async move {
             let _ = rx.await;
@@ -109,6 +122,7 @@ impl TestApp {
             bus,
             catalog,
             identity,
+            inventory,
             settings,
             shutdown: Some(tx),
             task: Some(task),

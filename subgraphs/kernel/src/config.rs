@@ -34,6 +34,10 @@ pub struct Settings {
     pub identity: IdentitySettings,
     /// Catalog context rules.
     pub catalog: CatalogSettings,
+    /// Inventory context rules.
+    pub inventory: InventorySettings,
+    /// The event bus.
+    pub events: EventsSettings,
     /// Demo data.
     pub seed: SeedSettings,
     /// The federation gateway.
@@ -50,6 +54,8 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             identity: IdentitySettings::default(),
             catalog: CatalogSettings::default(),
+            inventory: InventorySettings::default(),
+            events: EventsSettings::default(),
             seed: SeedSettings::default(),
             gateway: GatewaySettings::default(),
         }
@@ -229,6 +235,52 @@ pub struct CatalogSettings {
 impl Default for CatalogSettings {
     fn default() -> Self {
         Self { currency: "USD".into() }
+    }
+}
+
+/// Inventory context rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InventorySettings {
+    /// Seconds a reservation holds before its order is confirmed (default 900).
+    pub reservation_ttl_secs: u64,
+    /// Seconds between sweeps that release lapsed reservations (default 30).
+    pub expiry_sweep_secs: u64,
+}
+
+impl Default for InventorySettings {
+    fn default() -> Self {
+        Self { reservation_ttl_secs: 900, expiry_sweep_secs: 30 }
+    }
+}
+
+/// The event bus between contexts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsSettings {
+    /// Unset (default): the in-process bus. A `redis://` URL: Redis Streams.
+    /// Env `BETTER_STORE_EVENTS__REDIS_URL`.
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub redis_url: Option<SecretString>,
+    /// Prefix of every Redis key the bus uses (default `better-store`).
+    pub namespace: String,
+    /// Streams events are spread over, by aggregate (default 8).
+    pub partitions: u32,
+    /// Seconds a consumer's hold on a partition lasts unrenewed (default 10).
+    pub lease_secs: u64,
+    /// Attempts before an event goes to the dead letters (default 5).
+    pub max_attempts: u32,
+}
+
+impl Default for EventsSettings {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            namespace: "better-store".into(),
+            partitions: 8,
+            lease_secs: 10,
+            max_attempts: 5,
+        }
     }
 }
 

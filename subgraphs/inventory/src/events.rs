@@ -1,0 +1,128 @@
+//! The inventory's part in the checkout, driven by events (consumer group `inventory`):
+//!
+//! | event | what inventory does |
+//! |---|---|
+//! | `order.placed` | reserves the lines: `stock.reserved`, or `stock.reservation_failed` |
+//! | `order.confirmed` | keeps the reservation until shipment (it no longer lapses) |
+//! | `order.cancelled` | releases what the order holds: `stock.released` |
+//! | `shipment.shipped` | takes the units off the shelf |
+
+use std::sync::Arc;
+
+use kernel::events::EventEnvelope;
+use kernel::events::consumer::{EventHandler, Permanent};
+use kernel::events::inbox::Work;
+use sea_orm::DatabaseTransaction;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::Inventory;
+use crate::stock::{self, Line};
+
+/// The consumer group name.
+pub const GROUP: &str = "inventory";
+
+/// Handles the events above.
+pub struct InventoryEvents(pub Arc<Inventory>);
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OrderPlaced {
+    order_id: Uuid,
+    lines: Vec<PlacedLine>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PlacedLine {
+    product_id: Uuid,
+    quantity: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OrderRef {
+    order_id: Uuid,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+fn payload<T: serde::de::DeserializeOwned>(event: &EventEnvelope) -> anyhow::Result<T> {
+    if event.version != 1 {
+        return Err(Permanent(format!(
+            "{} version {} is not one this inventory reads",
+            event.event_type, event.version
+        ))
+        .into());
+    }
+    serde_json::from_value(event.payload.clone())
+        .map_err(|e| Permanent(format!("unreadable {} payload: {e}", event.event_type)).into())
+}
+
+impl EventHandler for InventoryEvents {
+    fn group(&self) -> &str {
+        GROUP
+    }
+
+    fn handles(&self, event_type: &str) -> bool {
+        matches!(
+            event_type,
+            "order.placed" | "order.confirmed" | "order.cancelled" | "shipment.shipped"
+        )
+    }
+
+    fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
+        Box::pin(async move {
+            match event.event_type.as_str() {
+                "order.placed" => {
+                    let placed: OrderPlaced = payload(event)?;
+                    let lines: Vec<Line> = placed
+                        .lines
+                        .iter()
+                        .map(|l| Line { product_id: l.product_id, quantity: l.quantity })
+                        .collect();
+                    match stock::reserve(&self.0, txn, placed.order_id, &lines, Some(event)).await {
+                        Ok(_) => {}
+                        // An order orders validated cannot be invalid here; if it is, say so
+                        // to orders rather than retry forever.
+                        Err(kernel::AppError::BadUserInput(reason)) => {
+                            let failed = EventEnvelope::new(
+                                "stock.reservation_failed",
+                                1,
+                                placed.order_id,
+                                serde_json::json!({
+                                    "orderId": placed.order_id, "reason": "INVALID_ORDER",
+                                    "productIds": [], "detail": reason,
+                                }),
+                            )
+                            .caused_by(event);
+                            kernel::events::outbox::append(txn, &failed).await?;
+                        }
+                        Err(other) => return Err(anyhow::anyhow!("{other:?}")),
+                    }
+                }
+                "order.confirmed" => {
+                    let order: OrderRef = payload(event)?;
+                    stock::confirm(txn, order.order_id)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                }
+                "order.cancelled" => {
+                    let order: OrderRef = payload(event)?;
+                    let reason = order.reason.unwrap_or_else(|| "ORDER_CANCELLED".into());
+                    stock::release(txn, order.order_id, &reason, Some(event))
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                }
+                "shipment.shipped" => {
+                    let order: OrderRef = payload(event)?;
+                    stock::commit(txn, order.order_id)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                }
+                _ => {}
+            }
+            Ok(())
+        })
+    }
+}

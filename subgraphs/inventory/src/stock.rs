@@ -1,0 +1,420 @@
+//! Stock and reservations: every change is one transaction, and every change that matters to
+//! another context leaves an event in the outbox in that same transaction.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use entities::inventory::{reservation, stock};
+use kernel::events::{EventEnvelope, outbox};
+use kernel::{AppError, AppResult};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::Inventory;
+
+/// Most units of one product one order may reserve.
+pub const MAX_LINE_QUANTITY: i64 = 1_000;
+/// Most units a product may have on hand.
+pub const MAX_ON_HAND: i64 = 1_000_000_000;
+
+/// A reservation's status.
+pub mod status {
+    /// Held for an order not yet confirmed: lapses at `expires_at`.
+    pub const HELD: &str = "HELD";
+    /// Held for a confirmed order until it ships.
+    pub const CONFIRMED: &str = "CONFIRMED";
+    /// Shipped: the units left the shelf.
+    pub const COMMITTED: &str = "COMMITTED";
+    /// Given back.
+    pub const RELEASED: &str = "RELEASED";
+}
+
+/// Units of one product for one order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Line {
+    /// The product.
+    pub product_id: Uuid,
+    /// How many units (at least 1).
+    pub quantity: i64,
+}
+
+/// What a reservation attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reserved {
+    /// Every line is held.
+    Held,
+    /// Nothing is held: these products have too few units.
+    OutOfStock(Vec<Uuid>),
+    /// The order's lines were reserved before (a repeated request): nothing changed.
+    AlreadyReserved,
+}
+
+/// Stock of a product as the storefront and administrators see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Level {
+    /// The product.
+    pub product_id: Uuid,
+    /// Units in the warehouse.
+    pub on_hand: i64,
+    /// Units held for orders.
+    pub reserved: i64,
+}
+
+impl Level {
+    /// Units that can still be sold.
+    pub fn available(&self) -> i64 {
+        Ord::max(self.on_hand - self.reserved, 0)
+    }
+
+    /// A product without a stock row has none.
+    pub fn none(product_id: Uuid) -> Self {
+        Self { product_id, on_hand: 0, reserved: 0 }
+    }
+}
+
+impl From<stock::Model> for Level {
+    fn from(row: stock::Model) -> Self {
+        Self { product_id: row.product_id, on_hand: row.on_hand, reserved: row.reserved }
+    }
+}
+
+/// Checks an order's lines: at least one, quantities within bounds, each product once (the
+/// quantities of repeated products are summed).
+pub fn parse_lines(lines: &[Line]) -> AppResult<Vec<Line>> {
+    if lines.is_empty() {
+        return Err(AppError::bad_input("an order needs at least one line"));
+    }
+    let mut merged: BTreeMap<Uuid, i64> = BTreeMap::new();
+    for line in lines {
+        if line.quantity < 1 || line.quantity > MAX_LINE_QUANTITY {
+            return Err(AppError::bad_input(format!(
+                "quantity must be between 1 and {MAX_LINE_QUANTITY}"
+            )));
+        }
+        *merged.entry(line.product_id).or_default() += line.quantity;
+    }
+    if merged.values().any(|q| *q > MAX_LINE_QUANTITY) {
+        return Err(AppError::bad_input(format!("at most {MAX_LINE_QUANTITY} units per product")));
+    }
+    // Ordered by product id: concurrent reservations lock rows in the same order.
+    Ok(merged.into_iter().map(|(product_id, quantity)| Line { product_id, quantity }).collect())
+}
+
+/// Sets the units on hand of a product (an administrator's count). Refused below what is
+/// reserved: those units are promised to orders.
+pub async fn set_on_hand(
+    inventory: &Inventory,
+    product_id: Uuid,
+    on_hand: i64,
+) -> AppResult<Level> {
+    if !(0..=MAX_ON_HAND).contains(&on_hand) {
+        return Err(AppError::bad_input(format!("on hand must be between 0 and {MAX_ON_HAND}")));
+    }
+    let now = Utc::now();
+    let txn = inventory.db.begin().await?;
+    // Create the row if missing (0 reserved), then change it only where the reserved units fit.
+    stock::Entity::insert(stock::ActiveModel {
+        product_id: Set(product_id),
+        on_hand: Set(0),
+        reserved: Set(0),
+        updated_at: Set(now),
+    })
+    .on_conflict(OnConflict::column(stock::Column::ProductId).do_nothing().to_owned())
+    .exec_without_returning(&txn)
+    .await?;
+    let changed = stock::Entity::update_many()
+        .col_expr(stock::Column::OnHand, Expr::value(on_hand))
+        .col_expr(stock::Column::UpdatedAt, Expr::value(now))
+        .filter(stock::Column::ProductId.eq(product_id))
+        .filter(stock::Column::Reserved.lte(on_hand))
+        .exec(&txn)
+        .await?;
+    let row = stock::Entity::find_by_id(product_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("stock row vanished")))?;
+    if changed.rows_affected == 0 {
+        txn.rollback().await?;
+        return Err(AppError::Conflict(format!(
+            "{} units are reserved for orders; on hand cannot go below that",
+            row.reserved
+        )));
+    }
+    txn.commit().await?;
+    tracing::info!(%product_id, on_hand, "stock set");
+    Ok(row.into())
+}
+
+/// Stock levels of `products` (those without a row have none).
+pub async fn levels<C: ConnectionTrait>(db: &C, products: &[Uuid]) -> AppResult<Vec<Level>> {
+    let rows = stock::Entity::find()
+        .filter(stock::Column::ProductId.is_in(products.iter().copied()))
+        .all(db)
+        .await?;
+    Ok(products
+        .iter()
+        .map(|id| {
+            rows.iter().find(|r| r.product_id == *id).cloned().map_or(Level::none(*id), Level::from)
+        })
+        .collect())
+}
+
+/// Reserves `lines` for `order_id` inside `txn`, all or nothing, and records
+/// `stock.reserved` or `stock.reservation_failed` (caused by `cause`). Held reservations
+/// lapse after the inventory's reservation time unless the order is confirmed.
+pub async fn reserve(
+    inventory: &Inventory,
+    txn: &DatabaseTransaction,
+    order_id: Uuid,
+    lines: &[Line],
+    cause: Option<&EventEnvelope>,
+) -> AppResult<Reserved> {
+    let lines = parse_lines(lines)?;
+    let now = Utc::now();
+    let expires_at = now
+        + chrono::Duration::from_std(inventory.reservation_ttl)
+            .map_err(|e| AppError::internal(anyhow::anyhow!("reservation time: {e}")))?;
+    // A savepoint: when a line cannot be held, every line's hold is undone, and the event
+    // saying so still commits with the caller's transaction. Its first statement writes, so
+    // SQLite takes the write lock (waiting its turn) before anything is read.
+    let attempt = txn.begin().await?;
+    let mut short = Vec::new();
+    for line in &lines {
+        let held = stock::Entity::update_many()
+            .col_expr(
+                stock::Column::Reserved,
+                Expr::col(stock::Column::Reserved).add(line.quantity),
+            )
+            .col_expr(stock::Column::UpdatedAt, Expr::value(now))
+            .filter(stock::Column::ProductId.eq(line.product_id))
+            .filter(
+                Expr::col(stock::Column::OnHand)
+                    .sub(Expr::col(stock::Column::Reserved))
+                    .gte(line.quantity),
+            )
+            .exec(&attempt)
+            .await?;
+        if held.rows_affected == 0 {
+            short.push(line.product_id);
+        }
+    }
+    let existing = reservation::Entity::find()
+        .filter(reservation::Column::OrderId.eq(order_id))
+        .count(&attempt)
+        .await?;
+    if existing > 0 {
+        attempt.rollback().await?;
+        return Ok(Reserved::AlreadyReserved);
+    }
+    let event = if short.is_empty() {
+        let rows = lines.iter().map(|line| reservation::ActiveModel {
+            id: Set(kernel::id::new_id()),
+            order_id: Set(order_id),
+            product_id: Set(line.product_id),
+            quantity: Set(line.quantity),
+            status: Set(status::HELD.into()),
+            expires_at: Set(expires_at),
+            release_reason: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        });
+        reservation::Entity::insert_many(rows).exec_without_returning(&attempt).await?;
+        attempt.commit().await?;
+        EventEnvelope::new(
+            "stock.reserved",
+            1,
+            order_id,
+            serde_json::json!({ "orderId": order_id, "lines": lines, "expiresAt": expires_at }),
+        )
+    } else {
+        attempt.rollback().await?;
+        EventEnvelope::new(
+            "stock.reservation_failed",
+            1,
+            order_id,
+            serde_json::json!({ "orderId": order_id, "reason": "OUT_OF_STOCK", "productIds": short }),
+        )
+    };
+    let event = match cause {
+        Some(cause) => event.caused_by(cause),
+        None => event,
+    };
+    outbox::append(txn, &event).await?;
+    if short.is_empty() {
+        tracing::info!(%order_id, lines = lines.len(), "stock reserved");
+        Ok(Reserved::Held)
+    } else {
+        tracing::info!(%order_id, short = ?short, "stock reservation failed: out of stock");
+        Ok(Reserved::OutOfStock(short))
+    }
+}
+
+/// Releases what `order_id` holds (held or confirmed) inside `txn`, recording
+/// `stock.released` with `reason`; false when it held nothing.
+pub async fn release(
+    txn: &DatabaseTransaction,
+    order_id: Uuid,
+    reason: &str,
+    cause: Option<&EventEnvelope>,
+) -> AppResult<bool> {
+    let held = reservation::Entity::find()
+        .filter(reservation::Column::OrderId.eq(order_id))
+        .filter(reservation::Column::Status.is_in([status::HELD, status::CONFIRMED]))
+        .order_by_asc(reservation::Column::ProductId)
+        .all(txn)
+        .await?;
+    if held.is_empty() {
+        return Ok(false);
+    }
+    let now = Utc::now();
+    let mut lines = Vec::with_capacity(held.len());
+    for row in &held {
+        // Conditional on the row still being held: a concurrent release cannot give twice.
+        let marked = reservation::Entity::update_many()
+            .col_expr(reservation::Column::Status, Expr::value(status::RELEASED))
+            .col_expr(reservation::Column::ReleaseReason, Expr::value(reason))
+            .col_expr(reservation::Column::UpdatedAt, Expr::value(now))
+            .filter(reservation::Column::Id.eq(row.id))
+            .filter(reservation::Column::Status.eq(row.status.clone()))
+            .exec(txn)
+            .await?;
+        if marked.rows_affected == 0 {
+            continue;
+        }
+        stock::Entity::update_many()
+            .col_expr(stock::Column::Reserved, Expr::col(stock::Column::Reserved).sub(row.quantity))
+            .col_expr(stock::Column::UpdatedAt, Expr::value(now))
+            .filter(stock::Column::ProductId.eq(row.product_id))
+            .exec(txn)
+            .await?;
+        lines.push(Line { product_id: row.product_id, quantity: row.quantity });
+    }
+    if lines.is_empty() {
+        return Ok(false);
+    }
+    let event = EventEnvelope::new(
+        "stock.released",
+        1,
+        order_id,
+        serde_json::json!({ "orderId": order_id, "reason": reason, "lines": lines }),
+    );
+    let event = match cause {
+        Some(cause) => event.caused_by(cause),
+        None => event,
+    };
+    outbox::append(txn, &event).await?;
+    tracing::info!(%order_id, reason, "stock released");
+    Ok(true)
+}
+
+/// Marks `order_id`'s held reservations confirmed: they no longer lapse.
+pub async fn confirm(txn: &DatabaseTransaction, order_id: Uuid) -> AppResult<u64> {
+    let confirmed = reservation::Entity::update_many()
+        .col_expr(reservation::Column::Status, Expr::value(status::CONFIRMED))
+        .col_expr(reservation::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(reservation::Column::OrderId.eq(order_id))
+        .filter(reservation::Column::Status.eq(status::HELD))
+        .exec(txn)
+        .await?;
+    Ok(confirmed.rows_affected)
+}
+
+/// Takes `order_id`'s reserved units off the shelf (it shipped): on hand and reserved both
+/// go down.
+pub async fn commit(txn: &DatabaseTransaction, order_id: Uuid) -> AppResult<u64> {
+    let rows = reservation::Entity::find()
+        .filter(reservation::Column::OrderId.eq(order_id))
+        .filter(reservation::Column::Status.is_in([status::HELD, status::CONFIRMED]))
+        .all(txn)
+        .await?;
+    let now = Utc::now();
+    let mut committed = 0;
+    for row in rows {
+        let marked = reservation::Entity::update_many()
+            .col_expr(reservation::Column::Status, Expr::value(status::COMMITTED))
+            .col_expr(reservation::Column::UpdatedAt, Expr::value(now))
+            .filter(reservation::Column::Id.eq(row.id))
+            .filter(reservation::Column::Status.eq(row.status.clone()))
+            .exec(txn)
+            .await?;
+        if marked.rows_affected == 0 {
+            continue;
+        }
+        stock::Entity::update_many()
+            .col_expr(stock::Column::OnHand, Expr::col(stock::Column::OnHand).sub(row.quantity))
+            .col_expr(stock::Column::Reserved, Expr::col(stock::Column::Reserved).sub(row.quantity))
+            .col_expr(stock::Column::UpdatedAt, Expr::value(now))
+            .filter(stock::Column::ProductId.eq(row.product_id))
+            .exec(txn)
+            .await?;
+        committed += 1;
+    }
+    Ok(committed)
+}
+
+/// Releases every held reservation that lapsed before `now` (its order was never
+/// confirmed), one order per transaction; returns how many orders were released.
+pub async fn expire_held(inventory: &Inventory, now: DateTime<Utc>) -> AppResult<usize> {
+    let lapsed: Vec<Uuid> = reservation::Entity::find()
+        .filter(reservation::Column::Status.eq(status::HELD))
+        .filter(reservation::Column::ExpiresAt.lt(now))
+        .all(&inventory.db)
+        .await?
+        .into_iter()
+        .map(|r| r.order_id)
+        .collect();
+    let mut orders: Vec<Uuid> = lapsed;
+    orders.sort_unstable();
+    orders.dedup();
+    let mut released = 0;
+    for order_id in orders {
+        let txn = inventory.db.begin().await?;
+        // Only what is still merely held: a confirmation that won the race keeps its units.
+        let still_held = reservation::Entity::find()
+            .filter(reservation::Column::OrderId.eq(order_id))
+            .filter(reservation::Column::Status.eq(status::HELD))
+            .count(&txn)
+            .await?;
+        if still_held > 0 && release(&txn, order_id, "EXPIRED", None).await? {
+            released += 1;
+        }
+        txn.commit().await?;
+    }
+    if released > 0 {
+        inventory.relay.wake();
+    }
+    Ok(released)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(product: u128, quantity: i64) -> Line {
+        Line { product_id: Uuid::from_u128(product), quantity }
+    }
+
+    #[test]
+    fn order_lines_are_checked_and_merged_by_product_in_id_order() {
+        let merged = parse_lines(&[line(2, 1), line(1, 2), line(2, 3)]).unwrap();
+        assert_eq!(merged, vec![line(1, 2), line(2, 4)]);
+        for bad in [vec![], vec![line(1, 0)], vec![line(1, -1)], vec![line(1, MAX_LINE_QUANTITY + 1)]]
+        {
+            assert!(matches!(parse_lines(&bad), Err(AppError::BadUserInput(_))), "{bad:?}");
+        }
+        let split = [line(1, MAX_LINE_QUANTITY), line(1, 1)];
+        assert!(parse_lines(&split).is_err(), "the limit holds for the merged quantity");
+    }
+
+    #[test]
+    fn available_never_goes_below_zero() {
+        let level = Level { product_id: Uuid::nil(), on_hand: 3, reserved: 5 };
+        assert_eq!(level.available(), 0);
+        assert_eq!(Level::none(Uuid::nil()).available(), 0);
+    }
+}
