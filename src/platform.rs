@@ -24,11 +24,14 @@ pub enum Service {
     Identity,
     /// Stock and reservations.
     Inventory,
+    /// Cards and payments.
+    Payments,
 }
 
 impl Service {
     /// Every service, in port order.
-    pub const ALL: [Service; 3] = [Service::Catalog, Service::Identity, Service::Inventory];
+    pub const ALL: [Service; 4] =
+        [Service::Catalog, Service::Identity, Service::Inventory, Service::Payments];
 
     /// The service's name (also its database or schema name).
     pub fn name(self) -> &'static str {
@@ -36,6 +39,7 @@ impl Service {
             Service::Catalog => "catalog",
             Service::Identity => "identity",
             Service::Inventory => "inventory",
+            Service::Payments => "payments",
         }
     }
 
@@ -69,6 +73,8 @@ pub struct Platform {
     pub identity: Option<Arc<identity::Identity>>,
     /// The inventory's state, when it runs here.
     pub inventory: Option<Arc<inventory::Inventory>>,
+    /// The payments' state, when they run here.
+    pub payments: Option<Arc<payments::Payments>>,
     /// The event bus the services publish to.
     pub bus: Arc<dyn EventBus>,
     gateway: Option<(TcpListener, axum::Router)>,
@@ -96,6 +102,7 @@ impl Platform {
             catalog: None,
             identity: None,
             inventory: None,
+            payments: None,
             bus: bus.clone(),
             gateway: None,
         };
@@ -122,6 +129,12 @@ impl Platform {
                     let (assembled, state) =
                         services::inventory(settings, db, verifier.clone(), bus.clone()).await?;
                     platform.inventory = Some(state);
+                    assembled
+                }
+                Service::Payments => {
+                    let (assembled, state) =
+                        services::payments(settings, db, verifier.clone(), bus.clone()).await?;
+                    platform.payments = Some(state);
                     assembled
                 }
             };

@@ -29,6 +29,10 @@ pub async fn subgraph_sdl(service: Service) -> anyhow::Result<String> {
             let state = inventory::Inventory::new(db, relay, ttl);
             inventory::build_schema(state).execute("{ _service { sdl } }").await
         }
+        Service::Payments => {
+            let state = payments::Payments::new(db, relay);
+            payments::build_schema(state).execute("{ _service { sdl } }").await
+        }
     };
     anyhow::ensure!(response.errors.is_empty(), "SDL query failed: {:?}", response.errors);
     let json = response.data.into_json().context("SDL response")?;

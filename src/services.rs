@@ -155,3 +155,23 @@ pub async fn inventory(
     let background = vec![consumer(settings, bus, &db, handler, &relay), sweep];
     Ok((Assembled { router, relay, background }, state))
 }
+
+/// The payments service over `db` (migrated here): its subgraph and its consumer of order
+/// events (authorise, capture, void or refund).
+pub async fn payments(
+    settings: &Settings,
+    db: DatabaseConnection,
+    verifier: Arc<TokenVerifier>,
+    bus: Arc<dyn EventBus>,
+) -> anyhow::Result<(Assembled, Arc<payments::Payments>)> {
+    migrations::payments::Migrator::up(&db, None)
+        .await
+        .context("migrating the payments database")?;
+    let relay = OutboxRelay::new(db.clone(), bus.clone());
+    let state = payments::Payments::new(db.clone(), relay.clone());
+    let schema = payments::build_schema(state.clone());
+    let router = subgraph_router(schema, endpoint_options(settings, verifier, &db));
+    let handler = Arc::new(payments::events::PaymentEvents(state.clone()));
+    let background = vec![consumer(settings, bus, &db, handler, &relay)];
+    Ok((Assembled { router, relay, background }, state))
+}

@@ -6,3 +6,4 @@
 pub mod catalog;
 pub mod identity;
 pub mod inventory;
+pub mod payments;

@@ -7,5 +7,6 @@ pub mod catalog;
 pub mod common;
 pub mod identity;
 pub mod inventory;
+pub mod payments;
 
 pub use sea_orm_migration::MigratorTrait;

@@ -5,5 +5,6 @@ mod catalog;
 mod gateway;
 mod identity;
 mod inventory;
+mod payments;
 mod platform;
 mod support;

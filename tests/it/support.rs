@@ -73,6 +73,8 @@ pub struct TestApp {
     pub catalog: Arc<catalog::Catalog>,
     pub identity: Arc<identity::Identity>,
     pub inventory: Arc<inventory::Inventory>,
+    pub payments: Arc<payments::Payments>,
+    pub payments_url: String,
     pub settings: Settings,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -110,6 +112,9 @@ impl TestApp {
         let catalog = platform.catalog.clone().expect("catalog state");
         let identity = platform.identity.clone().expect("identity state");
         let inventory = platform.inventory.clone().expect("inventory state");
+        let payments = platform.payments.clone().expect("payments state");
+        let payments_url =
+            format!("http://{}", platform.addr(Service::Payments).expect("payments run"));
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(platform.run(async move {
             let _ = rx.await;
@@ -123,6 +128,8 @@ impl TestApp {
             catalog,
             identity,
             inventory,
+            payments,
+            payments_url,
             settings,
             shutdown: Some(tx),
             task: Some(task),
@@ -157,6 +164,11 @@ impl TestApp {
     /// A GraphQL operation against the catalog.
     pub async fn catalog(&self, query: &str, variables: Value, token: Option<&str>) -> Value {
         self.post(&self.catalog_url, query, variables, token).await
+    }
+
+    /// A GraphQL operation against payments.
+    pub async fn payments(&self, query: &str, variables: Value, token: Option<&str>) -> Value {
+        self.post(&self.payments_url, query, variables, token).await
     }
 
     /// A GraphQL operation against identity.

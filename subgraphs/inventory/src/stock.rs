@@ -403,7 +403,8 @@ mod tests {
     fn order_lines_are_checked_and_merged_by_product_in_id_order() {
         let merged = parse_lines(&[line(2, 1), line(1, 2), line(2, 3)]).unwrap();
         assert_eq!(merged, vec![line(1, 2), line(2, 4)]);
-        for bad in [vec![], vec![line(1, 0)], vec![line(1, -1)], vec![line(1, MAX_LINE_QUANTITY + 1)]]
+        for bad in
+            [vec![], vec![line(1, 0)], vec![line(1, -1)], vec![line(1, MAX_LINE_QUANTITY + 1)]]
         {
             assert!(matches!(parse_lines(&bad), Err(AppError::BadUserInput(_))), "{bad:?}");
         }

@@ -1,0 +1,81 @@
+//! The payments' part in the checkout, driven by events (consumer group `payments`):
+//!
+//! | event | what payments does |
+//! |---|---|
+//! | `order.payment_requested` | authorises: `payment.authorized`, or `payment.declined` |
+//! | `order.confirmed` | captures the authorised amount: `payment.captured` |
+//! | `order.cancelled` | voids the authorisation or refunds the capture: `payment.refunded` |
+
+use std::sync::Arc;
+
+use kernel::events::EventEnvelope;
+use kernel::events::consumer::{EventHandler, Permanent};
+use kernel::events::inbox::Work;
+use sea_orm::DatabaseTransaction;
+use uuid::Uuid;
+
+use crate::Payments;
+use crate::payments::{self, PaymentRequest};
+
+/// The consumer group name.
+pub const GROUP: &str = "payments";
+
+/// Handles the events above.
+pub struct PaymentEvents(pub Arc<Payments>);
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OrderRef {
+    order_id: Uuid,
+}
+
+fn payload<T: serde::de::DeserializeOwned>(event: &EventEnvelope) -> anyhow::Result<T> {
+    if event.version != 1 {
+        return Err(Permanent(format!(
+            "{} version {} is not one payments reads",
+            event.event_type, event.version
+        ))
+        .into());
+    }
+    serde_json::from_value(event.payload.clone())
+        .map_err(|e| Permanent(format!("unreadable {} payload: {e}", event.event_type)).into())
+}
+
+fn failed(error: kernel::AppError) -> anyhow::Error {
+    match error {
+        // A request orders built that payments cannot read is not going to get better.
+        kernel::AppError::BadUserInput(reason) => Permanent(reason).into(),
+        other => anyhow::anyhow!("{other:?}"),
+    }
+}
+
+impl EventHandler for PaymentEvents {
+    fn group(&self) -> &str {
+        GROUP
+    }
+
+    fn handles(&self, event_type: &str) -> bool {
+        matches!(event_type, "order.payment_requested" | "order.confirmed" | "order.cancelled")
+    }
+
+    fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
+        Box::pin(async move {
+            match event.event_type.as_str() {
+                "order.payment_requested" => {
+                    let request: PaymentRequest = payload(event)?;
+                    payments::authorize(&self.0, txn, &request, event).await.map_err(failed)?;
+                }
+                "order.confirmed" => {
+                    let order: OrderRef = payload(event)?;
+                    payments::capture(txn, order.order_id, event).await.map_err(failed)?;
+                }
+                "order.cancelled" => {
+                    let order: OrderRef = payload(event)?;
+                    payments::refund(txn, order.order_id, event).await.map_err(failed)?;
+                }
+                _ => {}
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,288 @@
+//! Payment methods and payments: tokenising a card, and authorising, capturing, voiding and
+//! refunding an order's payment. Each step is idempotent and leaves its event in the outbox
+//! in the same transaction.
+
+use chrono::Utc;
+use entities::payments::{payment, payment_method};
+use kernel::events::{EventEnvelope, outbox};
+use kernel::money::{Currency, Money};
+use kernel::{AppError, AppResult};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+};
+use uuid::Uuid;
+
+use crate::Payments;
+use crate::card::Card;
+use crate::processor::{Answer, Unavailable};
+
+/// A payment's status.
+pub mod status {
+    /// Money held on the card.
+    pub const AUTHORIZED: &str = "AUTHORIZED";
+    /// Money taken (the order was confirmed).
+    pub const CAPTURED: &str = "CAPTURED";
+    /// The hold was dropped before capture (the order was cancelled).
+    pub const VOIDED: &str = "VOIDED";
+    /// Captured money given back.
+    pub const REFUNDED: &str = "REFUNDED";
+    /// The card was refused.
+    pub const DECLINED: &str = "DECLINED";
+}
+
+/// Attempts at an authorisation the processor could not answer, before giving up.
+const PROCESSOR_ATTEMPTS: u32 = 4;
+
+/// Stores a card as a payment method of `customer` (or of a guest).
+pub async fn add_card(
+    payments: &Payments,
+    customer: Option<Uuid>,
+    card: Card,
+) -> AppResult<payment_method::Model> {
+    let token = payments.processor.tokenize(&payments.db, &card).await?;
+    let row = payment_method::ActiveModel {
+        // Random, not time-ordered: a guest's card is reachable by this id alone.
+        id: Set(Uuid::new_v4()),
+        customer_id: Set(customer),
+        processor_token: Set(token),
+        brand: Set(card.brand.as_str().to_string()),
+        last4: Set(card.last4().to_string()),
+        exp_month: Set(card.exp_month as i32),
+        exp_year: Set(card.exp_year),
+        created_at: Set(Utc::now()),
+    };
+    let saved = payment_method::Entity::insert(row).exec_with_returning(&payments.db).await?;
+    tracing::info!(payment_method_id = %saved.id, brand = %saved.brand, "card tokenised");
+    Ok(saved)
+}
+
+/// What orders asks for when stock is held: authorise the order's total on its card.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentRequest {
+    /// The order.
+    pub order_id: Uuid,
+    /// The order's customer; `None` for a guest.
+    #[serde(default)]
+    pub customer_id: Option<Uuid>,
+    /// The card to charge.
+    pub payment_method_id: Uuid,
+    /// The amount.
+    pub amount: MoneyPayload,
+    /// The idempotency key of this authorisation.
+    pub idempotency_key: String,
+}
+
+/// Money as events carry it.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+pub struct MoneyPayload {
+    /// Decimal string.
+    pub amount: rust_decimal::Decimal,
+    /// ISO 4217 code.
+    pub currency: String,
+}
+
+impl MoneyPayload {
+    fn parse(&self) -> AppResult<Money> {
+        Ok(Money::non_negative(self.amount, Currency::parse(&self.currency)?)?)
+    }
+
+    fn of(row: &payment::Model) -> serde_json::Value {
+        let money = Currency::parse(&row.currency)
+            .map(|c| Money::from_minor(row.amount_minor, c))
+            .map(|m| serde_json::json!({ "amount": m.amount().to_string(), "currency": m.currency().code() }));
+        money.unwrap_or(serde_json::Value::Null)
+    }
+}
+
+fn caused(event: EventEnvelope, cause: &EventEnvelope) -> EventEnvelope {
+    event.caused_by(cause)
+}
+
+/// Authorises the order's payment inside `txn`, recording `payment.authorized` or
+/// `payment.declined`. A repeated request (same key) changes nothing.
+pub async fn authorize(
+    payments: &Payments,
+    txn: &DatabaseTransaction,
+    request: &PaymentRequest,
+    cause: &EventEnvelope,
+) -> AppResult<()> {
+    let existing = payment::Entity::find()
+        .filter(payment::Column::OrderId.eq(request.order_id))
+        .one(txn)
+        .await?;
+    if let Some(existing) = existing {
+        if existing.authorization_key != request.idempotency_key {
+            tracing::warn!(order_id = %request.order_id, "a second payment request for a paid order was ignored");
+        }
+        return Ok(());
+    }
+    let money = request.amount.parse()?;
+    let method = payment_method::Entity::find_by_id(request.payment_method_id).one(txn).await?;
+    let usable = method.filter(|m| m.customer_id.is_none() || m.customer_id == request.customer_id);
+    let now = Utc::now();
+    let (status_now, reason, reference) = match &usable {
+        None => (status::DECLINED, Some("INVALID_PAYMENT_METHOD"), None),
+        Some(method) => {
+            match answer(payments, txn, &method.processor_token, money.minor_units()?, request)
+                .await?
+            {
+                Ok(Answer::Approved(reference)) => (status::AUTHORIZED, None, Some(reference)),
+                Ok(Answer::Declined(reason)) => (status::DECLINED, Some(reason), None),
+                Err(Unavailable) => (status::DECLINED, Some("PROCESSOR_UNAVAILABLE"), None),
+            }
+        }
+    };
+    let row = payment::ActiveModel {
+        id: Set(kernel::id::new_id()),
+        order_id: Set(request.order_id),
+        customer_id: Set(request.customer_id),
+        payment_method_id: Set(request.payment_method_id),
+        amount_minor: Set(money.minor_units()?),
+        currency: Set(money.currency().code().to_string()),
+        status: Set(status_now.to_string()),
+        decline_reason: Set(reason.map(str::to_string)),
+        authorization_key: Set(request.idempotency_key.clone()),
+        processor_reference: Set(reference),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    let saved = payment::Entity::insert(row).exec_with_returning(txn).await?;
+    let event = match reason {
+        None => EventEnvelope::new(
+            "payment.authorized",
+            1,
+            saved.order_id,
+            serde_json::json!({ "orderId": saved.order_id, "paymentId": saved.id, "amount": MoneyPayload::of(&saved) }),
+        ),
+        Some(reason) => EventEnvelope::new(
+            "payment.declined",
+            1,
+            saved.order_id,
+            serde_json::json!({ "orderId": saved.order_id, "paymentId": saved.id, "reason": reason }),
+        ),
+    };
+    outbox::append(txn, &caused(event, cause)).await?;
+    tracing::info!(order_id = %saved.order_id, status = status_now, reason, "payment authorisation answered");
+    Ok(())
+}
+
+/// Asks the processor, retrying (with a short backoff) while it cannot answer.
+async fn answer<C: ConnectionTrait>(
+    payments: &Payments,
+    db: &C,
+    token: &str,
+    amount_minor: i64,
+    request: &PaymentRequest,
+) -> AppResult<Result<Answer, Unavailable>> {
+    let mut wait = std::time::Duration::from_millis(5);
+    for attempt in 1..=PROCESSOR_ATTEMPTS {
+        match payments
+            .processor
+            .authorize(db, token, amount_minor, &request.idempotency_key)
+            .await?
+        {
+            Err(Unavailable) if attempt < PROCESSOR_ATTEMPTS => {
+                tracing::warn!(order_id = %request.order_id, attempt, "processor unavailable; retrying");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            other => return Ok(other),
+        }
+    }
+    Ok(Err(Unavailable))
+}
+
+/// Captures the order's authorised payment (the order was confirmed).
+pub async fn capture(
+    txn: &DatabaseTransaction,
+    order_id: Uuid,
+    cause: &EventEnvelope,
+) -> AppResult<bool> {
+    let changed = move_status(txn, order_id, status::AUTHORIZED, status::CAPTURED).await?;
+    if let Some(row) = &changed {
+        let event = EventEnvelope::new(
+            "payment.captured",
+            1,
+            order_id,
+            serde_json::json!({ "orderId": order_id, "paymentId": row.id, "amount": MoneyPayload::of(row) }),
+        );
+        outbox::append(txn, &caused(event, cause)).await?;
+    }
+    Ok(changed.is_some())
+}
+
+/// Gives the money back for a cancelled order: an authorisation is voided, a capture
+/// refunded. Records `payment.refunded` either way (nothing when there was nothing to give).
+pub async fn refund(
+    txn: &DatabaseTransaction,
+    order_id: Uuid,
+    cause: &EventEnvelope,
+) -> AppResult<bool> {
+    let (row, voided) = match move_status(txn, order_id, status::AUTHORIZED, status::VOIDED).await?
+    {
+        Some(row) => (row, true),
+        None => match move_status(txn, order_id, status::CAPTURED, status::REFUNDED).await? {
+            Some(row) => (row, false),
+            None => return Ok(false),
+        },
+    };
+    let event = EventEnvelope::new(
+        "payment.refunded",
+        1,
+        order_id,
+        serde_json::json!({
+            "orderId": order_id, "paymentId": row.id, "amount": MoneyPayload::of(&row),
+            "voided": voided,
+        }),
+    );
+    outbox::append(txn, &caused(event, cause)).await?;
+    tracing::info!(%order_id, voided, "payment given back");
+    Ok(true)
+}
+
+/// Moves the order's payment from `from` to `to`, conditionally; the row after the move.
+async fn move_status(
+    txn: &DatabaseTransaction,
+    order_id: Uuid,
+    from: &str,
+    to: &str,
+) -> AppResult<Option<payment::Model>> {
+    let moved = payment::Entity::update_many()
+        .col_expr(payment::Column::Status, Expr::value(to))
+        .col_expr(payment::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(payment::Column::OrderId.eq(order_id))
+        .filter(payment::Column::Status.eq(from))
+        .exec(txn)
+        .await?;
+    if moved.rows_affected == 0 {
+        return Ok(None);
+    }
+    Ok(payment::Entity::find().filter(payment::Column::OrderId.eq(order_id)).one(txn).await?)
+}
+
+/// The payment of an order, if any.
+pub async fn of_order<C: ConnectionTrait>(
+    db: &C,
+    order_id: Uuid,
+) -> AppResult<Option<payment::Model>> {
+    Ok(payment::Entity::find().filter(payment::Column::OrderId.eq(order_id)).one(db).await?)
+}
+
+/// A customer's cards.
+pub async fn cards_of<C: ConnectionTrait>(
+    db: &C,
+    customer: Uuid,
+) -> AppResult<Vec<payment_method::Model>> {
+    Ok(payment_method::Entity::find()
+        .filter(payment_method::Column::CustomerId.eq(customer))
+        .all(db)
+        .await?)
+}
+
+/// Refuses anything but a well-formed id.
+pub fn parse_id(id: &str, what: &str) -> AppResult<Uuid> {
+    Uuid::parse_str(id.trim())
+        .map_err(|_| AppError::bad_input(format!("`{what}` is not a valid id")))
+}
