@@ -4,8 +4,9 @@
 //! the error model and its mapping to GraphQL error codes ([`error`]), the authenticated caller
 //! taken from a verified JWT ([`auth`]), layered configuration ([`config`]), tracing set-up
 //! ([`telemetry`]), database connections for SQLite or PostgreSQL ([`db`]), Relay pagination
-//! ([`connection`]), the event envelope, outbox and bus ([`events`]), and the HTTP server every
-//! subgraph runs on ([`server`]). It knows no commerce rules beyond those values.
+//! ([`connection`]), the event envelope, outbox, inbox, buses and consumers ([`events`]), the
+//! HTTP client anti-corruption layers call other contexts with ([`http_client`]), and the HTTP
+//! server every subgraph runs on ([`server`]). It knows no commerce rules beyond those values.
 
 pub mod auth;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod events;
+pub mod http_client;
 pub mod id;
 pub mod money;
 pub mod server;

@@ -1,0 +1,321 @@
+//! Calling another context over HTTP, the way an anti-corruption layer should: answers cached
+//! as the server allows (`Cache-Control: max-age`, revalidated with `ETag` /
+//! `If-None-Match`, nothing kept for `no-store`), idempotent calls retried with backoff, and a
+//! circuit breaker that stops calling a context that keeps failing until it has had time to
+//! recover. Each context wraps this in a client that speaks its own model.
+
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use reqwest::StatusCode;
+use reqwest::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH};
+
+/// Why a call produced no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The breaker is open: the other context failed repeatedly just now.
+    #[error("{0} is unavailable (circuit open)")]
+    CircuitOpen(String),
+    /// No answer after every attempt.
+    #[error("{0} did not answer: {1}")]
+    Unreachable(String, String),
+    /// An answer that is not what was asked for (4xx, or an unreadable body).
+    #[error("{0} answered unexpectedly: {1}")]
+    Unexpected(String, String),
+}
+
+/// Tuning of a [`ServiceClient`].
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Attempts per idempotent call (the first included).
+    pub attempts: u32,
+    /// Wait before the second attempt; doubled for each further one.
+    pub backoff: Duration,
+    /// Timeout of one attempt.
+    pub timeout: Duration,
+    /// Consecutive failed calls that open the breaker.
+    pub failure_threshold: u32,
+    /// How long the breaker stays open before one trial call.
+    pub open_for: Duration,
+    /// Cached answers kept.
+    pub cache_entries: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            attempts: 3,
+            backoff: Duration::from_millis(25),
+            timeout: Duration::from_secs(5),
+            failure_threshold: 5,
+            open_for: Duration::from_secs(10),
+            cache_entries: 1024,
+        }
+    }
+}
+
+struct Cached {
+    body: Bytes,
+    etag: Option<String>,
+    fresh_until: Instant,
+}
+
+#[derive(Default)]
+struct Breaker {
+    failures: u32,
+    open_until: Option<Instant>,
+}
+
+/// A client of one other context.
+pub struct ServiceClient {
+    name: String,
+    base: String,
+    http: reqwest::Client,
+    options: ClientOptions,
+    cache: Mutex<lru::LruCache<String, Cached>>,
+    breaker: Mutex<Breaker>,
+}
+
+/// What `Cache-Control` allows: keep the answer at all, and for how long without asking.
+fn cache_policy(value: Option<&str>) -> (bool, Duration) {
+    let mut store = true;
+    let mut max_age = Duration::ZERO;
+    for directive in value.unwrap_or("").split(',').map(str::trim) {
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-store" {
+            store = false;
+        } else if let Some(age) = lower.strip_prefix("max-age=") {
+            max_age = Duration::from_secs(age.parse().unwrap_or(0));
+        } else if lower == "no-cache" {
+            max_age = Duration::ZERO;
+        }
+    }
+    (store, max_age)
+}
+
+impl ServiceClient {
+    /// A client of the context `name` at `base` (e.g. `http://127.0.0.1:4001`).
+    pub fn new(name: &str, base: &str, options: ClientOptions) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(options.timeout)
+            .pool_max_idle_per_host(32)
+            .build()
+            .unwrap_or_default();
+        let entries = NonZeroUsize::new(options.cache_entries).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            name: name.to_string(),
+            base: base.trim_end_matches('/').to_string(),
+            http,
+            options,
+            cache: Mutex::new(lru::LruCache::new(entries)),
+            breaker: Mutex::default(),
+        }
+    }
+
+    /// GETs `path` (with its query) and reads the JSON answer: from the cache while fresh,
+    /// revalidated once stale, retried when the other side fails.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, CallError> {
+        let body = self.get(path).await?;
+        serde_json::from_slice(&body)
+            .map_err(|e| CallError::Unexpected(self.name.clone(), format!("unreadable answer: {e}")))
+    }
+
+    async fn get(&self, path: &str) -> Result<Bytes, CallError> {
+        let etag = {
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            match cache.get(path) {
+                Some(hit) if hit.fresh_until > Instant::now() => return Ok(hit.body.clone()),
+                Some(hit) => hit.etag.clone(),
+                None => None,
+            }
+        };
+        self.admit()?;
+        let url = format!("{}{path}", self.base);
+        let mut wait = self.options.backoff;
+        let mut last_error = String::new();
+        for attempt in 1..=self.options.attempts.max(1) {
+            let mut request = self.http.get(&url);
+            if let Some(etag) = &etag {
+                request = request.header(IF_NONE_MATCH, etag);
+            }
+            match request.send().await {
+                Ok(response) if response.status() == StatusCode::NOT_MODIFIED => {
+                    self.succeeded();
+                    let policy = cache_policy(header(&response, CACHE_CONTROL).as_deref());
+                    let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(hit) = cache.get_mut(path) {
+                        hit.fresh_until = Instant::now() + policy.1;
+                        return Ok(hit.body.clone());
+                    }
+                    last_error = "304 for an answer no longer cached".into();
+                }
+                Ok(response) if response.status().is_success() => {
+                    let policy = cache_policy(header(&response, CACHE_CONTROL).as_deref());
+                    let new_etag = header(&response, ETAG);
+                    match response.bytes().await {
+                        Ok(body) => {
+                            self.succeeded();
+                            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+                            if policy.0 && (new_etag.is_some() || !policy.1.is_zero()) {
+                                let fresh_until = Instant::now() + policy.1;
+                                let entry = Cached { body: body.clone(), etag: new_etag, fresh_until };
+                                cache.put(path.to_string(), entry);
+                            } else {
+                                cache.pop(path);
+                            }
+                            return Ok(body);
+                        }
+                        Err(e) => last_error = e.to_string(),
+                    }
+                }
+                Ok(response) if response.status().is_client_error() => {
+                    // The other side understood and refused: retrying will not change that,
+                    // and it says nothing about its health.
+                    self.succeeded();
+                    return Err(CallError::Unexpected(self.name.clone(), response.status().to_string()));
+                }
+                Ok(response) => last_error = format!("HTTP {}", response.status()),
+                Err(e) => last_error = e.to_string(),
+            }
+            if attempt < self.options.attempts {
+                tracing::debug!(service = %self.name, attempt, error = %last_error, "retrying");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+        }
+        self.failed();
+        Err(CallError::Unreachable(self.name.clone(), last_error))
+    }
+
+    /// Refuses at once while the breaker is open; lets one call through once it has been
+    /// open long enough.
+    fn admit(&self) -> Result<(), CallError> {
+        let mut breaker = self.breaker.lock().unwrap_or_else(|p| p.into_inner());
+        match breaker.open_until {
+            Some(until) if Instant::now() < until => Err(CallError::CircuitOpen(self.name.clone())),
+            Some(_) => {
+                // Half open: this call is the trial; others wait for its outcome's effect.
+                breaker.open_until = Some(Instant::now() + self.options.open_for);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn succeeded(&self) {
+        let mut breaker = self.breaker.lock().unwrap_or_else(|p| p.into_inner());
+        breaker.failures = 0;
+        breaker.open_until = None;
+    }
+
+    fn failed(&self) {
+        let mut breaker = self.breaker.lock().unwrap_or_else(|p| p.into_inner());
+        breaker.failures += 1;
+        if breaker.failures >= self.options.failure_threshold {
+            tracing::warn!(service = %self.name, failures = breaker.failures, "circuit opened");
+            breaker.open_until = Some(Instant::now() + self.options.open_for);
+        }
+    }
+}
+
+fn header(response: &reqwest::Response, name: reqwest::header::HeaderName) -> Option<String> {
+    response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use axum::http::HeaderMap;
+    use axum::response::IntoResponse;
+
+    /// A server whose answers each test shapes: counts requests, fails the first `failing`.
+    async fn server(
+        failing: u32,
+        cache_control: &'static str,
+    ) -> (String, Arc<AtomicU32>, Arc<AtomicU32>) {
+        let calls = Arc::new(AtomicU32::new(0));
+        let not_modified = Arc::new(AtomicU32::new(0));
+        let (c, n) = (calls.clone(), not_modified.clone());
+        let app = axum::Router::new().route(
+            "/prices",
+            axum::routing::get(move |headers: HeaderMap| {
+                let (c, n) = (c.clone(), n.clone());
+                async move {
+                    let call = c.fetch_add(1, Ordering::SeqCst) + 1;
+                    if call <= failing {
+                        return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+                    }
+                    if headers.get("if-none-match").is_some_and(|v| v == "\"v1\"") {
+                        n.fetch_add(1, Ordering::SeqCst);
+                        return (axum::http::StatusCode::NOT_MODIFIED, [("cache-control", cache_control)])
+                            .into_response();
+                    }
+                    ([("etag", "\"v1\""), ("cache-control", cache_control)], "{\"price\":42}")
+                        .into_response()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (base, calls, not_modified)
+    }
+
+    fn fast() -> ClientOptions {
+        ClientOptions { backoff: Duration::from_millis(1), ..ClientOptions::default() }
+    }
+
+    #[tokio::test]
+    async fn fresh_answers_come_from_the_cache_and_stale_ones_are_revalidated() {
+        let (base, calls, _) = server(0, "max-age=60").await;
+        let client = ServiceClient::new("catalog", &base, fast());
+        for _ in 0..3 {
+            let v: serde_json::Value = client.get_json("/prices").await.unwrap();
+            assert_eq!(v["price"], 42);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "max-age: asked once");
+
+        let (base, calls, not_modified) = server(0, "no-cache").await;
+        let client = ServiceClient::new("catalog", &base, fast());
+        for _ in 0..3 {
+            let v: serde_json::Value = client.get_json("/prices").await.unwrap();
+            assert_eq!(v["price"], 42);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "no-cache: asked every time");
+        assert_eq!(not_modified.load(Ordering::SeqCst), 2, "and answered 304 once it had the ETag");
+    }
+
+    #[tokio::test]
+    async fn failures_are_retried_and_a_failing_service_opens_the_circuit() {
+        let (base, calls, _) = server(2, "no-store").await;
+        let client = ServiceClient::new("inventory", &base, fast());
+        let v: serde_json::Value = client.get_json("/prices").await.unwrap();
+        assert_eq!(v["price"], 42);
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "two failures, then the answer");
+
+        let (base, calls, _) = server(u32::MAX, "no-store").await;
+        let options = ClientOptions { failure_threshold: 2, open_for: Duration::from_secs(600), ..fast() };
+        let client = ServiceClient::new("inventory", &base, options);
+        for _ in 0..2 {
+            let failed = client.get_json::<serde_json::Value>("/prices").await;
+            assert!(matches!(failed, Err(CallError::Unreachable(..))));
+        }
+        let asked = calls.load(Ordering::SeqCst);
+        let refused = client.get_json::<serde_json::Value>("/prices").await;
+        assert!(matches!(refused, Err(CallError::CircuitOpen(_))), "{refused:?}");
+        assert_eq!(calls.load(Ordering::SeqCst), asked, "an open circuit does not call");
+    }
+
+    #[test]
+    fn cache_control_is_read() {
+        assert_eq!(cache_policy(Some("public, max-age=30")), (true, Duration::from_secs(30)));
+        assert_eq!(cache_policy(Some("no-store")), (false, Duration::ZERO));
+        assert_eq!(cache_policy(Some("max-age=5, no-cache")), (true, Duration::ZERO));
+        assert_eq!(cache_policy(None), (true, Duration::ZERO));
+    }
+}
