@@ -60,7 +60,8 @@ pub async fn catalog(
     let relay = OutboxRelay::new(db.clone(), bus);
     let state = catalog::Catalog::new(db.clone(), currency, relay.clone());
     let schema = catalog::build_schema(state.clone());
-    let router = subgraph_router(schema, endpoint_options(settings, verifier, &db));
+    let router = subgraph_router(schema, endpoint_options(settings, verifier, &db))
+        .merge(catalog::internal::routes(state.clone()));
     Ok((Assembled { router, relay, background: Vec::new() }, state))
 }
 

@@ -10,7 +10,7 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Catalog)]
+        vec![Box::new(M0001Catalog), Box::new(M0002ProductActive)]
     }
 }
 
@@ -147,4 +147,28 @@ async fn create_search(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
         db.execute_unprepared(sql).await?;
     }
     Ok(())
+}
+
+/// Products can be taken off sale (`active = false`) without being deleted: orders and carts
+/// still refer to them.
+struct M0002ProductActive;
+
+impl MigrationName for M0002ProductActive {
+    fn name(&self) -> &str {
+        "m0002_product_active"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0002ProductActive {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(col("products"))
+                    .add_column(ColumnDef::new(col("active")).boolean().not_null().default(true))
+                    .to_owned(),
+            )
+            .await
+    }
 }

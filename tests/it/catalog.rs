@@ -515,3 +515,59 @@ async fn a_batch_of_entity_references_costs_one_product_query() {
     let _ = tx.send(());
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn products_taken_off_sale_leave_listings_and_other_contexts_read_prices_with_etags() {
+    let app = TestApp::seeded().await;
+    let admin = app.admin_token().await;
+    let first = app
+        .catalog(
+            "{ products(first: 1, sort: NEWEST) { totalCount nodes { id name } } }",
+            json!({}),
+            None,
+        )
+        .await;
+    let total = first["data"]["products"]["totalCount"].as_i64().unwrap();
+    let id = first["data"]["products"]["nodes"][0]["id"].as_str().unwrap().to_string();
+
+    let url = format!("{}/internal/products?ids={id}", app.catalog_url);
+    let answer = app.client.get(&url).send().await.unwrap();
+    assert_eq!(answer.headers()["cache-control"], "no-cache");
+    let etag = answer.headers()["etag"].to_str().unwrap().to_string();
+    let facts: Value = answer.json().await.unwrap();
+    assert_eq!(facts["products"][0]["id"], json!(id));
+    assert_eq!(facts["products"][0]["active"], true);
+    assert!(facts["products"][0]["price"]["amount"].is_string(), "prices are exact decimals");
+    let unchanged = app.client.get(&url).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(unchanged.status(), 304);
+    for bad in ["", "not-an-id"] {
+        let refused = app
+            .client
+            .get(format!("{}/internal/products?ids={bad}", app.catalog_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400);
+    }
+
+    let off = app
+        .catalog(
+            "mutation($id: ID!) { updateProduct(id: $id, input: { active: false }) { active } }",
+            json!({ "id": id }),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(off["data"]["updateProduct"]["active"], false);
+    let after = app.catalog("{ products(first: 1) { totalCount } }", json!({}), None).await;
+    assert_eq!(after["data"]["products"]["totalCount"].as_i64().unwrap(), total - 1);
+    // Still readable by id (orders and carts name it), and the change shows to other contexts.
+    let read = app
+        .catalog("query($id: ID!) { product(id: $id) { active } }", json!({ "id": id }), None)
+        .await;
+    assert_eq!(read["data"]["product"]["active"], false);
+    let changed = app.client.get(&url).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(changed.status(), 200);
+    let facts: Value = changed.json().await.unwrap();
+    assert_eq!(facts["products"][0]["active"], false);
+    app.stop().await;
+}

@@ -34,6 +34,8 @@ pub struct Model {
     pub rating_count: i32,
     /// Sum of review ratings; the average is `rating_sum / rating_count`.
     pub rating_sum: i64,
+    /// On sale; `false` once taken off sale (kept for the orders and carts that name it).
+    pub active: bool,
     /// Created.
     pub created_at: DateTimeUtc,
     /// Last changed.

@@ -75,6 +75,9 @@ pub struct UpdateProductInput {
     pub images: Option<Vec<ImageInput>>,
     /// New properties (replace the old ones).
     pub attributes: Option<Vec<AttributeInput>>,
+    /// Put on sale (`true`) or take off sale (`false`): a product off sale leaves listings and
+    /// search and cannot be added to carts or ordered.
+    pub active: Option<bool>,
 }
 
 fn images(input: Vec<ImageInput>) -> AppResult<Vec<Image>> {
@@ -152,6 +155,7 @@ pub async fn create_product(
         attributes: Set(attributes),
         rating_count: Set(0),
         rating_sum: Set(0),
+        active: Set(true),
         created_at: Set(now),
         updated_at: Set(now),
     };
@@ -220,6 +224,10 @@ pub async fn update_product(
     if let Some(attributes) = attributes {
         row.attributes = Set(attributes);
         changed.push("attributes");
+    }
+    if let Some(active) = input.active {
+        row.active = Set(active);
+        changed.push("active");
     }
     if changed.is_empty() {
         return Err(AppError::bad_input("nothing to update"));

@@ -7,13 +7,15 @@
 //!
 //! Modules follow the domain: [`domain`] parses input into values that cannot be invalid,
 //! [`products`], [`categories`] and [`reviews`] are the GraphQL types, [`listing`] and
-//! [`search`] answer `products(...)`, [`admin`] changes the catalog, [`loaders`] batch entity
+//! [`search`] answer `products(...)`, [`admin`] changes the catalog, [`internal`] answers other
+//! contexts (names, prices, on sale) over plain HTTP, [`loaders`] batch entity
 //! look-ups, and [`demo`] generates the deterministic demo catalog.
 
 pub mod admin;
 pub mod categories;
 pub mod demo;
 pub mod domain;
+pub mod internal;
 pub mod listing;
 pub mod loaders;
 pub mod products;

@@ -131,7 +131,8 @@ impl ListingQuery {
         skip: Option<Dimension>,
         rank: bool,
     ) -> Select<product::Entity> {
-        let mut select = product::Entity::find();
+        // Listings and search show what is on sale.
+        let mut select = product::Entity::find().filter(product::Column::Active.eq(true));
         if let Some(terms) = &self.search {
             if terms.is_empty() {
                 select = select.filter(Expr::cust("1 = 0"));

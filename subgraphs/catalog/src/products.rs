@@ -89,6 +89,12 @@ impl Product {
         Ok(Product::price_of(&self.0)?.into())
     }
 
+    /// On sale. A product taken off sale stays readable (orders and carts name it) but leaves
+    /// listings and search and cannot be bought.
+    async fn active(&self) -> bool {
+        self.0.active
+    }
+
     /// Pictures, the first being the main one.
     async fn images(&self) -> Result<Vec<ImageObject>> {
         let images: Vec<Image> = decode(&self.0.images, self.0.id)?;

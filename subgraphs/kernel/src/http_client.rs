@@ -116,10 +116,14 @@ impl ServiceClient {
 
     /// GETs `path` (with its query) and reads the JSON answer: from the cache while fresh,
     /// revalidated once stale, retried when the other side fails.
-    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, CallError> {
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<T, CallError> {
         let body = self.get(path).await?;
-        serde_json::from_slice(&body)
-            .map_err(|e| CallError::Unexpected(self.name.clone(), format!("unreadable answer: {e}")))
+        serde_json::from_slice(&body).map_err(|e| {
+            CallError::Unexpected(self.name.clone(), format!("unreadable answer: {e}"))
+        })
     }
 
     async fn get(&self, path: &str) -> Result<Bytes, CallError> {
@@ -160,7 +164,8 @@ impl ServiceClient {
                             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
                             if policy.0 && (new_etag.is_some() || !policy.1.is_zero()) {
                                 let fresh_until = Instant::now() + policy.1;
-                                let entry = Cached { body: body.clone(), etag: new_etag, fresh_until };
+                                let entry =
+                                    Cached { body: body.clone(), etag: new_etag, fresh_until };
                                 cache.put(path.to_string(), entry);
                             } else {
                                 cache.pop(path);
@@ -174,7 +179,10 @@ impl ServiceClient {
                     // The other side understood and refused: retrying will not change that,
                     // and it says nothing about its health.
                     self.succeeded();
-                    return Err(CallError::Unexpected(self.name.clone(), response.status().to_string()));
+                    return Err(CallError::Unexpected(
+                        self.name.clone(),
+                        response.status().to_string(),
+                    ));
                 }
                 Ok(response) => last_error = format!("HTTP {}", response.status()),
                 Err(e) => last_error = e.to_string(),
@@ -252,7 +260,10 @@ mod tests {
                     }
                     if headers.get("if-none-match").is_some_and(|v| v == "\"v1\"") {
                         n.fetch_add(1, Ordering::SeqCst);
-                        return (axum::http::StatusCode::NOT_MODIFIED, [("cache-control", cache_control)])
+                        return (
+                            axum::http::StatusCode::NOT_MODIFIED,
+                            [("cache-control", cache_control)],
+                        )
                             .into_response();
                     }
                     ([("etag", "\"v1\""), ("cache-control", cache_control)], "{\"price\":42}")
@@ -299,7 +310,8 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 3, "two failures, then the answer");
 
         let (base, calls, _) = server(u32::MAX, "no-store").await;
-        let options = ClientOptions { failure_threshold: 2, open_for: Duration::from_secs(600), ..fast() };
+        let options =
+            ClientOptions { failure_threshold: 2, open_for: Duration::from_secs(600), ..fast() };
         let client = ServiceClient::new("inventory", &base, options);
         for _ in 0..2 {
             let failed = client.get_json::<serde_json::Value>("/prices").await;

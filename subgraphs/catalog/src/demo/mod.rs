@@ -151,6 +151,7 @@ pub fn generate(currency: &str, reviewers: &[Uuid]) -> DemoCatalog {
                         attributes: serde_json::to_value(attributes).unwrap_or_default(),
                         rating_count: count as i32,
                         rating_sum: sum,
+                        active: true,
                         created_at: created,
                         updated_at: created,
                     });
