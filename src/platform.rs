@@ -26,12 +26,19 @@ pub enum Service {
     Inventory,
     /// Cards and payments.
     Payments,
+    /// Guest and customer carts.
+    Carts,
 }
 
 impl Service {
     /// Every service, in port order.
-    pub const ALL: [Service; 4] =
-        [Service::Catalog, Service::Identity, Service::Inventory, Service::Payments];
+    pub const ALL: [Service; 5] = [
+        Service::Catalog,
+        Service::Identity,
+        Service::Inventory,
+        Service::Payments,
+        Service::Carts,
+    ];
 
     /// The service's name (also its database or schema name).
     pub fn name(self) -> &'static str {
@@ -40,6 +47,7 @@ impl Service {
             Service::Identity => "identity",
             Service::Inventory => "inventory",
             Service::Payments => "payments",
+            Service::Carts => "carts",
         }
     }
 
@@ -75,6 +83,8 @@ pub struct Platform {
     pub inventory: Option<Arc<inventory::Inventory>>,
     /// The payments' state, when they run here.
     pub payments: Option<Arc<payments::Payments>>,
+    /// The carts' state, when they run here.
+    pub carts: Option<Arc<carts::Carts>>,
     /// The event bus the services publish to.
     pub bus: Arc<dyn EventBus>,
     gateway: Option<(TcpListener, axum::Router)>,
@@ -103,6 +113,7 @@ impl Platform {
             identity: None,
             inventory: None,
             payments: None,
+            carts: None,
             bus: bus.clone(),
             gateway: None,
         };
@@ -137,6 +148,26 @@ impl Platform {
                     platform.payments = Some(state);
                     assembled
                 }
+                Service::Carts => {
+                    let catalog_url =
+                        platform.base_url(settings, Service::Catalog, &settings.carts.catalog_url);
+                    let inventory_url = platform.base_url(
+                        settings,
+                        Service::Inventory,
+                        &settings.carts.inventory_url,
+                    );
+                    let (assembled, state) = services::carts(
+                        settings,
+                        db,
+                        verifier.clone(),
+                        bus.clone(),
+                        &catalog_url,
+                        &inventory_url,
+                    )
+                    .await?;
+                    platform.carts = Some(state);
+                    assembled
+                }
             };
             let port = match listen {
                 Listen::Configured => service.port(settings),
@@ -152,6 +183,23 @@ impl Platform {
             platform.gateway = Some(gateway(settings, &platform, listen).await?);
         }
         Ok(platform)
+    }
+
+    /// Base URL of `service` for another context's client: the configured one, else where it
+    /// runs in this process, else its default address.
+    fn base_url(
+        &self,
+        settings: &Settings,
+        service: Service,
+        configured: &Option<String>,
+    ) -> String {
+        if let Some(url) = configured {
+            return url.trim_end_matches('/').to_string();
+        }
+        match self.addr(service) {
+            Some(addr) => format!("http://{addr}"),
+            None => format!("http://{}:{}", settings.server.host, service.port(settings)),
+        }
     }
 
     /// Where the gateway listens, when it runs here.

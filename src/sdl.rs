@@ -33,6 +33,12 @@ pub async fn subgraph_sdl(service: Service) -> anyhow::Result<String> {
             let state = payments::Payments::new(db, relay);
             payments::build_schema(state).execute("{ _service { sdl } }").await
         }
+        Service::Carts => {
+            let idle = std::time::Duration::from_secs(3600);
+            let currency = kernel::money::Currency::USD;
+            let state = carts::Carts::new(db, "http://invalid", "http://invalid", idle, currency);
+            carts::build_schema(state).execute("{ _service { sdl } }").await
+        }
     };
     anyhow::ensure!(response.errors.is_empty(), "SDL query failed: {:?}", response.errors);
     let json = response.data.into_json().context("SDL response")?;

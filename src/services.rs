@@ -133,7 +133,8 @@ pub async fn inventory(
     let ttl = Duration::from_secs(settings.inventory.reservation_ttl_secs);
     let state = inventory::Inventory::new(db.clone(), relay.clone(), ttl);
     let schema = inventory::build_schema(state.clone());
-    let router = subgraph_router(schema, endpoint_options(settings, verifier, &db));
+    let router = subgraph_router(schema, endpoint_options(settings, verifier, &db))
+        .merge(inventory::internal::routes(state.clone()));
     let handler = Arc::new(inventory::events::InventoryEvents(state.clone()));
     let sweep_every = Duration::from_secs(settings.inventory.expiry_sweep_secs.max(1));
     let sweeper = state.clone();
@@ -175,4 +176,41 @@ pub async fn payments(
     let handler = Arc::new(payments::events::PaymentEvents(state.clone()));
     let background = vec![consumer(settings, bus, &db, handler, &relay)];
     Ok((Assembled { router, relay, background }, state))
+}
+
+/// The carts service over `db` (migrated here), asking the catalog and the inventory at their
+/// base URLs; with the sweep that deletes carts left idle too long.
+pub async fn carts(
+    settings: &Settings,
+    db: DatabaseConnection,
+    verifier: Arc<TokenVerifier>,
+    bus: Arc<dyn EventBus>,
+    catalog_url: &str,
+    inventory_url: &str,
+) -> anyhow::Result<(Assembled, Arc<carts::Carts>)> {
+    migrations::carts::Migrator::up(&db, None).await.context("migrating the carts database")?;
+    let relay = OutboxRelay::new(db.clone(), bus);
+    let currency = Currency::parse(&settings.catalog.currency).context("catalog.currency")?;
+    let idle = Duration::from_secs(settings.carts.idle_expiry_secs.max(60));
+    let state = carts::Carts::new(db.clone(), catalog_url, inventory_url, idle, currency);
+    let schema = carts::build_schema(state.clone());
+    let router = subgraph_router(schema, endpoint_options(settings, verifier, &db));
+    let sweeper = state.clone();
+    let sweep: Background = Box::new(move |shutdown| {
+        Box::pin(async move {
+            let mut shutdown = shutdown;
+            loop {
+                tokio::select! {
+                    _ = &mut shutdown => return,
+                    _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+                }
+                match carts::carts::expire_idle(&sweeper, chrono::Utc::now()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(carts = n, "idle carts expired"),
+                    Err(error) => tracing::error!(?error, "expiring idle carts failed"),
+                }
+            }
+        })
+    });
+    Ok((Assembled { router, relay, background: vec![sweep] }, state))
 }

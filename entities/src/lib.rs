@@ -3,6 +3,7 @@
 //! A context uses only its own module; rows never cross a context boundary. GraphQL types are
 //! separate and built from these rows by `From` conversions in each subgraph.
 
+pub mod carts;
 pub mod catalog;
 pub mod identity;
 pub mod inventory;

@@ -3,6 +3,7 @@
 //! schema builder and run on SQLite and PostgreSQL alike; the few backend-specific pieces
 //! (full-text search) are chosen by backend inside the migration.
 
+pub mod carts;
 pub mod catalog;
 pub mod common;
 pub mod identity;

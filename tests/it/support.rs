@@ -74,6 +74,7 @@ pub struct TestApp {
     pub identity: Arc<identity::Identity>,
     pub inventory: Arc<inventory::Inventory>,
     pub payments: Arc<payments::Payments>,
+    pub carts: Arc<carts::Carts>,
     pub payments_url: String,
     pub settings: Settings,
     shutdown: Option<oneshot::Sender<()>>,
@@ -113,6 +114,7 @@ impl TestApp {
         let identity = platform.identity.clone().expect("identity state");
         let inventory = platform.inventory.clone().expect("inventory state");
         let payments = platform.payments.clone().expect("payments state");
+        let carts = platform.carts.clone().expect("carts state");
         let payments_url =
             format!("http://{}", platform.addr(Service::Payments).expect("payments run"));
         let (tx, rx) = oneshot::channel::<()>();
@@ -129,6 +131,7 @@ impl TestApp {
             identity,
             inventory,
             payments,
+            carts,
             payments_url,
             settings,
             shutdown: Some(tx),

@@ -9,10 +9,12 @@
 //! (`stock.released`); a confirmed one is kept until it ships, when the units leave the shelf;
 //! a reservation never confirmed lapses ([`stock::expire_held`]).
 //!
-//! It extends the catalog's `Product` with `stock` and `inStock` through federation.
+//! It extends the catalog's `Product` with `stock` and `inStock` through federation, and
+//! answers other contexts' stock questions over plain HTTP ([`internal`]).
 
 pub mod demo;
 pub mod events;
+pub mod internal;
 pub mod schema;
 pub mod stock;
 

@@ -36,6 +36,8 @@ pub struct Settings {
     pub catalog: CatalogSettings,
     /// Inventory context rules.
     pub inventory: InventorySettings,
+    /// Carts context rules.
+    pub carts: CartsSettings,
     /// The event bus.
     pub events: EventsSettings,
     /// Demo data.
@@ -55,6 +57,7 @@ impl Default for Settings {
             identity: IdentitySettings::default(),
             catalog: CatalogSettings::default(),
             inventory: InventorySettings::default(),
+            carts: CartsSettings::default(),
             events: EventsSettings::default(),
             seed: SeedSettings::default(),
             gateway: GatewaySettings::default(),
@@ -251,6 +254,24 @@ pub struct InventorySettings {
 impl Default for InventorySettings {
     fn default() -> Self {
         Self { reservation_ttl_secs: 900, expiry_sweep_secs: 30 }
+    }
+}
+
+/// Carts context rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CartsSettings {
+    /// Seconds a cart may stay untouched before it expires (default 7 days).
+    pub idle_expiry_secs: u64,
+    /// Base URL of the catalog (default: where it runs in this process, or its default port).
+    pub catalog_url: Option<String>,
+    /// Base URL of the inventory (default: where it runs in this process, or its default port).
+    pub inventory_url: Option<String>,
+}
+
+impl Default for CartsSettings {
+    fn default() -> Self {
+        Self { idle_expiry_secs: 7 * 24 * 3600, catalog_url: None, inventory_url: None }
     }
 }
 

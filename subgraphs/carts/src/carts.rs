@@ -1,0 +1,369 @@
+//! Carts and their lines: who may use a cart, what may go in it, merging, expiry, and the
+//! priced view a shopper sees.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entities::carts::{cart, line};
+use kernel::auth::Caller;
+use kernel::money::Money;
+use kernel::{AppError, AppResult};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::{Carts, MAX_LINES, MAX_QUANTITY};
+
+/// Why a line cannot be bought as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+pub enum LineProblem {
+    /// The catalog no longer sells the product.
+    NoLongerSold,
+    /// The catalog does not know the product.
+    UnknownProduct,
+    /// No unit can be had.
+    OutOfStock,
+    /// Fewer units can be had than the line asks for.
+    NotEnoughStock,
+    /// The catalog or the inventory could not be asked just now.
+    Unavailable,
+}
+
+/// A line as the shopper sees it.
+#[derive(Debug, Clone)]
+pub struct LineView {
+    /// The product.
+    pub product_id: Uuid,
+    /// Units asked for.
+    pub quantity: i32,
+    /// The product's name, when the catalog answered.
+    pub name: Option<String>,
+    /// Its current price.
+    pub unit_price: Option<Money>,
+    /// Price times quantity.
+    pub line_total: Option<Money>,
+    /// Units that can be had now.
+    pub available: Option<i64>,
+    /// What stands in the way of buying it, if anything.
+    pub problem: Option<LineProblem>,
+}
+
+/// A cart as the shopper sees it: lines priced now, and the subtotal of what can be bought.
+#[derive(Debug, Clone)]
+pub struct CartView {
+    /// The cart.
+    pub cart: cart::Model,
+    /// Lines, oldest first.
+    pub lines: Vec<LineView>,
+    /// Sum of the lines that have a price and no problem; `None` when prices are unavailable.
+    pub subtotal: Option<Money>,
+}
+
+/// True when a cart has been idle past the expiry.
+fn expired(carts: &Carts, cart: &cart::Model, now: DateTime<Utc>) -> bool {
+    chrono::Duration::from_std(carts.idle_expiry).is_ok_and(|idle| cart.updated_at + idle < now)
+}
+
+/// The cart `id` for `caller`: unknown and expired carts are `NOT_FOUND`, another customer's
+/// `FORBIDDEN`. A guest cart may be used by anyone holding its id.
+pub async fn find(carts: &Carts, id: Uuid, caller: Option<&Caller>) -> AppResult<cart::Model> {
+    let row = cart::Entity::find_by_id(id).one(&carts.db).await?;
+    let row = match row {
+        Some(row) if !expired(carts, &row, Utc::now()) => row,
+        _ => return Err(AppError::NotFound("no such cart".into())),
+    };
+    match (row.customer_id, caller) {
+        (None, _) => Ok(row),
+        (Some(owner), Some(caller)) if owner == caller.customer_id || caller.is_admin() => Ok(row),
+        (Some(_), _) => Err(AppError::Forbidden("this cart is not yours".into())),
+    }
+}
+
+/// A new, empty guest cart.
+pub async fn create_guest(carts: &Carts) -> AppResult<cart::Model> {
+    let now = Utc::now();
+    let row = cart::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        customer_id: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    Ok(cart::Entity::insert(row).exec_with_returning(&carts.db).await?)
+}
+
+/// The customer's cart, created empty on first use (an expired one starts over).
+pub async fn of_customer(carts: &Carts, customer: Uuid) -> AppResult<cart::Model> {
+    let existing =
+        cart::Entity::find().filter(cart::Column::CustomerId.eq(customer)).one(&carts.db).await?;
+    if let Some(row) = existing {
+        if !expired(carts, &row, Utc::now()) {
+            return Ok(row);
+        }
+        delete(&carts.db, row.id).await?;
+    }
+    let now = Utc::now();
+    let row = cart::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        customer_id: Set(Some(customer)),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    // Two first requests at once: one inserts, the other finds it.
+    let inserted = cart::Entity::insert(row)
+        .on_conflict(OnConflict::column(cart::Column::CustomerId).do_nothing().to_owned())
+        .exec_without_returning(&carts.db)
+        .await?;
+    let _ = inserted;
+    cart::Entity::find()
+        .filter(cart::Column::CustomerId.eq(customer))
+        .one(&carts.db)
+        .await?
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("customer cart vanished")))
+}
+
+async fn delete<C: ConnectionTrait>(db: &C, id: Uuid) -> AppResult<()> {
+    line::Entity::delete_many().filter(line::Column::CartId.eq(id)).exec(db).await?;
+    cart::Entity::delete_by_id(id).exec(db).await?;
+    Ok(())
+}
+
+fn check_quantity(quantity: i32) -> AppResult<()> {
+    if !(1..=MAX_QUANTITY).contains(&quantity) {
+        return Err(AppError::bad_input(format!("quantity must be between 1 and {MAX_QUANTITY}")));
+    }
+    Ok(())
+}
+
+/// Refuses products the catalog does not know or no longer sells.
+async fn check_sellable(carts: &Carts, product: Uuid) -> AppResult<()> {
+    let facts = carts.catalog.products(&[product]).await.map_err(AppError::internal)?;
+    match facts.get(&product) {
+        None => Err(AppError::bad_input("unknown product")),
+        Some(f) if !f.active => Err(AppError::bad_input("this product is no longer sold")),
+        Some(_) => Ok(()),
+    }
+}
+
+async fn lines_of<C: ConnectionTrait>(db: &C, cart: Uuid) -> AppResult<Vec<line::Model>> {
+    Ok(line::Entity::find()
+        .filter(line::Column::CartId.eq(cart))
+        .order_by_asc(line::Column::AddedAt)
+        .order_by_asc(line::Column::ProductId)
+        .all(db)
+        .await?)
+}
+
+async fn touch<C: ConnectionTrait>(db: &C, cart: Uuid) -> AppResult<()> {
+    cart::Entity::update_many()
+        .col_expr(cart::Column::UpdatedAt, sea_orm::sea_query::Expr::value(Utc::now()))
+        .filter(cart::Column::Id.eq(cart))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Adds `quantity` units of `product` (to an existing line, summed).
+pub async fn add(carts: &Carts, cart: &cart::Model, product: Uuid, quantity: i32) -> AppResult<()> {
+    check_quantity(quantity)?;
+    check_sellable(carts, product).await?;
+    let txn = carts.db.begin().await?;
+    let existing = line::Entity::find_by_id((cart.id, product)).one(&txn).await?;
+    match existing {
+        Some(line) => {
+            let total = line.quantity + quantity;
+            if total > MAX_QUANTITY {
+                return Err(AppError::bad_input(format!(
+                    "at most {MAX_QUANTITY} of one product per cart ({} already in it)",
+                    line.quantity
+                )));
+            }
+            line::Entity::update(line::ActiveModel {
+                cart_id: Set(cart.id),
+                product_id: Set(product),
+                quantity: Set(total),
+                added_at: Set(line.added_at),
+            })
+            .exec(&txn)
+            .await?;
+        }
+        None => {
+            let count =
+                line::Entity::find().filter(line::Column::CartId.eq(cart.id)).count(&txn).await?;
+            if count as usize >= MAX_LINES {
+                return Err(AppError::bad_input(format!(
+                    "a cart holds at most {MAX_LINES} products"
+                )));
+            }
+            line::Entity::insert(line::ActiveModel {
+                cart_id: Set(cart.id),
+                product_id: Set(product),
+                quantity: Set(quantity),
+                added_at: Set(Utc::now()),
+            })
+            .exec_without_returning(&txn)
+            .await?;
+        }
+    }
+    touch(&txn, cart.id).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Sets the units of a product already in the cart.
+pub async fn set_quantity(
+    carts: &Carts,
+    cart: &cart::Model,
+    product: Uuid,
+    quantity: i32,
+) -> AppResult<()> {
+    check_quantity(quantity)?;
+    let txn = carts.db.begin().await?;
+    let changed = line::Entity::update_many()
+        .col_expr(line::Column::Quantity, sea_orm::sea_query::Expr::value(quantity))
+        .filter(line::Column::CartId.eq(cart.id))
+        .filter(line::Column::ProductId.eq(product))
+        .exec(&txn)
+        .await?;
+    if changed.rows_affected == 0 {
+        return Err(AppError::NotFound("this product is not in the cart".into()));
+    }
+    touch(&txn, cart.id).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Removes a product from the cart.
+pub async fn remove(carts: &Carts, cart: &cart::Model, product: Uuid) -> AppResult<()> {
+    let txn = carts.db.begin().await?;
+    let removed = line::Entity::delete_by_id((cart.id, product)).exec(&txn).await?;
+    if removed.rows_affected == 0 {
+        return Err(AppError::NotFound("this product is not in the cart".into()));
+    }
+    touch(&txn, cart.id).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Moves a guest cart's lines into the customer's cart (quantities summed, up to the limit
+/// per product and the number of products) and deletes the guest cart.
+pub async fn merge(carts: &Carts, guest_id: Uuid, customer: &Caller) -> AppResult<cart::Model> {
+    let guest = find(carts, guest_id, Some(customer)).await?;
+    if guest.customer_id.is_some() {
+        return Err(AppError::bad_input("only a guest cart can be merged"));
+    }
+    let target = of_customer(carts, customer.customer_id).await?;
+    let txn = carts.db.begin().await?;
+    let mut mine: HashMap<Uuid, line::Model> =
+        lines_of(&txn, target.id).await?.into_iter().map(|l| (l.product_id, l)).collect();
+    for theirs in lines_of(&txn, guest.id).await? {
+        let room = mine.len() < MAX_LINES;
+        match mine.get_mut(&theirs.product_id) {
+            Some(line) => {
+                line.quantity = (line.quantity + theirs.quantity).min(MAX_QUANTITY);
+                line::Entity::update(line::ActiveModel {
+                    cart_id: Set(target.id),
+                    product_id: Set(line.product_id),
+                    quantity: Set(line.quantity),
+                    added_at: Set(line.added_at),
+                })
+                .exec(&txn)
+                .await?;
+            }
+            None if room => {
+                let moved = line::Model { cart_id: target.id, ..theirs };
+                line::Entity::insert(line::ActiveModel {
+                    cart_id: Set(moved.cart_id),
+                    product_id: Set(moved.product_id),
+                    quantity: Set(moved.quantity),
+                    added_at: Set(moved.added_at),
+                })
+                .exec_without_returning(&txn)
+                .await?;
+                mine.insert(moved.product_id, moved);
+            }
+            None => {}
+        }
+    }
+    delete(&txn, guest.id).await?;
+    touch(&txn, target.id).await?;
+    txn.commit().await?;
+    tracing::info!(guest_cart = %guest.id, cart = %target.id, "guest cart merged");
+    Ok(target)
+}
+
+/// Deletes carts idle since before `now - idle expiry`; returns how many.
+pub async fn expire_idle(carts: &Carts, now: DateTime<Utc>) -> AppResult<u64> {
+    let idle = chrono::Duration::from_std(carts.idle_expiry).map_err(AppError::internal)?;
+    let stale: Vec<Uuid> = cart::Entity::find()
+        .filter(cart::Column::UpdatedAt.lt(now - idle))
+        .all(&carts.db)
+        .await?
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    for id in &stale {
+        delete(&carts.db, *id).await?;
+    }
+    Ok(stale.len() as u64)
+}
+
+/// The cart priced now. When the catalog or the inventory cannot be asked, the lines are
+/// shown with the `UNAVAILABLE` problem instead of failing the whole cart.
+pub async fn view(carts: &Carts, cart: cart::Model) -> AppResult<CartView> {
+    let lines = lines_of(&carts.db, cart.id).await?;
+    let ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
+    let (facts, stock) =
+        tokio::join!(carts.catalog.products(&ids), carts.inventory.available(&ids));
+    let facts =
+        facts.map_err(|e| tracing::warn!(error = %e, "catalog unavailable for a cart")).ok();
+    let stock =
+        stock.map_err(|e| tracing::warn!(error = %e, "inventory unavailable for a cart")).ok();
+    let mut subtotal: Option<Money> = None;
+    let mut priced = facts.is_some();
+    let mut views = Vec::with_capacity(lines.len());
+    for l in lines {
+        let fact = facts.as_ref().and_then(|f| f.get(&l.product_id));
+        let available = stock.as_ref().map(|s| s.get(&l.product_id).copied().unwrap_or(0));
+        let problem = match (facts.as_ref(), fact, available) {
+            (None, _, _) | (_, _, None) => Some(LineProblem::Unavailable),
+            (Some(_), None, _) => Some(LineProblem::UnknownProduct),
+            (_, Some(f), _) if !f.active => Some(LineProblem::NoLongerSold),
+            (_, _, Some(0)) => Some(LineProblem::OutOfStock),
+            (_, _, Some(n)) if n < i64::from(l.quantity) => Some(LineProblem::NotEnoughStock),
+            _ => None,
+        };
+        let unit_price = fact.map(|f| f.price);
+        let line_total = match unit_price {
+            Some(p) => Some(p.times(l.quantity as u32)?),
+            None => None,
+        };
+        if problem.is_none()
+            && let Some(total) = line_total
+        {
+            subtotal = Some(match subtotal {
+                Some(sum) => sum.checked_add(&total)?,
+                None => total,
+            });
+        }
+        if fact.is_none() && facts.is_none() {
+            priced = false;
+        }
+        views.push(LineView {
+            product_id: l.product_id,
+            quantity: l.quantity,
+            name: fact.map(|f| f.name.clone()),
+            unit_price,
+            line_total,
+            available,
+            problem,
+        });
+    }
+    if priced && subtotal.is_none() {
+        // Nothing buyable yet: zero, in the store's currency.
+        subtotal = Some(Money::zero(carts.currency));
+    }
+    Ok(CartView { cart, lines: views, subtotal })
+}
