@@ -88,6 +88,7 @@ async fn migrate(settings: &Settings, only: &[Service]) -> anyhow::Result<()> {
             Service::Inventory => migrations::inventory::Migrator::up(&db, None).await,
             Service::Payments => migrations::payments::Migrator::up(&db, None).await,
             Service::Carts => migrations::carts::Migrator::up(&db, None).await,
+            Service::Orders => migrations::orders::Migrator::up(&db, None).await,
         }
         .with_context(|| format!("migrating {}", service.name()))?;
         tracing::info!(service = service.name(), "migrated");

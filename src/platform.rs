@@ -28,16 +28,19 @@ pub enum Service {
     Payments,
     /// Guest and customer carts.
     Carts,
+    /// Orders and the checkout saga.
+    Orders,
 }
 
 impl Service {
     /// Every service, in port order.
-    pub const ALL: [Service; 5] = [
+    pub const ALL: [Service; 6] = [
         Service::Catalog,
         Service::Identity,
         Service::Inventory,
         Service::Payments,
         Service::Carts,
+        Service::Orders,
     ];
 
     /// The service's name (also its database or schema name).
@@ -48,6 +51,7 @@ impl Service {
             Service::Inventory => "inventory",
             Service::Payments => "payments",
             Service::Carts => "carts",
+            Service::Orders => "orders",
         }
     }
 
@@ -85,6 +89,8 @@ pub struct Platform {
     pub payments: Option<Arc<payments::Payments>>,
     /// The carts' state, when they run here.
     pub carts: Option<Arc<carts::Carts>>,
+    /// The orders' state, when they run here.
+    pub orders: Option<Arc<orders::Orders>>,
     /// The event bus the services publish to.
     pub bus: Arc<dyn EventBus>,
     gateway: Option<(TcpListener, axum::Router)>,
@@ -114,6 +120,7 @@ impl Platform {
             inventory: None,
             payments: None,
             carts: None,
+            orders: None,
             bus: bus.clone(),
             gateway: None,
         };
@@ -166,6 +173,23 @@ impl Platform {
                     )
                     .await?;
                     platform.carts = Some(state);
+                    assembled
+                }
+                Service::Orders => {
+                    let carts_url =
+                        platform.base_url(settings, Service::Carts, &settings.orders.carts_url);
+                    let catalog_url =
+                        platform.base_url(settings, Service::Catalog, &settings.orders.catalog_url);
+                    let (assembled, state) = services::orders(
+                        settings,
+                        db,
+                        verifier.clone(),
+                        bus.clone(),
+                        &carts_url,
+                        &catalog_url,
+                    )
+                    .await?;
+                    platform.orders = Some(state);
                     assembled
                 }
             };

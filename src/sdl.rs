@@ -39,6 +39,10 @@ pub async fn subgraph_sdl(service: Service) -> anyhow::Result<String> {
             let state = carts::Carts::new(db, "http://invalid", "http://invalid", idle, currency);
             carts::build_schema(state).execute("{ _service { sdl } }").await
         }
+        Service::Orders => {
+            let state = orders::Orders::new(db, relay, "http://invalid", "http://invalid");
+            orders::build_schema(state).execute("{ _service { sdl } }").await
+        }
     };
     anyhow::ensure!(response.errors.is_empty(), "SDL query failed: {:?}", response.errors);
     let json = response.data.into_json().context("SDL response")?;

@@ -189,12 +189,15 @@ pub async fn carts(
     inventory_url: &str,
 ) -> anyhow::Result<(Assembled, Arc<carts::Carts>)> {
     migrations::carts::Migrator::up(&db, None).await.context("migrating the carts database")?;
-    let relay = OutboxRelay::new(db.clone(), bus);
+    let relay = OutboxRelay::new(db.clone(), bus.clone());
     let currency = Currency::parse(&settings.catalog.currency).context("catalog.currency")?;
     let idle = Duration::from_secs(settings.carts.idle_expiry_secs.max(60));
     let state = carts::Carts::new(db.clone(), catalog_url, inventory_url, idle, currency);
     let schema = carts::build_schema(state.clone());
-    let router = subgraph_router(schema, endpoint_options(settings, verifier, &db));
+    let router = subgraph_router(schema, endpoint_options(settings, verifier, &db))
+        .merge(carts::internal::routes(state.clone()));
+    let handler = Arc::new(carts::events::CartEvents(state.clone()));
+    let consumer = consumer(settings, bus, &db, handler, &relay);
     let sweeper = state.clone();
     let sweep: Background = Box::new(move |shutdown| {
         Box::pin(async move {
@@ -212,5 +215,41 @@ pub async fn carts(
             }
         })
     });
-    Ok((Assembled { router, relay, background: vec![sweep] }, state))
+    Ok((Assembled { router, relay, background: vec![consumer, sweep] }, state))
+}
+
+/// The orders service over `db` (migrated here): its subgraph, the checkout saga's consumer,
+/// and the sweep that resumes checkouts left pending.
+pub async fn orders(
+    settings: &Settings,
+    db: DatabaseConnection,
+    verifier: Arc<TokenVerifier>,
+    bus: Arc<dyn EventBus>,
+    carts_url: &str,
+    catalog_url: &str,
+) -> anyhow::Result<(Assembled, Arc<orders::Orders>)> {
+    migrations::orders::Migrator::up(&db, None).await.context("migrating the orders database")?;
+    let relay = OutboxRelay::new(db.clone(), bus.clone());
+    let state = orders::Orders::new(db.clone(), relay.clone(), carts_url, catalog_url);
+    let schema = orders::build_schema(state.clone());
+    let router = subgraph_router(schema, endpoint_options(settings, verifier, &db));
+    let handler = Arc::new(orders::saga::Saga(state.clone()));
+    let consumer = consumer(settings, bus, &db, handler, &relay);
+    let resume_after = Duration::from_secs(settings.orders.resume_after_secs.max(1));
+    let resumer = state.clone();
+    let resume: Background = Box::new(move |shutdown| {
+        Box::pin(async move {
+            let mut shutdown = shutdown;
+            loop {
+                tokio::select! {
+                    _ = &mut shutdown => return,
+                    _ = tokio::time::sleep(resume_after / 2) => {}
+                }
+                if let Err(error) = orders::saga::resume_stuck(&resumer, resume_after).await {
+                    tracing::error!(?error, "resuming stuck checkouts failed");
+                }
+            }
+        })
+    });
+    Ok((Assembled { router, relay, background: vec![consumer, resume] }, state))
 }

@@ -7,4 +7,5 @@ pub mod carts;
 pub mod catalog;
 pub mod identity;
 pub mod inventory;
+pub mod orders;
 pub mod payments;

@@ -1,8 +1,8 @@
-//! The carts context's schema: carts and their lines, and the outbox.
+//! The carts context's schema: carts and their lines, the outbox and the inbox.
 
 use sea_orm_migration::prelude::*;
 
-use crate::common::{col, create_outbox};
+use crate::common::{col, create_inbox, create_outbox};
 
 /// Runs the carts migrations in order.
 pub struct Migrator;
@@ -13,7 +13,7 @@ impl MigratorTrait for Migrator {
     }
 }
 
-/// Carts, lines and the outbox.
+/// Carts, lines, the outbox and the inbox.
 struct M0001Carts;
 
 impl MigrationName for M0001Carts {
@@ -65,6 +65,7 @@ impl MigrationTrait for M0001Carts {
                     .to_owned(),
             )
             .await?;
-        create_outbox(manager).await
+        create_outbox(manager).await?;
+        create_inbox(manager).await
     }
 }

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod common;
 pub mod identity;
 pub mod inventory;
+pub mod orders;
 pub mod payments;
 
 pub use sea_orm_migration::MigratorTrait;

@@ -3,6 +3,7 @@
 
 mod carts;
 mod catalog;
+mod checkout;
 mod gateway;
 mod identity;
 mod inventory;

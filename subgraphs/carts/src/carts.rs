@@ -124,6 +124,33 @@ pub async fn of_customer(carts: &Carts, customer: Uuid) -> AppResult<cart::Model
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("customer cart vanished")))
 }
 
+/// Deletes a cart and its lines inside the caller's transaction.
+pub async fn delete_in<C: ConnectionTrait>(db: &C, id: Uuid) -> AppResult<()> {
+    delete(db, id).await
+}
+
+/// The id of the customer's cart, when it is live.
+pub async fn live_cart_of(carts: &Carts, customer: Uuid) -> AppResult<Option<Uuid>> {
+    let row =
+        cart::Entity::find().filter(cart::Column::CustomerId.eq(customer)).one(&carts.db).await?;
+    Ok(row.filter(|c| !expired(carts, c, Utc::now())).map(|c| c.id))
+}
+
+/// A live cart and its lines, for checkout; `None` when unknown or expired.
+pub async fn contents(
+    carts: &Carts,
+    id: Uuid,
+) -> AppResult<Option<(cart::Model, Vec<line::Model>)>> {
+    let row = cart::Entity::find_by_id(id).one(&carts.db).await?;
+    match row {
+        Some(row) if !expired(carts, &row, Utc::now()) => {
+            let lines = lines_of(&carts.db, row.id).await?;
+            Ok(Some((row, lines)))
+        }
+        _ => Ok(None),
+    }
+}
+
 async fn delete<C: ConnectionTrait>(db: &C, id: Uuid) -> AppResult<()> {
     line::Entity::delete_many().filter(line::Column::CartId.eq(id)).exec(db).await?;
     cart::Entity::delete_by_id(id).exec(db).await?;
@@ -170,6 +197,8 @@ pub async fn add(carts: &Carts, cart: &cart::Model, product: Uuid, quantity: i32
     check_quantity(quantity)?;
     check_sellable(carts, product).await?;
     let txn = carts.db.begin().await?;
+    // Writing first takes SQLite's write lock before anything is read in this transaction.
+    touch(&txn, cart.id).await?;
     let existing = line::Entity::find_by_id((cart.id, product)).one(&txn).await?;
     match existing {
         Some(line) => {
@@ -207,7 +236,6 @@ pub async fn add(carts: &Carts, cart: &cart::Model, product: Uuid, quantity: i32
             .await?;
         }
     }
-    touch(&txn, cart.id).await?;
     txn.commit().await?;
     Ok(())
 }
@@ -256,6 +284,7 @@ pub async fn merge(carts: &Carts, guest_id: Uuid, customer: &Caller) -> AppResul
     }
     let target = of_customer(carts, customer.customer_id).await?;
     let txn = carts.db.begin().await?;
+    touch(&txn, target.id).await?;
     let mut mine: HashMap<Uuid, line::Model> =
         lines_of(&txn, target.id).await?.into_iter().map(|l| (l.product_id, l)).collect();
     for theirs in lines_of(&txn, guest.id).await? {
@@ -288,7 +317,6 @@ pub async fn merge(carts: &Carts, guest_id: Uuid, customer: &Caller) -> AppResul
         }
     }
     delete(&txn, guest.id).await?;
-    touch(&txn, target.id).await?;
     txn.commit().await?;
     tracing::info!(guest_cart = %guest.id, cart = %target.id, "guest cart merged");
     Ok(target)

@@ -5,9 +5,12 @@
 //! for longer than the configured time expires. Lines name catalog products; the cart shows
 //! each line's current price, the subtotal and each line's problem (off sale, out of stock,
 //! fewer units than asked), read through anti-corruption clients of the catalog and the
-//! inventory ([`upstream`]). The checkout reads the cart and prices itself, authoritatively.
+//! inventory ([`upstream`]). The checkout reads the cart ([`internal`]) and the prices itself,
+//! authoritatively; once the order is placed, the cart is emptied ([`events`]).
 
 pub mod carts;
+pub mod events;
+pub mod internal;
 pub mod schema;
 pub mod upstream;
 

@@ -209,6 +209,29 @@ pub async fn reserve(
         .await?;
     if existing > 0 {
         attempt.rollback().await?;
+        // Asked again (orders resuming a checkout): give the same answer again.
+        let held = reservation::Entity::find()
+            .filter(reservation::Column::OrderId.eq(order_id))
+            .filter(reservation::Column::Status.is_in([status::HELD, status::CONFIRMED]))
+            .all(txn)
+            .await?;
+        if let Some(first) = held.first() {
+            let lines: Vec<Line> = held
+                .iter()
+                .map(|r| Line { product_id: r.product_id, quantity: r.quantity })
+                .collect();
+            let again = EventEnvelope::new(
+                "stock.reserved",
+                1,
+                order_id,
+                serde_json::json!({ "orderId": order_id, "lines": lines, "expiresAt": first.expires_at }),
+            );
+            let again = match cause {
+                Some(cause) => again.caused_by(cause),
+                None => again,
+            };
+            outbox::append(txn, &again).await?;
+        }
         return Ok(Reserved::AlreadyReserved);
     }
     let event = if short.is_empty() {

@@ -38,6 +38,8 @@ pub struct Settings {
     pub inventory: InventorySettings,
     /// Carts context rules.
     pub carts: CartsSettings,
+    /// Orders context rules.
+    pub orders: OrdersSettings,
     /// The event bus.
     pub events: EventsSettings,
     /// Demo data.
@@ -58,6 +60,7 @@ impl Default for Settings {
             catalog: CatalogSettings::default(),
             inventory: InventorySettings::default(),
             carts: CartsSettings::default(),
+            orders: OrdersSettings::default(),
             events: EventsSettings::default(),
             seed: SeedSettings::default(),
             gateway: GatewaySettings::default(),
@@ -272,6 +275,25 @@ pub struct CartsSettings {
 impl Default for CartsSettings {
     fn default() -> Self {
         Self { idle_expiry_secs: 7 * 24 * 3600, catalog_url: None, inventory_url: None }
+    }
+}
+
+/// Orders context rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrdersSettings {
+    /// Seconds an order may stay `PENDING` unanswered before its checkout is asked again
+    /// (default 60).
+    pub resume_after_secs: u64,
+    /// Base URL of the carts (default: where they run in this process, or their default port).
+    pub carts_url: Option<String>,
+    /// Base URL of the catalog (default: where it runs in this process, or its default port).
+    pub catalog_url: Option<String>,
+}
+
+impl Default for OrdersSettings {
+    fn default() -> Self {
+        Self { resume_after_secs: 60, carts_url: None, catalog_url: None }
     }
 }
 

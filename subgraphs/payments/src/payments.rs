@@ -115,7 +115,27 @@ pub async fn authorize(
     if let Some(existing) = existing {
         if existing.authorization_key != request.idempotency_key {
             tracing::warn!(order_id = %request.order_id, "a second payment request for a paid order was ignored");
+            return Ok(());
         }
+        // Asked again under the same key (orders resuming a checkout): the same answer again,
+        // and no second authorisation.
+        let again = match existing.status.as_str() {
+            status::DECLINED => EventEnvelope::new(
+                "payment.declined",
+                1,
+                existing.order_id,
+                serde_json::json!({ "orderId": existing.order_id, "paymentId": existing.id,
+                    "reason": existing.decline_reason.clone().unwrap_or_default() }),
+            ),
+            _ => EventEnvelope::new(
+                "payment.authorized",
+                1,
+                existing.order_id,
+                serde_json::json!({ "orderId": existing.order_id, "paymentId": existing.id,
+                    "amount": MoneyPayload::of(&existing) }),
+            ),
+        };
+        outbox::append(txn, &caused(again, cause)).await?;
         return Ok(());
     }
     let money = request.amount.parse()?;

@@ -1,0 +1,130 @@
+//! The orders context's schema: orders, lines, timelines, the outbox and the inbox.
+
+use sea_orm_migration::prelude::*;
+
+use crate::common::{col, create_inbox, create_outbox};
+
+/// Runs the orders migrations in order.
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(M0001Orders)]
+    }
+}
+
+/// Orders, lines, timelines, outbox and inbox.
+struct M0001Orders;
+
+impl MigrationName for M0001Orders {
+    fn name(&self) -> &str {
+        "m0001_orders"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0001Orders {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(col("orders"))
+                    .col(ColumnDef::new(col("id")).uuid().not_null().primary_key())
+                    .col(ColumnDef::new(col("number")).string().not_null().unique_key())
+                    .col(ColumnDef::new(col("customer_id")).uuid().null())
+                    .col(ColumnDef::new(col("cart_id")).uuid().not_null())
+                    .col(ColumnDef::new(col("status")).string().not_null())
+                    .col(ColumnDef::new(col("cancel_reason")).string().null())
+                    .col(ColumnDef::new(col("currency")).string().not_null())
+                    .col(ColumnDef::new(col("subtotal_minor")).big_integer().not_null())
+                    .col(ColumnDef::new(col("total_minor")).big_integer().not_null())
+                    .col(ColumnDef::new(col("shipping_address")).json_binary().not_null())
+                    .col(ColumnDef::new(col("payment_method_id")).uuid().not_null())
+                    .col(ColumnDef::new(col("idempotency_key")).string().not_null())
+                    .col(ColumnDef::new(col("request_hash")).string().not_null())
+                    .col(
+                        ColumnDef::new(col("payment_requested_at"))
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .col(ColumnDef::new(col("created_at")).timestamp_with_time_zone().not_null())
+                    .col(ColumnDef::new(col("updated_at")).timestamp_with_time_zone().not_null())
+                    .check(Expr::col(col("total_minor")).gte(0))
+                    .check(Expr::col(col("subtotal_minor")).gte(0))
+                    .to_owned(),
+            )
+            .await?;
+        // One order per idempotency key and cart (a guest's key is scoped by its cart).
+        manager
+            .create_index(
+                Index::create()
+                    .name("orders_idempotency")
+                    .table(col("orders"))
+                    .col(col("cart_id"))
+                    .col(col("idempotency_key"))
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("orders_customer_newest")
+                    .table(col("orders"))
+                    .col(col("customer_id"))
+                    .col(col("created_at"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("orders_status")
+                    .table(col("orders"))
+                    .col(col("status"))
+                    .col(col("updated_at"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(col("order_lines"))
+                    .col(ColumnDef::new(col("order_id")).uuid().not_null())
+                    .col(ColumnDef::new(col("product_id")).uuid().not_null())
+                    .col(ColumnDef::new(col("name")).string().not_null())
+                    .col(ColumnDef::new(col("unit_price_minor")).big_integer().not_null())
+                    .col(ColumnDef::new(col("quantity")).integer().not_null())
+                    .col(ColumnDef::new(col("line_total_minor")).big_integer().not_null())
+                    .col(ColumnDef::new(col("position")).integer().not_null())
+                    .primary_key(Index::create().col(col("order_id")).col(col("product_id")))
+                    .check(Expr::col(col("quantity")).gt(0))
+                    .check(Expr::col(col("unit_price_minor")).gte(0))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(col("order_timeline"))
+                    .col(ColumnDef::new(col("id")).uuid().not_null().primary_key())
+                    .col(ColumnDef::new(col("order_id")).uuid().not_null())
+                    .col(ColumnDef::new(col("status")).string().not_null())
+                    .col(ColumnDef::new(col("reason")).string().null())
+                    .col(ColumnDef::new(col("at")).timestamp_with_time_zone().not_null())
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("order_timeline_order")
+                    .table(col("order_timeline"))
+                    .col(col("order_id"))
+                    .to_owned(),
+            )
+            .await?;
+        create_outbox(manager).await?;
+        create_inbox(manager).await
+    }
+}

@@ -1,0 +1,46 @@
+//! Carts react to checkout (consumer group `carts`): once an order is placed from a cart, the
+//! cart is emptied (deleted: the next visit starts a new one).
+
+use std::sync::Arc;
+
+use kernel::events::EventEnvelope;
+use kernel::events::consumer::{EventHandler, Permanent};
+use kernel::events::inbox::Work;
+use sea_orm::DatabaseTransaction;
+use uuid::Uuid;
+
+use crate::Carts;
+
+/// The consumer group name.
+pub const GROUP: &str = "carts";
+
+/// Handles `order.placed`.
+pub struct CartEvents(pub Arc<Carts>);
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Placed {
+    #[serde(default)]
+    cart_id: Option<Uuid>,
+}
+
+impl EventHandler for CartEvents {
+    fn group(&self) -> &str {
+        GROUP
+    }
+
+    fn handles(&self, event_type: &str) -> bool {
+        event_type == "order.placed"
+    }
+
+    fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
+        Box::pin(async move {
+            let placed: Placed = serde_json::from_value(event.payload.clone())
+                .map_err(|e| Permanent(format!("unreadable order.placed: {e}")))?;
+            if let Some(cart) = placed.cart_id {
+                crate::carts::delete_in(txn, cart).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,329 @@
+//! Placing, reading and cancelling orders, and every status change: each in one transaction
+//! with its timeline entry and its event.
+
+use chrono::Utc;
+use entities::orders::{line, order, timeline};
+use kernel::auth::Caller;
+use kernel::events::{EventEnvelope, outbox};
+use kernel::money::{Currency, Money};
+use kernel::{AppError, AppResult};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, SqlErr, TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::Orders;
+use crate::domain::{self, Address, Status};
+
+/// A checked request to place an order.
+pub struct Placement {
+    /// The cart to buy (a guest's; or the signed-in customer's own).
+    pub cart_id: Uuid,
+    /// The card to charge.
+    pub payment_method_id: Uuid,
+    /// Where it goes.
+    pub address: Address,
+    /// The client's idempotency key.
+    pub idempotency_key: String,
+}
+
+fn money_json(minor: i64, currency: &str) -> serde_json::Value {
+    match Currency::parse(currency) {
+        Ok(c) => {
+            let m = Money::from_minor(minor, c);
+            serde_json::json!({ "amount": m.amount().to_string(), "currency": c.code() })
+        }
+        Err(_) => serde_json::Value::Null,
+    }
+}
+
+fn unavailable(error: kernel::http_client::CallError) -> AppError {
+    AppError::internal(anyhow::anyhow!("{error}"))
+}
+
+/// Places an order from a cart at the catalog's current prices and starts the checkout; the
+/// same key and request return the same order (nothing placed twice, nothing charged twice).
+pub async fn place(
+    orders: &Orders,
+    caller: Option<&Caller>,
+    request: Placement,
+) -> AppResult<order::Model> {
+    let hash = domain::request_hash(&request.cart_id, &request.payment_method_id, &request.address);
+    if let Some(existing) = by_key(&orders.db, request.cart_id, &request.idempotency_key).await? {
+        return same_request(existing, &hash, caller);
+    }
+    let cart = orders
+        .carts
+        .cart(request.cart_id)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| AppError::NotFound("no such cart".into()))?;
+    let customer = match (cart.customer_id, caller) {
+        (None, caller) => caller.map(|c| c.customer_id),
+        (Some(owner), Some(caller)) if owner == caller.customer_id => Some(owner),
+        (Some(_), _) => return Err(AppError::Forbidden("this cart is not yours".into())),
+    };
+    if cart.lines.is_empty() {
+        return Err(AppError::bad_input("the cart is empty"));
+    }
+    let ids: Vec<Uuid> = cart.lines.iter().map(|l| l.product_id).collect();
+    let prices = orders.catalog.prices(&ids).await.map_err(unavailable)?;
+    let mut lines = Vec::with_capacity(cart.lines.len());
+    let mut subtotal: Option<Money> = None;
+    for (position, l) in cart.lines.iter().enumerate() {
+        let price = prices
+            .get(&l.product_id)
+            .ok_or_else(|| AppError::bad_input("the cart holds an unknown product"))?;
+        if !price.active {
+            return Err(AppError::bad_input(format!("{} is no longer sold", price.name)));
+        }
+        let quantity = u32::try_from(l.quantity)
+            .map_err(|_| AppError::bad_input("a cart quantity is not valid"))?;
+        let total = price.price.times(quantity)?;
+        subtotal = Some(match subtotal {
+            Some(sum) => sum.checked_add(&total)?,
+            None => total,
+        });
+        lines.push(line::ActiveModel {
+            order_id: Set(Uuid::nil()),
+            product_id: Set(l.product_id),
+            name: Set(price.name.clone()),
+            unit_price_minor: Set(price.price.minor_units()?),
+            quantity: Set(l.quantity),
+            line_total_minor: Set(total.minor_units()?),
+            position: Set(position as i32),
+        });
+    }
+    let subtotal = subtotal.ok_or_else(|| AppError::bad_input("the cart is empty"))?;
+    if subtotal.is_negative() {
+        return Err(AppError::internal(anyhow::anyhow!("negative order total")));
+    }
+    let id = Uuid::new_v4();
+    let now = Utc::now();
+    let currency = subtotal.currency().code().to_string();
+    let row = order::ActiveModel {
+        id: Set(id),
+        number: Set(domain::order_number()),
+        customer_id: Set(customer),
+        cart_id: Set(cart.id),
+        status: Set(Status::Pending.as_str().into()),
+        cancel_reason: Set(None),
+        currency: Set(currency.clone()),
+        subtotal_minor: Set(subtotal.minor_units()?),
+        total_minor: Set(subtotal.minor_units()?),
+        shipping_address: Set(serde_json::to_value(&request.address).map_err(AppError::internal)?),
+        payment_method_id: Set(request.payment_method_id),
+        idempotency_key: Set(request.idempotency_key.clone()),
+        request_hash: Set(hash.clone()),
+        payment_requested_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    let txn = orders.db.begin().await?;
+    let saved = match order::Entity::insert(row).exec_with_returning(&txn).await {
+        Ok(saved) => saved,
+        Err(error) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            // The same key raced in: that order is the answer.
+            txn.rollback().await?;
+            let existing = by_key(&orders.db, request.cart_id, &request.idempotency_key)
+                .await?
+                .ok_or_else(|| AppError::internal(anyhow::anyhow!("order number collision")))?;
+            return same_request(existing, &hash, caller);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let lines: Vec<line::ActiveModel> = lines
+        .into_iter()
+        .map(|mut l| {
+            l.order_id = Set(id);
+            l
+        })
+        .collect();
+    let event_lines: Vec<serde_json::Value> = cart
+        .lines
+        .iter()
+        .map(|l| serde_json::json!({ "productId": l.product_id, "quantity": l.quantity }))
+        .collect();
+    line::Entity::insert_many(lines).exec_without_returning(&txn).await?;
+    record(&txn, id, Status::Pending, None).await?;
+    let placed = EventEnvelope::new(
+        "order.placed",
+        1,
+        id,
+        serde_json::json!({
+            "orderId": id, "number": saved.number, "customerId": customer, "cartId": cart.id,
+            "lines": event_lines, "total": money_json(saved.total_minor, &currency),
+        }),
+    );
+    outbox::append(&txn, &placed).await?;
+    txn.commit().await?;
+    orders.relay.wake();
+    tracing::info!(order_id = %id, number = %saved.number, "order placed");
+    Ok(saved)
+}
+
+fn same_request(
+    existing: order::Model,
+    hash: &str,
+    caller: Option<&Caller>,
+) -> AppResult<order::Model> {
+    if existing.request_hash != hash {
+        return Err(AppError::Conflict(
+            "this idempotency key was used for a different order".into(),
+        ));
+    }
+    check_access(&existing, caller)?;
+    Ok(existing)
+}
+
+/// The customer's order placed under `key`, if any.
+pub async fn customer_order_by_key(
+    orders: &Orders,
+    customer: Uuid,
+    key: &str,
+) -> AppResult<Option<order::Model>> {
+    Ok(order::Entity::find()
+        .filter(order::Column::CustomerId.eq(customer))
+        .filter(order::Column::IdempotencyKey.eq(key))
+        .one(&orders.db)
+        .await?)
+}
+
+async fn by_key<C: ConnectionTrait>(
+    db: &C,
+    cart: Uuid,
+    key: &str,
+) -> AppResult<Option<order::Model>> {
+    Ok(order::Entity::find()
+        .filter(order::Column::CartId.eq(cart))
+        .filter(order::Column::IdempotencyKey.eq(key))
+        .one(db)
+        .await?)
+}
+
+/// Orders are their customer's and administrators' (a guest order is reached by its random
+/// id alone).
+pub fn check_access(order: &order::Model, caller: Option<&Caller>) -> AppResult<()> {
+    match (order.customer_id, caller) {
+        (None, _) => Ok(()),
+        (Some(owner), Some(c)) if owner == c.customer_id || c.is_admin() => Ok(()),
+        (Some(_), None) => Err(AppError::Unauthenticated("sign in to see this order".into())),
+        (Some(_), Some(_)) => Err(AppError::Forbidden("this order is not yours".into())),
+    }
+}
+
+/// An order by id for `caller`.
+pub async fn find(orders: &Orders, id: Uuid, caller: Option<&Caller>) -> AppResult<order::Model> {
+    let row = order::Entity::find_by_id(id)
+        .one(&orders.db)
+        .await?
+        .ok_or_else(|| AppError::NotFound("no such order".into()))?;
+    check_access(&row, caller)?;
+    Ok(row)
+}
+
+/// Appends a timeline entry.
+async fn record<C: ConnectionTrait>(
+    db: &C,
+    order: Uuid,
+    status: Status,
+    reason: Option<&str>,
+) -> AppResult<()> {
+    timeline::Entity::insert(timeline::ActiveModel {
+        id: Set(kernel::id::new_id()),
+        order_id: Set(order),
+        status: Set(status.as_str().into()),
+        reason: Set(reason.map(str::to_string)),
+        at: Set(Utc::now()),
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+/// Moves an order to `to` inside `txn` when the rules allow it from where it stands (checked
+/// again by the conditional update, so concurrent changes cannot both win); the order after
+/// the move, or `None` when it could not move.
+pub async fn transition(
+    txn: &DatabaseTransaction,
+    id: Uuid,
+    to: Status,
+    reason: Option<&str>,
+) -> AppResult<Option<order::Model>> {
+    let Some(current) = order::Entity::find_by_id(id).one(txn).await? else { return Ok(None) };
+    let from = Status::parse(&current.status)?;
+    if !from.can_become(to) {
+        return Ok(None);
+    }
+    let mut update = order::Entity::update_many()
+        .col_expr(order::Column::Status, Expr::value(to.as_str()))
+        .col_expr(order::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(order::Column::Id.eq(id))
+        .filter(order::Column::Status.eq(from.as_str()));
+    if to == Status::Cancelled {
+        update = update.col_expr(order::Column::CancelReason, Expr::value(reason));
+    }
+    if update.exec(txn).await?.rows_affected == 0 {
+        return Ok(None);
+    }
+    record(txn, id, to, reason).await?;
+    Ok(order::Entity::find_by_id(id).one(txn).await?)
+}
+
+/// Cancels an order (and records `order.cancelled`, so stock is released and payment given
+/// back), when it has not shipped.
+pub async fn cancel_in(
+    txn: &DatabaseTransaction,
+    id: Uuid,
+    reason: &str,
+    cause: Option<&EventEnvelope>,
+) -> AppResult<Option<order::Model>> {
+    let Some(cancelled) = transition(txn, id, Status::Cancelled, Some(reason)).await? else {
+        return Ok(None);
+    };
+    let event = EventEnvelope::new(
+        "order.cancelled",
+        1,
+        id,
+        serde_json::json!({ "orderId": id, "reason": reason }),
+    );
+    let event = match cause {
+        Some(cause) => event.caused_by(cause),
+        None => event,
+    };
+    outbox::append(txn, &event).await?;
+    tracing::info!(order_id = %id, reason, "order cancelled");
+    Ok(Some(cancelled))
+}
+
+/// The customer's cancellation.
+pub async fn cancel(orders: &Orders, id: Uuid, caller: &Caller) -> AppResult<order::Model> {
+    let row = find(orders, id, Some(caller)).await?;
+    let txn = orders.db.begin().await?;
+    let cancelled = cancel_in(&txn, row.id, "CUSTOMER_CANCELLED", None).await?;
+    txn.commit().await?;
+    orders.relay.wake();
+    cancelled.ok_or_else(|| {
+        AppError::Conflict(format!("a {} order cannot be cancelled", row.status.to_lowercase()))
+    })
+}
+
+/// An order's lines, in order.
+pub async fn lines<C: ConnectionTrait>(db: &C, id: Uuid) -> AppResult<Vec<line::Model>> {
+    Ok(line::Entity::find()
+        .filter(line::Column::OrderId.eq(id))
+        .order_by_asc(line::Column::Position)
+        .all(db)
+        .await?)
+}
+
+/// An order's timeline, oldest first.
+pub async fn history<C: ConnectionTrait>(db: &C, id: Uuid) -> AppResult<Vec<timeline::Model>> {
+    Ok(timeline::Entity::find()
+        .filter(timeline::Column::OrderId.eq(id))
+        .order_by_asc(timeline::Column::Id)
+        .all(db)
+        .await?)
+}

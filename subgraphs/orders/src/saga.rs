@@ -1,0 +1,197 @@
+//! The checkout saga, orchestrated by orders (consumer group `orders`):
+//!
+//! `order.placed` → inventory holds the stock (`stock.reserved`) → orders asks for payment
+//! (`order.payment_requested`) → payments authorises (`payment.authorized`) → the order is
+//! `PAYMENT_AUTHORIZED`, then `CONFIRMED` (`order.confirmed`: inventory keeps the stock until
+//! shipment, payments captures). Every failure compensates: out of stock, a declined card or a
+//! lapsed hold cancels the order (`order.cancelled`: inventory releases, payments voids).
+//!
+//! A sweep finds orders left `PENDING` (an event lost with a crashed process) and asks again;
+//! inventory and payments answer a repeated request with the answer they gave.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use entities::orders::order;
+use kernel::events::EventEnvelope;
+use kernel::events::consumer::{EventHandler, Permanent};
+use kernel::events::inbox::Work;
+use kernel::events::outbox;
+use kernel::{AppError, AppResult};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait};
+use uuid::Uuid;
+
+use crate::Orders;
+use crate::checkout::{cancel_in, transition};
+use crate::domain::Status;
+
+/// The consumer group name.
+pub const GROUP: &str = "orders";
+
+/// The saga's event handler.
+pub struct Saga(pub Arc<Orders>);
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct About {
+    order_id: Uuid,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+fn failed(error: AppError) -> anyhow::Error {
+    anyhow::anyhow!("{error:?}")
+}
+
+/// The payment request for `order`.
+fn payment_request(order: &order::Model) -> EventEnvelope {
+    let money = kernel::money::Currency::parse(&order.currency)
+        .map(|c| kernel::money::Money::from_minor(order.total_minor, c))
+        .map(|m| serde_json::json!({ "amount": m.amount().to_string(), "currency": m.currency().code() }))
+        .unwrap_or(serde_json::Value::Null);
+    EventEnvelope::new(
+        "order.payment_requested",
+        1,
+        order.id,
+        serde_json::json!({
+            "orderId": order.id, "customerId": order.customer_id,
+            "paymentMethodId": order.payment_method_id, "amount": money,
+            "idempotencyKey": format!("order-{}", order.id),
+        }),
+    )
+}
+
+async fn stock_reserved(
+    txn: &DatabaseTransaction,
+    id: Uuid,
+    cause: &EventEnvelope,
+) -> AppResult<()> {
+    let Some(order) = order::Entity::find_by_id(id).one(txn).await? else { return Ok(()) };
+    if order.status != Status::Pending.as_str() || order.payment_requested_at.is_some() {
+        return Ok(());
+    }
+    order::Entity::update_many()
+        .col_expr(order::Column::PaymentRequestedAt, Expr::value(Utc::now()))
+        .filter(order::Column::Id.eq(id))
+        .exec(txn)
+        .await?;
+    outbox::append(txn, &payment_request(&order).caused_by(cause)).await?;
+    Ok(())
+}
+
+async fn payment_authorized(
+    txn: &DatabaseTransaction,
+    id: Uuid,
+    cause: &EventEnvelope,
+) -> AppResult<()> {
+    if transition(txn, id, Status::PaymentAuthorized, None).await?.is_none() {
+        return Ok(());
+    }
+    if transition(txn, id, Status::Confirmed, None).await?.is_some() {
+        let confirmed =
+            EventEnvelope::new("order.confirmed", 1, id, serde_json::json!({ "orderId": id }));
+        outbox::append(txn, &confirmed.caused_by(cause)).await?;
+        tracing::info!(order_id = %id, "order confirmed");
+    }
+    Ok(())
+}
+
+impl EventHandler for Saga {
+    fn group(&self) -> &str {
+        GROUP
+    }
+
+    fn handles(&self, event_type: &str) -> bool {
+        matches!(
+            event_type,
+            "stock.reserved"
+                | "stock.reservation_failed"
+                | "stock.released"
+                | "payment.authorized"
+                | "payment.declined"
+        )
+    }
+
+    fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
+        Box::pin(async move {
+            let about: About = serde_json::from_value(event.payload.clone())
+                .map_err(|e| Permanent(format!("unreadable {}: {e}", event.event_type)))?;
+            let id = about.order_id;
+            match event.event_type.as_str() {
+                "stock.reserved" => stock_reserved(txn, id, event).await.map_err(failed)?,
+                "stock.reservation_failed" => {
+                    let reason = about.reason.unwrap_or_else(|| "OUT_OF_STOCK".into());
+                    cancel_in(txn, id, &reason, Some(event)).await.map_err(failed)?;
+                }
+                "stock.released" if about.reason.as_deref() == Some("EXPIRED") => {
+                    let still_pending = order::Entity::find_by_id(id)
+                        .one(txn)
+                        .await?
+                        .is_some_and(|o| o.status == Status::Pending.as_str());
+                    if still_pending {
+                        cancel_in(txn, id, "RESERVATION_EXPIRED", Some(event))
+                            .await
+                            .map_err(failed)?;
+                    }
+                }
+                "payment.authorized" => payment_authorized(txn, id, event).await.map_err(failed)?,
+                "payment.declined" => {
+                    cancel_in(txn, id, "PAYMENT_DECLINED", Some(event)).await.map_err(failed)?;
+                }
+                _ => {}
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Asks again for every order `PENDING` since before `now - stuck_after`: the stock when it
+/// was never answered, the payment when it was asked for. Returns how many were asked again.
+pub async fn resume_stuck(orders: &Orders, stuck_after: Duration) -> AppResult<usize> {
+    let cutoff =
+        Utc::now() - chrono::Duration::from_std(stuck_after).map_err(AppError::internal)?;
+    let stuck = order::Entity::find()
+        .filter(order::Column::Status.eq(Status::Pending.as_str()))
+        .filter(order::Column::UpdatedAt.lt(cutoff))
+        .all(&orders.db)
+        .await?;
+    for order in &stuck {
+        let txn = orders.db.begin().await?;
+        let event = if order.payment_requested_at.is_some() {
+            payment_request(order)
+        } else {
+            let lines = crate::checkout::lines(&txn, order.id).await?;
+            let lines: Vec<serde_json::Value> = lines
+                .iter()
+                .map(|l| serde_json::json!({ "productId": l.product_id, "quantity": l.quantity }))
+                .collect();
+            EventEnvelope::new(
+                "order.placed",
+                1,
+                order.id,
+                serde_json::json!({
+                    "orderId": order.id, "number": order.number, "customerId": order.customer_id,
+                    "cartId": order.cart_id, "lines": lines,
+                    "total": { "amount": kernel::money::Currency::parse(&order.currency)
+                        .map(|c| kernel::money::Money::from_minor(order.total_minor, c).amount().to_string())
+                        .unwrap_or_default(), "currency": order.currency },
+                }),
+            )
+        };
+        outbox::append(&txn, &event).await?;
+        // Touched, so the next sweep waits its turn before asking again.
+        order::Entity::update_many()
+            .col_expr(order::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(order::Column::Id.eq(order.id))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        tracing::warn!(order_id = %order.id, step = %event.event_type, "resuming a stuck checkout");
+    }
+    if !stuck.is_empty() {
+        orders.relay.wake();
+    }
+    Ok(stuck.len())
+}

@@ -1,0 +1,344 @@
+//! The orders' GraphQL schema: `placeOrder`, `cancelOrder`, `order`, `myOrders`, and
+//! `Customer.orders` through federation.
+
+use std::sync::Arc;
+
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::{
+    Context, EmptySubscription, ID, InputObject, Object, Result, Schema, SimpleObject,
+};
+use entities::orders::order;
+use kernel::AppError;
+use kernel::auth::authentication;
+use kernel::connection::{PageRequest, has_next_page};
+use kernel::money::{Currency, Money, MoneyObject};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use uuid::Uuid;
+
+use crate::Orders;
+use crate::checkout::{self, Placement};
+use crate::domain::{self, Address, Status};
+
+/// The orders subgraph's schema.
+pub type OrdersSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Builds the schema over orders.
+pub fn build_schema(orders: Arc<Orders>) -> OrdersSchema {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .enable_federation()
+        .data(orders)
+        .limit_depth(16)
+        .finish()
+}
+
+fn state<'a>(ctx: &Context<'a>) -> &'a Arc<Orders> {
+    ctx.data_unchecked::<Arc<Orders>>()
+}
+
+fn parse(id: &ID, what: &str) -> Result<Uuid, AppError> {
+    Uuid::parse_str(id.trim())
+        .map_err(|_| AppError::bad_input(format!("`{what}` is not a valid id")))
+}
+
+fn money(minor: i64, currency: &str) -> Result<MoneyObject> {
+    let currency = Currency::parse(currency).map_err(AppError::from)?;
+    Ok(Money::from_minor(minor, currency).into())
+}
+
+/// A shipping address.
+#[derive(InputObject)]
+pub struct AddressInput {
+    /// Recipient.
+    name: String,
+    /// Street and number.
+    line1: String,
+    /// Flat, floor, building.
+    line2: Option<String>,
+    /// City.
+    city: String,
+    /// Postal code.
+    postal_code: String,
+    /// Two-letter country code, such as `FR`.
+    country: String,
+}
+
+/// What to order.
+#[derive(InputObject)]
+pub struct PlaceOrderInput {
+    /// The cart to buy: a guest's cart id; signed in, leave it out to buy your own cart.
+    cart_id: Option<ID>,
+    /// The card to charge (from `tokenizeCard`).
+    payment_method_id: ID,
+    /// Where it goes.
+    shipping_address: AddressInput,
+    /// A key the client makes up once per checkout and sends again on retries: the same key
+    /// returns the same order and never charges twice.
+    idempotency_key: String,
+}
+
+/// One step of an order's history.
+#[derive(SimpleObject)]
+pub struct TimelineEntry {
+    /// The status entered.
+    status: Status,
+    /// Why (for a cancellation: `OUT_OF_STOCK`, `PAYMENT_DECLINED`, `CUSTOMER_CANCELLED`,
+    /// `RESERVATION_EXPIRED`).
+    reason: Option<String>,
+    /// When.
+    at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A product bought, at the price it had when the order was placed.
+pub struct OrderLine(entities::orders::line::Model, String);
+
+#[Object]
+impl OrderLine {
+    /// The product.
+    async fn product(&self) -> Product {
+        Product { id: self.0.product_id }
+    }
+    /// Its name when ordered.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Units.
+    async fn quantity(&self) -> i32 {
+        self.0.quantity
+    }
+    /// Unit price when ordered.
+    async fn unit_price(&self) -> Result<MoneyObject> {
+        money(self.0.unit_price_minor, &self.1)
+    }
+    /// Unit price times units.
+    async fn line_total(&self) -> Result<MoneyObject> {
+        money(self.0.line_total_minor, &self.1)
+    }
+}
+
+/// A catalog product, referenced.
+pub struct Product {
+    id: Uuid,
+}
+
+#[Object]
+impl Product {
+    /// The product id.
+    async fn id(&self) -> ID {
+        ID(self.id.to_string())
+    }
+}
+
+/// An order.
+pub struct Order(order::Model);
+
+#[Object]
+impl Order {
+    /// Order id.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// The number to quote to customer service, such as `BS-7K3F9Q2M`.
+    async fn number(&self) -> &str {
+        &self.0.number
+    }
+    /// Where it stands.
+    async fn status(&self) -> Result<Status> {
+        Ok(Status::parse(&self.0.status)?)
+    }
+    /// Why it was cancelled.
+    async fn cancel_reason(&self) -> Option<&str> {
+        self.0.cancel_reason.as_deref()
+    }
+    /// What was bought.
+    async fn lines(&self, ctx: &Context<'_>) -> Result<Vec<OrderLine>> {
+        let lines = checkout::lines(&state(ctx).db, self.0.id).await?;
+        Ok(lines.into_iter().map(|l| OrderLine(l, self.0.currency.clone())).collect())
+    }
+    /// Sum of the lines.
+    async fn subtotal(&self) -> Result<MoneyObject> {
+        money(self.0.subtotal_minor, &self.0.currency)
+    }
+    /// What the customer pays.
+    async fn total(&self) -> Result<MoneyObject> {
+        money(self.0.total_minor, &self.0.currency)
+    }
+    /// Where it goes.
+    async fn shipping_address(&self) -> Result<Address> {
+        Ok(serde_json::from_value(self.0.shipping_address.clone()).map_err(AppError::internal)?)
+    }
+    /// Every status it took, oldest first.
+    async fn timeline(&self, ctx: &Context<'_>) -> Result<Vec<TimelineEntry>> {
+        let entries = checkout::history(&state(ctx).db, self.0.id).await?;
+        entries
+            .into_iter()
+            .map(|e| {
+                Ok(TimelineEntry { status: Status::parse(&e.status)?, reason: e.reason, at: e.at })
+            })
+            .collect()
+    }
+    /// When it was placed.
+    async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0.created_at
+    }
+}
+
+/// Extra fields of a page of orders.
+#[derive(SimpleObject)]
+pub struct OrderConnectionFields {
+    /// Orders in all pages.
+    total_count: i64,
+}
+
+/// A page of orders.
+type OrderPage = Connection<String, Order, OrderConnectionFields, EmptyFields>;
+
+/// A customer, as far as orders go.
+pub struct Customer {
+    id: Uuid,
+}
+
+async fn orders_of(
+    ctx: &Context<'_>,
+    customer: Uuid,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<OrderPage> {
+    let caller = authentication(ctx).require()?;
+    if caller.customer_id != customer && !caller.is_admin() {
+        return Err(AppError::Forbidden("these orders are not yours".into()).into());
+    }
+    let page = PageRequest::parse(first, after.as_deref())?;
+    let db = &state(ctx).db;
+    let query = order::Entity::find().filter(order::Column::CustomerId.eq(customer));
+    let total = query.clone().count(db).await.map_err(AppError::from)?;
+    let rows = query
+        .order_by_desc(order::Column::CreatedAt)
+        .order_by_desc(order::Column::Id)
+        .offset(page.offset)
+        .limit(page.limit)
+        .all(db)
+        .await
+        .map_err(AppError::from)?;
+    let mut connection = Connection::with_additional_fields(
+        page.offset > 0,
+        has_next_page(&page, rows.len(), total),
+        OrderConnectionFields { total_count: total as i64 },
+    );
+    connection
+        .edges
+        .extend(rows.into_iter().enumerate().map(|(i, r)| Edge::new(page.cursor_at(i), Order(r))));
+    Ok(connection)
+}
+
+#[Object]
+impl Customer {
+    /// The customer id.
+    async fn id(&self) -> ID {
+        ID(self.id.to_string())
+    }
+    /// The customer's orders, newest first (the customer and administrators only).
+    async fn orders(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<OrderPage> {
+        orders_of(ctx, self.id, first, after).await
+    }
+}
+
+/// Orders queries.
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// One order: yours (or, for a guest order, anyone's who has its id).
+    async fn order(&self, ctx: &Context<'_>, id: ID) -> Result<Order> {
+        let caller = authentication(ctx).caller()?;
+        Ok(Order(checkout::find(state(ctx), parse(&id, "id")?, caller).await?))
+    }
+
+    /// The signed-in customer's orders, newest first.
+    async fn my_orders(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<OrderPage> {
+        let caller = authentication(ctx).require()?;
+        orders_of(ctx, caller.customer_id, first, after).await
+    }
+
+    /// Resolves `Order` references from other subgraphs.
+    #[graphql(entity)]
+    async fn find_order_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Order>> {
+        let Ok(id) = Uuid::parse_str(id.trim()) else { return Ok(None) };
+        let caller = authentication(ctx).caller()?;
+        match checkout::find(state(ctx), id, caller).await {
+            Ok(order) => Ok(Some(Order(order))),
+            Err(AppError::NotFound(_)) => Ok(None),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Resolves `Product` references (orders know only the id).
+    #[graphql(entity)]
+    async fn find_product_by_id(&self, id: ID) -> Option<Product> {
+        Uuid::parse_str(id.trim()).ok().map(|id| Product { id })
+    }
+
+    /// Resolves `Customer` references: their orders.
+    #[graphql(entity)]
+    async fn find_customer_by_id(&self, id: ID) -> Option<Customer> {
+        Uuid::parse_str(id.trim()).ok().map(|id| Customer { id })
+    }
+}
+
+/// Orders changes.
+pub struct Mutation;
+
+#[Object]
+impl Mutation {
+    /// Places an order for a cart at the catalog's current prices and answers at once with
+    /// its number, `PENDING`; watch it move to `CONFIRMED` (or `CANCELLED`, with a reason).
+    async fn place_order(&self, ctx: &Context<'_>, input: PlaceOrderInput) -> Result<Order> {
+        let caller = authentication(ctx).caller()?;
+        let a = &input.shipping_address;
+        let address = Address::parse(
+            &a.name,
+            &a.line1,
+            a.line2.as_deref(),
+            &a.city,
+            &a.postal_code,
+            &a.country,
+        )?;
+        let key = domain::idempotency_key(&input.idempotency_key)?;
+        let payment_method_id = parse(&input.payment_method_id, "paymentMethodId")?;
+        let orders = state(ctx);
+        let cart_id = match (&input.cart_id, caller) {
+            (Some(id), _) => parse(id, "cartId")?,
+            (None, Some(caller)) => {
+                // A retry after the order emptied the cart: the key names the order placed.
+                match checkout::customer_order_by_key(orders, caller.customer_id, &key).await? {
+                    Some(order) => order.cart_id,
+                    None => orders
+                        .own_cart(caller.customer_id)
+                        .await?
+                        .ok_or_else(|| AppError::bad_input("your cart is empty"))?,
+                }
+            }
+            (None, None) => {
+                return Err(AppError::bad_input("give `cartId`, or sign in to buy your cart").into());
+            }
+        };
+        let placement = Placement { cart_id, payment_method_id, address, idempotency_key: key };
+        Ok(Order(checkout::place(orders, caller, placement).await?))
+    }
+
+    /// Cancels your order before it ships: the stock goes back and the payment is voided or
+    /// refunded.
+    async fn cancel_order(&self, ctx: &Context<'_>, id: ID) -> Result<Order> {
+        let caller = authentication(ctx).require()?;
+        Ok(Order(checkout::cancel(state(ctx), parse(&id, "id")?, caller).await?))
+    }
+}

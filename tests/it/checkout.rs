@@ -1,0 +1,275 @@
+//! The purchase scenario through the gateway: cart → card → `placeOrder` → the saga takes the
+//! order to CONFIRMED (or CANCELLED with a reason), with exactly-once effects under retries
+//! and concurrency.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use serde_json::{Value, json};
+
+use crate::support::{TestApp, assert_no_errors, error_code};
+
+const PLACE: &str = "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { id number status total { amount currency } } }";
+const ORDER: &str = "query($id: ID!) { order(id: $id) { id number status cancelReason total { amount currency } lines { name quantity unitPrice { amount } product { id name } } timeline { status reason } payment { status amount { amount } card { last4 } } } }";
+
+fn address() -> Value {
+    json!({ "name": "Ada Lovelace", "line1": "12 Analytical Way", "city": "London", "postalCode": "N1 7AA", "country": "gb" })
+}
+
+fn place_input(cart: Option<&str>, method: &str, key: &str) -> Value {
+    json!({ "input": { "cartId": cart, "paymentMethodId": method, "shippingAddress": address(), "idempotencyKey": key } })
+}
+
+async fn card(app: &TestApp, number: &str, token: Option<&str>) -> String {
+    let r = app
+        .gateway(
+            "mutation($n: String!) { tokenizeCard(input: { number: $n, expMonth: 12, expYear: 2031, cvc: \"123\" }) { id } }",
+            json!({ "n": number }),
+            token,
+        )
+        .await;
+    assert_no_errors(&r);
+    r["data"]["tokenizeCard"]["id"].as_str().unwrap().to_string()
+}
+
+async fn a_product(app: &TestApp, admin: &str, stock: i64) -> String {
+    let r =
+        app.gateway("{ products(first: 1, sort: NEWEST) { nodes { id } } }", json!({}), None).await;
+    let id = r["data"]["products"]["nodes"][0]["id"].as_str().unwrap().to_string();
+    let set = "mutation($id: ID!, $n: Int!) { setStock(productId: $id, onHand: $n) { available } }";
+    assert_no_errors(&app.gateway(set, json!({ "id": id, "n": stock }), Some(admin)).await);
+    id
+}
+
+async fn add(app: &TestApp, cart: Option<&str>, product: &str, quantity: i64, token: Option<&str>) {
+    let r = app
+        .gateway(
+            "mutation($c: ID, $p: ID!, $q: Int!) { addToCart(cartId: $c, productId: $p, quantity: $q) { id } }",
+            json!({ "c": cart, "p": product, "q": quantity }),
+            token,
+        )
+        .await;
+    assert_no_errors(&r);
+}
+
+/// Polls the order until it leaves PENDING and PAYMENT_AUTHORIZED (with a deadline).
+async fn settled(app: &TestApp, id: &str, token: Option<&str>) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = app.gateway(ORDER, json!({ "id": id }), token).await;
+        assert_no_errors(&r);
+        let order = r["data"]["order"].clone();
+        if matches!(order["status"].as_str(), Some("CONFIRMED" | "CANCELLED")) {
+            return order;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "order {id} still {}", order["status"]);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn level(app: &TestApp, admin: &str, product: &str) -> Value {
+    let r = app
+        .gateway(
+            "query($id: ID!) { stockLevel(productId: $id) { onHand reserved available } }",
+            json!({ "id": product }),
+            Some(admin),
+        )
+        .await;
+    r["data"]["stockLevel"].clone()
+}
+
+#[tokio::test]
+async fn a_signed_in_shopper_checks_out_and_the_order_is_confirmed_paid_and_listed() {
+    let app = TestApp::seeded().await;
+    let admin = app.admin_token().await;
+    let (token, customer) = app.customer_token("buyer@example.com").await;
+    let product = a_product(&app, &admin, 5).await;
+    add(&app, None, &product, 2, Some(&token)).await;
+    let method = card(&app, "4242424242424242", Some(&token)).await;
+
+    let placed = app.gateway(PLACE, place_input(None, &method, "checkout-1"), Some(&token)).await;
+    assert_no_errors(&placed);
+    let order = &placed["data"]["placeOrder"];
+    assert_eq!(order["status"], "PENDING", "answered at once");
+    assert!(order["number"].as_str().unwrap().starts_with("BS-"));
+    let id = order["id"].as_str().unwrap().to_string();
+
+    let done = settled(&app, &id, Some(&token)).await;
+    assert_eq!(done["status"], "CONFIRMED", "{done}");
+    let steps: Vec<&Value> =
+        done["timeline"].as_array().unwrap().iter().map(|t| &t["status"]).collect();
+    assert_eq!(steps, vec!["PENDING", "PAYMENT_AUTHORIZED", "CONFIRMED"]);
+    assert_eq!(done["lines"][0]["quantity"], 2);
+    assert_eq!(done["lines"][0]["product"]["id"], json!(product));
+    assert_eq!(done["total"], order["total"]);
+    // The payment is captured (shortly after confirmation) and the card shown by its last digits.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = app.gateway(ORDER, json!({ "id": id }), Some(&token)).await;
+        if r["data"]["order"]["payment"]["status"] == "CAPTURED" {
+            assert_eq!(r["data"]["order"]["payment"]["card"]["last4"], "4242");
+            assert_eq!(r["data"]["order"]["payment"]["amount"]["amount"], order["total"]["amount"]);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "payment not captured: {r}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        level(&app, &admin, &product).await,
+        json!({ "onHand": 5, "reserved": 2, "available": 3 })
+    );
+
+    // The same request again: the same order. The same key for another request: a conflict.
+    let again = app.gateway(PLACE, place_input(None, &method, "checkout-1"), Some(&token)).await;
+    assert_eq!(again["data"]["placeOrder"]["id"], json!(id));
+    // The cart was emptied by the order.
+    let cart = app.gateway("{ cart { itemCount } }", json!({}), Some(&token)).await;
+    assert_eq!(cart["data"]["cart"]["itemCount"], 0);
+
+    // Listed, newest first, on the customer too.
+    let mine = app
+        .gateway(
+            "{ myOrders(first: 5) { totalCount edges { node { id status } } } }",
+            json!({}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(mine["data"]["myOrders"]["totalCount"], 1);
+    assert_eq!(mine["data"]["myOrders"]["edges"][0]["node"]["id"], json!(id));
+    let me =
+        app.gateway("{ me { id orders(first: 5) { totalCount } } }", json!({}), Some(&token)).await;
+    assert_no_errors(&me);
+    assert_eq!(me["data"]["me"]["id"], json!(customer));
+    assert_eq!(me["data"]["me"]["orders"]["totalCount"], 1);
+
+    // Someone else's order is not theirs to see or cancel.
+    let (other, _) = app.customer_token("nosy@example.com").await;
+    assert_eq!(
+        error_code(&app.gateway(ORDER, json!({ "id": id }), Some(&other)).await),
+        "FORBIDDEN"
+    );
+    let cancel = "mutation($id: ID!) { cancelOrder(id: $id) { status cancelReason } }";
+    assert_eq!(
+        error_code(&app.gateway(cancel, json!({ "id": id }), Some(&other)).await),
+        "FORBIDDEN"
+    );
+
+    // Cancelled before shipping: stock back, money back.
+    let cancelled = app.gateway(cancel, json!({ "id": id }), Some(&token)).await;
+    assert_no_errors(&cancelled);
+    assert_eq!(
+        cancelled["data"]["cancelOrder"],
+        json!({ "status": "CANCELLED", "cancelReason": "CUSTOMER_CANCELLED" })
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = app.gateway(ORDER, json!({ "id": id }), Some(&token)).await;
+        let stock = level(&app, &admin, &product).await;
+        if r["data"]["order"]["payment"]["status"] == "REFUNDED" && stock["reserved"] == 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not compensated: {r} {stock}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        error_code(&app.gateway(cancel, json!({ "id": id }), Some(&token)).await),
+        "CONFLICT"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn declined_cards_and_bad_requests_end_in_clear_answers() {
+    let app = TestApp::seeded().await;
+    let admin = app.admin_token().await;
+    let product = a_product(&app, &admin, 5).await;
+    let guest = app.gateway("mutation { createCart { id } }", json!({}), None).await;
+    let cart = guest["data"]["createCart"]["id"].as_str().unwrap().to_string();
+    let declined_card = card(&app, "4000000000000002", None).await;
+
+    // Bad input: nothing placed.
+    let empty = app.gateway(PLACE, place_input(Some(&cart), &declined_card, "k1"), None).await;
+    assert_eq!(error_code(&empty), "BAD_USER_INPUT", "an empty cart");
+    add(&app, Some(&cart), &product, 1, None).await;
+    let mut no_city = place_input(Some(&cart), &declined_card, "k1");
+    no_city["input"]["shippingAddress"]["city"] = json!("  ");
+    assert_eq!(error_code(&app.gateway(PLACE, no_city, None).await), "BAD_USER_INPUT");
+    let mut bad_key = place_input(Some(&cart), &declined_card, "k1");
+    bad_key["input"]["idempotencyKey"] = json!("");
+    assert_eq!(error_code(&app.gateway(PLACE, bad_key, None).await), "BAD_USER_INPUT");
+    let unknown_cart = place_input(Some(&uuid::Uuid::new_v4().to_string()), &declined_card, "k1");
+    assert_eq!(error_code(&app.gateway(PLACE, unknown_cart, None).await), "NOT_FOUND");
+
+    // Declined: cancelled with the reason, stock given back.
+    let placed = app.gateway(PLACE, place_input(Some(&cart), &declined_card, "k1"), None).await;
+    assert_no_errors(&placed);
+    let id = placed["data"]["placeOrder"]["id"].as_str().unwrap().to_string();
+    let done = settled(&app, &id, None).await;
+    assert_eq!(done["status"], "CANCELLED");
+    assert_eq!(done["cancelReason"], "PAYMENT_DECLINED");
+    assert_eq!(done["payment"]["status"], "DECLINED");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while level(&app, &admin, &product).await["reserved"] != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "stock not released");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The same key for a different request is a conflict.
+    let other_card = card(&app, "4242424242424242", None).await;
+    let reused = app.gateway(PLACE, place_input(Some(&cart), &other_card, "k1"), None).await;
+    assert_eq!(error_code(&reused), "CONFLICT");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_checkouts_for_ten_units_confirm_exactly_ten() {
+    let app = TestApp::seeded().await;
+    let admin = app.admin_token().await;
+    let product = a_product(&app, &admin, 10).await;
+    let method = card(&app, "4242424242424242", None).await;
+    let checkouts = (0..200).map(|i| {
+        let (app, product, method) = (&app, product.clone(), method.clone());
+        async move {
+            let guest = app.gateway("mutation { createCart { id } }", json!({}), None).await;
+            let cart = guest["data"]["createCart"]["id"].as_str().unwrap().to_string();
+            add(app, Some(&cart), &product, 1, None).await;
+            let placed = app
+                .gateway(PLACE, place_input(Some(&cart), &method, &format!("buy-{i}")), None)
+                .await;
+            assert_no_errors(&placed);
+            placed["data"]["placeOrder"]["id"].as_str().unwrap().to_string()
+        }
+    });
+    let ids = join_all(checkouts).await;
+    let mut confirmed = 0;
+    for id in &ids {
+        let order = settled(&app, id, None).await;
+        match order["status"].as_str() {
+            Some("CONFIRMED") => confirmed += 1,
+            _ => assert_eq!(order["cancelReason"], "OUT_OF_STOCK", "{order}"),
+        }
+    }
+    assert_eq!(confirmed, 10);
+    assert_eq!(
+        level(&app, &admin, &product).await,
+        json!({ "onHand": 10, "reserved": 10, "available": 0 })
+    );
+    // Captures only for confirmed orders; none for a cancelled one.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        use entities::payments::payment;
+        use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+        let captured = payment::Entity::find()
+            .filter(payment::Column::Status.eq("CAPTURED"))
+            .count(&app.payments.db)
+            .await
+            .unwrap();
+        let all = payment::Entity::find().count(&app.payments.db).await.unwrap();
+        assert!(captured <= 10 && all == 10, "{captured} captured of {all} payments");
+        if captured == 10 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "captures incomplete: {captured}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.stop().await;
+}
