@@ -97,6 +97,13 @@ pub fn consumer(
     handler: Arc<dyn EventHandler>,
     relay: &OutboxRelay,
 ) -> Background {
+    if !settings.events.consume {
+        tracing::info!(
+            group = handler.group(),
+            "not consuming events here (events.consume = false)"
+        );
+        return Box::new(|_| Box::pin(async {}));
+    }
     let consumer = Consumer {
         bus,
         db: db.clone(),

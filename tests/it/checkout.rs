@@ -273,3 +273,51 @@ async fn two_hundred_concurrent_checkouts_for_ten_units_confirm_exactly_ten() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn checkouts_cut_off_by_a_restart_all_reach_a_final_state() {
+    // The first run consumes no events, as if every process died right after the orders were
+    // placed; checkouts left pending for a second are asked again after the restart.
+    let app = TestApp::spawn_with(|s| {
+        s.orders.resume_after_secs = 1;
+        s.events.consume = false;
+    })
+    .await;
+    better_store::seed::load(&app.identity, &app.catalog, Some(&app.inventory))
+        .await
+        .expect("seed");
+    let admin = app.admin_token().await;
+    let product = a_product(&app, &admin, 5).await;
+    let method = card(&app, "4242424242424242", None).await;
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        let guest = app.gateway("mutation { createCart { id } }", json!({}), None).await;
+        let cart = guest["data"]["createCart"]["id"].as_str().unwrap().to_string();
+        add(&app, Some(&cart), &product, 1, None).await;
+        let placed =
+            app.gateway(PLACE, place_input(Some(&cart), &method, &format!("r-{i}")), None).await;
+        assert_no_errors(&placed);
+        ids.push(placed["data"]["placeOrder"]["id"].as_str().unwrap().to_string());
+    }
+    for id in &ids {
+        let r = app.gateway(ORDER, json!({ "id": id }), None).await;
+        assert_eq!(r["data"]["order"]["status"], "PENDING");
+    }
+    // Everything stops mid-saga: events in flight inside the process are lost.
+    let app = app.restart_with(|s| s.events.consume = true).await;
+    let mut confirmed = 0;
+    for id in &ids {
+        let order = settled(&app, id, None).await;
+        match order["status"].as_str() {
+            Some("CONFIRMED") => confirmed += 1,
+            _ => assert_eq!(order["cancelReason"], "OUT_OF_STOCK", "{order}"),
+        }
+    }
+    assert_eq!(confirmed, 5, "every order final, none stuck, none oversold");
+    let admin = app.admin_token().await;
+    assert_eq!(
+        level(&app, &admin, &product).await,
+        json!({ "onHand": 5, "reserved": 5, "available": 0 })
+    );
+    app.stop().await;
+}

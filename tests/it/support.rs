@@ -102,6 +102,21 @@ impl TestApp {
         let dir = TempDir::new();
         let mut settings = test_settings(&dir);
         configure(&mut settings);
+        Self::start(settings, dir).await
+    }
+
+    /// Stops every service (what was in flight in the process is lost, as in a crash of
+    /// everything but the databases and Redis) and starts them again on the same data, after
+    /// `configure` adjusts the settings.
+    pub async fn restart_with(mut self, configure: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = self.settings.clone();
+        configure(&mut settings);
+        let dir = std::mem::replace(&mut self._dir, TempDir(PathBuf::new()));
+        self.stop().await;
+        Self::start(settings, dir).await
+    }
+
+    async fn start(settings: Settings, dir: TempDir) -> Self {
         let platform =
             Platform::build(&settings, &[], Listen::Ephemeral).await.expect("platform builds");
         let catalog_url =

@@ -313,6 +313,9 @@ pub struct EventsSettings {
     pub lease_secs: u64,
     /// Attempts before an event goes to the dead letters (default 5).
     pub max_attempts: u32,
+    /// Run this process's event consumers (default true). False makes a replica that serves
+    /// and publishes but leaves consuming to others (maintenance, read replicas).
+    pub consume: bool,
 }
 
 impl Default for EventsSettings {
@@ -323,6 +326,7 @@ impl Default for EventsSettings {
             partitions: 8,
             lease_secs: 10,
             max_attempts: 5,
+            consume: true,
         }
     }
 }

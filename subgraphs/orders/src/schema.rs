@@ -328,7 +328,9 @@ impl Mutation {
                 }
             }
             (None, None) => {
-                return Err(AppError::bad_input("give `cartId`, or sign in to buy your cart").into());
+                return Err(
+                    AppError::bad_input("give `cartId`, or sign in to buy your cart").into()
+                );
             }
         };
         let placement = Placement { cart_id, payment_method_id, address, idempotency_key: key };
