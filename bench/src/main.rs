@@ -20,23 +20,29 @@ const SEARCH: &str = r#"{ products(search: "trail runner", filter: { maxPrice: "
     facets { categories { category { slug } count } priceBands { count } ratings { minRating count } } } }"#;
 const BASELINE: &str = "{ __typename }";
 
-fn free_port_pair() -> anyhow::Result<u16> {
-    // Two consecutive free ports: catalog on the first, identity on the next.
+/// Subgraphs the launcher serves, on consecutive ports; the gateway takes the next one.
+const SERVICES: u16 = 6;
+
+fn free_port_run() -> anyhow::Result<u16> {
+    // Consecutive free ports: the subgraphs on the first ones, the gateway on the last.
     for _ in 0..100 {
         let a = TcpListener::bind("127.0.0.1:0")?;
         let port = a.local_addr()?.port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+        if port > u16::MAX - SERVICES {
+            continue;
+        }
+        if (1..=SERVICES).all(|i| TcpListener::bind(("127.0.0.1", port + i)).is_ok()) {
             return Ok(port);
         }
     }
-    anyhow::bail!("no two consecutive free ports")
+    anyhow::bail!("no run of {} consecutive free ports", SERVICES + 1)
 }
 
 fn launch(binary: &Path, data: &Path, port: u16) -> anyhow::Result<Child> {
     Ok(Command::new(binary)
         .env("BETTER_STORE_DATA_DIR", data)
         .env("BETTER_STORE_SERVER__FIRST_SUBGRAPH_PORT", port.to_string())
-        .env("BETTER_STORE_SERVER__GATEWAY_PORT", (port + 2).to_string())
+        .env("BETTER_STORE_SERVER__GATEWAY_PORT", (port + SERVICES).to_string())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -46,7 +52,7 @@ fn launch(binary: &Path, data: &Path, port: u16) -> anyhow::Result<Child> {
 async fn wait_ready(client: &reqwest::Client, port: u16) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(60);
-    for p in [port, port + 1] {
+    for p in (port..port + SERVICES).chain([port + SERVICES]) {
         loop {
             let ok = client
                 .get(format!("http://127.0.0.1:{p}/ready"))
@@ -132,7 +138,7 @@ async fn main() -> anyhow::Result<()> {
     let data = std::env::temp_dir().join(format!("better-store-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let client = reqwest::Client::new();
-    let port = free_port_pair()?;
+    let port = free_port_run()?;
 
     println!("better-store start-up ({})", binary.display());
     let mut child = launch(&binary, &data, port)?;

@@ -1,0 +1,270 @@
+//! `bench-checkout`: checkouts per second through the gateway, and the time from
+//! `placeOrder` to `CONFIRMED`.
+//!
+//! Starts the whole platform in this process (embedded: SQLite files and the in-process bus;
+//! or PostgreSQL and Redis Streams with `--database-url` and `--redis-url`), loads the demo
+//! store, stocks one product generously, then runs checkouts from `--clients` concurrent
+//! shoppers for `--duration` seconds (after a warm-up): each creates a guest cart, adds the
+//! product, and places the order with a test card. Every order's confirmation is watched on
+//! the event bus. Prints confirmed checkouts per second and the p50/p95/p99 time from the
+//! `placeOrder` request to `order.confirmed`, with the `placeOrder` response time beside it.
+//!
+//! Usage: `cargo build --release -p bench && ./target/release/bench-checkout
+//!         [--clients 32] [--duration 20] [--warmup 3] [--database-url URL --redis-url URL]`
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use better_store::platform::{Listen, Platform};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+struct Options {
+    clients: usize,
+    duration: Duration,
+    warmup: Duration,
+    database_url: Option<String>,
+    redis_url: Option<String>,
+}
+
+fn parse_args() -> anyhow::Result<Options> {
+    let mut options = Options {
+        clients: 32,
+        duration: Duration::from_secs(20),
+        warmup: Duration::from_secs(3),
+        database_url: None,
+        redis_url: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--clients" => options.clients = value()?.parse()?,
+            "--duration" => options.duration = Duration::from_secs(value()?.parse()?),
+            "--warmup" => options.warmup = Duration::from_secs(value()?.parse()?),
+            "--database-url" => options.database_url = Some(value()?),
+            "--redis-url" => options.redis_url = Some(value()?),
+            other => anyhow::bail!("unknown argument {other}"),
+        }
+    }
+    Ok(options)
+}
+
+async fn gql(client: &reqwest::Client, url: &str, query: &str, variables: Value) -> anyhow::Result<Value> {
+    let response: Value = client
+        .post(url)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    anyhow::ensure!(response.get("errors").is_none(), "GraphQL errors: {response}");
+    Ok(response["data"].clone())
+}
+
+/// When each order was placed, and when it was confirmed.
+#[derive(Default)]
+struct Timings {
+    placed: HashMap<String, Instant>,
+    confirmed: HashMap<String, Instant>,
+    responses: Vec<Duration>,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len().max(1) - 1) as f64 * p).round() as usize)
+        .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+}
+
+async fn checkout(
+    client: &reqwest::Client,
+    url: &str,
+    product: &str,
+    method: &str,
+    key: &str,
+) -> anyhow::Result<(String, Instant, Duration)> {
+    let cart = gql(client, url, "mutation { createCart { id } }", json!({})).await?;
+    let cart = cart["createCart"]["id"].as_str().context("cart id")?.to_string();
+    gql(
+        client,
+        url,
+        "mutation($c: ID, $p: ID!) { addToCart(cartId: $c, productId: $p, quantity: 1) { id } }",
+        json!({ "c": cart, "p": product }),
+    )
+    .await?;
+    let started = Instant::now();
+    let placed = gql(
+        client,
+        url,
+        "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { id } }",
+        json!({ "input": {
+            "cartId": cart, "paymentMethodId": method, "idempotencyKey": key,
+            "shippingAddress": { "name": "Bench Shopper", "line1": "1 Load Street", "city": "Testville",
+                                 "postalCode": "12345", "country": "US" } } }),
+    )
+    .await?;
+    let id = placed["placeOrder"]["id"].as_str().context("order id")?.to_string();
+    Ok((id, started, started.elapsed()))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let options = parse_args()?;
+    let data = std::env::temp_dir().join(format!("bench-checkout-{}", std::process::id()));
+    let mut settings = kernel::config::Settings { data_dir: data.clone(), ..Default::default() };
+    settings.telemetry.filter = "error".into();
+    let mode = match (&options.database_url, &options.redis_url) {
+        (Some(db), Some(redis)) => {
+            settings.database.url = Some(db.clone().into());
+            settings.database.schema_prefix = format!("bench{}_", std::process::id());
+            settings.events.redis_url = Some(redis.clone().into());
+            settings.events.namespace = format!("bench{}", std::process::id());
+            "PostgreSQL + Redis Streams"
+        }
+        (None, None) => "embedded (SQLite + in-process bus)",
+        _ => anyhow::bail!("give both --database-url and --redis-url, or neither"),
+    };
+    kernel::telemetry::init(&settings.telemetry);
+    let platform = Platform::build(&settings, &[], Listen::Ephemeral).await?;
+    let (identity, catalog, inventory) = (
+        platform.identity.clone().context("identity")?,
+        platform.catalog.clone().context("catalog")?,
+        platform.inventory.clone().context("inventory")?,
+    );
+    better_store::seed::load(&identity, &catalog, Some(&inventory)).await?;
+    let url = format!("http://{}/graphql", platform.gateway_addr().context("gateway")?);
+    let mut confirmations = platform.bus.subscribe("bench-checkout");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(platform.run(async {
+        let _ = stopped.await;
+    }));
+
+    let client = reqwest::Client::builder().pool_max_idle_per_host(options.clients).build()?;
+    let products = gql(&client, &url, "{ products(first: 1) { nodes { id } } }", json!({})).await?;
+    let product = products["products"]["nodes"][0]["id"].as_str().context("a product")?.to_string();
+    let product_id: uuid::Uuid = product.parse()?;
+    inventory::stock::set_on_hand(&inventory, product_id, 100_000_000)
+        .await
+        .map_err(|e| anyhow::anyhow!("stocking: {e:?}"))?;
+    let method = gql(
+        &client,
+        &url,
+        "mutation { tokenizeCard(input: { number: \"4242424242424242\", expMonth: 12, expYear: 2031, cvc: \"123\" }) { id } }",
+        json!({}),
+    )
+    .await?;
+    let method = method["tokenizeCard"]["id"].as_str().context("card")?.to_string();
+
+    let timings = Arc::new(Mutex::new(Timings::default()));
+    let watcher = {
+        let timings = timings.clone();
+        tokio::spawn(async move {
+            while let Some(event) = confirmations.next().await {
+                if event.event_type == "order.confirmed"
+                    && let Some(id) = event.payload["orderId"].as_str()
+                {
+                    let mut t = timings.lock().unwrap_or_else(|p| p.into_inner());
+                    t.confirmed.insert(id.to_string(), Instant::now());
+                }
+            }
+        })
+    };
+
+    println!("checkout benchmark: {mode}, {} clients, {:?} warm-up, {:?} measured", options.clients, options.warmup, options.duration);
+    let run = |window: Duration, record: bool| {
+        let (client, url, product, method, timings) =
+            (client.clone(), url.clone(), product.clone(), method.clone(), timings.clone());
+        async move {
+            let deadline = Instant::now() + window;
+            let mut tasks = tokio::task::JoinSet::new();
+            for worker in 0..options.clients {
+                let (client, url, product, method, timings) =
+                    (client.clone(), url.clone(), product.clone(), method.clone(), timings.clone());
+                tasks.spawn(async move {
+                    let mut n = 0u64;
+                    let mut failures = 0u64;
+                    while Instant::now() < deadline {
+                        n += 1;
+                        let key = format!("bench-{record}-{worker}-{n}");
+                        match checkout(&client, &url, &product, &method, &key).await {
+                            Ok((id, started, response)) if record => {
+                                let mut t = timings.lock().unwrap_or_else(|p| p.into_inner());
+                                t.placed.insert(id, started);
+                                t.responses.push(response);
+                            }
+                            Ok(_) => {}
+                            Err(_) => failures += 1,
+                        }
+                    }
+                    failures
+                });
+            }
+            let mut failures = 0;
+            while let Some(result) = tasks.join_next().await {
+                failures += result.unwrap_or(0);
+            }
+            failures
+        }
+    };
+    run(options.warmup, false).await;
+    let started = Instant::now();
+    let failures = run(options.duration, true).await;
+    let placing = started.elapsed();
+    // Wait (with a deadline) for the saga to finish the orders placed in the window.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (placed, done) = {
+            let t = timings.lock().unwrap_or_else(|p| p.into_inner());
+            (t.placed.len(), t.placed.keys().filter(|id| t.confirmed.contains_key(*id)).count())
+        };
+        if done == placed || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let t = timings.lock().unwrap_or_else(|p| p.into_inner());
+    let mut to_confirmed: Vec<Duration> = t
+        .placed
+        .iter()
+        .filter_map(|(id, placed)| t.confirmed.get(id).map(|c| c.saturating_duration_since(*placed)))
+        .collect();
+    to_confirmed.sort();
+    let mut responses = t.responses.clone();
+    responses.sort();
+    let last_confirmation = t.confirmed.values().max().copied().unwrap_or_else(Instant::now);
+    let span = last_confirmation.saturating_duration_since(started).max(placing);
+    println!(
+        "  checkouts placed {:>6}, confirmed {:>6}, failed {}",
+        t.placed.len(),
+        to_confirmed.len(),
+        failures
+    );
+    println!(
+        "  {:>8.0} confirmed checkouts/s (over {:.1} s, placing to last confirmation)",
+        to_confirmed.len() as f64 / span.as_secs_f64(),
+        span.as_secs_f64()
+    );
+    println!(
+        "  placeOrder -> CONFIRMED  p50 {:>7.1} ms  p95 {:>7.1} ms  p99 {:>7.1} ms",
+        percentile(&to_confirmed, 0.5),
+        percentile(&to_confirmed, 0.95),
+        percentile(&to_confirmed, 0.99)
+    );
+    println!(
+        "  placeOrder response      p50 {:>7.1} ms  p95 {:>7.1} ms  p99 {:>7.1} ms",
+        percentile(&responses, 0.5),
+        percentile(&responses, 0.95),
+        percentile(&responses, 0.99)
+    );
+    drop(t);
+    watcher.abort();
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), running).await;
+    let _ = std::fs::remove_dir_all(&data);
+    Ok(())
+}
