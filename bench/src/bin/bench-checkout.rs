@@ -9,8 +9,13 @@
 //! the event bus. Prints confirmed checkouts per second and the p50/p95/p99 time from the
 //! `placeOrder` request to `order.confirmed`, with the `placeOrder` response time beside it.
 //!
+//! With `--rate N`, checkouts start at N per second (an open loop: the latency of a load the
+//! platform sustains); without it, every client starts its next checkout as soon as the last
+//! one was placed (the throughput at saturation, where confirmations queue up behind).
+//!
 //! Usage: `cargo build --release -p bench && ./target/release/bench-checkout
-//!         [--clients 32] [--duration 20] [--warmup 3] [--database-url URL --redis-url URL]`
+//!         [--clients 32] [--duration 20] [--warmup 3] [--rate N]
+//!         [--database-url URL --redis-url URL]`
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,6 +35,8 @@ struct Options {
     warmup: Duration,
     database_url: Option<String>,
     redis_url: Option<String>,
+    /// Checkouts started per second (open loop); unset: as fast as the clients go.
+    rate: Option<f64>,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -39,6 +46,7 @@ fn parse_args() -> anyhow::Result<Options> {
         warmup: Duration::from_secs(3),
         database_url: None,
         redis_url: None,
+        rate: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -49,13 +57,19 @@ fn parse_args() -> anyhow::Result<Options> {
             "--warmup" => options.warmup = Duration::from_secs(value()?.parse()?),
             "--database-url" => options.database_url = Some(value()?),
             "--redis-url" => options.redis_url = Some(value()?),
+            "--rate" => options.rate = Some(value()?.parse()?),
             other => anyhow::bail!("unknown argument {other}"),
         }
     }
     Ok(options)
 }
 
-async fn gql(client: &reqwest::Client, url: &str, query: &str, variables: Value) -> anyhow::Result<Value> {
+async fn gql(
+    client: &reqwest::Client,
+    url: &str,
+    query: &str,
+    variables: Value,
+) -> anyhow::Result<Value> {
     let response: Value = client
         .post(url)
         .json(&json!({ "query": query, "variables": variables }))
@@ -175,20 +189,44 @@ async fn main() -> anyhow::Result<()> {
         })
     };
 
-    println!("checkout benchmark: {mode}, {} clients, {:?} warm-up, {:?} measured", options.clients, options.warmup, options.duration);
+    println!(
+        "checkout benchmark: {mode}, {} clients, {}, {:?} warm-up, {:?} measured",
+        options.clients,
+        options.rate.map_or("closed loop".to_string(), |r| format!("{r} checkouts/s offered")),
+        options.warmup,
+        options.duration
+    );
+    let rate = options.rate;
     let run = |window: Duration, record: bool| {
         let (client, url, product, method, timings) =
             (client.clone(), url.clone(), product.clone(), method.clone(), timings.clone());
         async move {
             let deadline = Instant::now() + window;
+            // Open loop: a pacer hands out one start per 1/rate seconds.
+            let permits = rate.map(|per_second| {
+                let (tx, rx) = tokio::sync::mpsc::channel::<()>(1024);
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_second));
+                    while Instant::now() < deadline && tx.send(()).await.is_ok() {
+                        tick.tick().await;
+                    }
+                });
+                Arc::new(tokio::sync::Mutex::new(rx))
+            });
             let mut tasks = tokio::task::JoinSet::new();
             for worker in 0..options.clients {
                 let (client, url, product, method, timings) =
                     (client.clone(), url.clone(), product.clone(), method.clone(), timings.clone());
+                let permits = permits.clone();
                 tasks.spawn(async move {
                     let mut n = 0u64;
                     let mut failures = 0u64;
                     while Instant::now() < deadline {
+                        if let Some(permits) = &permits
+                            && permits.lock().await.recv().await.is_none()
+                        {
+                            break;
+                        }
                         n += 1;
                         let key = format!("bench-{record}-{worker}-{n}");
                         match checkout(&client, &url, &product, &method, &key).await {
@@ -231,7 +269,9 @@ async fn main() -> anyhow::Result<()> {
     let mut to_confirmed: Vec<Duration> = t
         .placed
         .iter()
-        .filter_map(|(id, placed)| t.confirmed.get(id).map(|c| c.saturating_duration_since(*placed)))
+        .filter_map(|(id, placed)| {
+            t.confirmed.get(id).map(|c| c.saturating_duration_since(*placed))
+        })
         .collect();
     to_confirmed.sort();
     let mut responses = t.responses.clone();

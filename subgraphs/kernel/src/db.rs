@@ -48,7 +48,12 @@ async fn connect_sqlite(
         .max_connections(max_connections.unwrap_or(10))
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(10))
-        .sqlx_logging(false);
+        .sqlx_logging(false)
+        // Per connection: in WAL mode, `synchronous = NORMAL` syncs at checkpoints rather than
+        // at every commit. A crash of the process loses nothing; a power cut may lose the last
+        // commits, never the file's integrity. The embedded mode's trade (production runs on
+        // PostgreSQL).
+        .map_sqlx_sqlite_opts(|o| o.synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal));
     let db = Database::connect(options)
         .await
         .with_context(|| format!("opening SQLite database {}", file.display()))?;

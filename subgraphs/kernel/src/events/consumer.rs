@@ -1,8 +1,9 @@
 //! Running a consumer group: every delivery is handled at most once in effect (through the
 //! [`inbox`](super::inbox)), acknowledged only after its transaction committed, retried with
 //! backoff when it fails, and dead-lettered after a bounded number of attempts (at once when
-//! the handler says the failure is [`Permanent`]). Deliveries are handled one at a time, in
-//! the order the bus gives them, which keeps each aggregate's events in order.
+//! the handler says the failure is [`Permanent`]). Deliveries are spread over a few lanes by
+//! aggregate: one aggregate's events are handled one at a time in the order the bus gives
+//! them, different aggregates' side by side.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,12 +42,22 @@ pub struct ConsumerOptions {
     pub max_attempts: u32,
     /// Wait before the second attempt; doubled for each further one.
     pub backoff: Duration,
+    /// Deliveries handled side by side (each aggregate always in the same lane).
+    pub lanes: usize,
 }
 
 impl Default for ConsumerOptions {
     fn default() -> Self {
-        Self { max_attempts: 5, backoff: Duration::from_millis(50) }
+        Self { max_attempts: 5, backoff: Duration::from_millis(50), lanes: 4 }
     }
+}
+
+/// The lane of an aggregate (stable for the life of the process).
+fn lane_of(aggregate: &str, lanes: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    aggregate.hash(&mut hasher);
+    (hasher.finish() % lanes.max(1) as u64) as usize
 }
 
 /// A running consumer of one group.
@@ -81,17 +92,36 @@ impl Consumer {
         mut deliveries: futures::stream::BoxStream<'static, Delivery>,
         shutdown: impl Future<Output = ()>,
     ) {
+        let this = Arc::new(self);
+        let mut lanes = Vec::new();
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..this.options.lanes.max(1) {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Delivery>(16);
+            lanes.push(tx);
+            let this = this.clone();
+            workers.spawn(async move {
+                while let Some(delivery) = rx.recv().await {
+                    this.settle(delivery).await;
+                }
+            });
+        }
         tokio::pin!(shutdown);
         loop {
             let delivery = tokio::select! {
-                _ = &mut shutdown => return,
+                _ = &mut shutdown => break,
                 next = deliveries.next() => match next {
                     Some(delivery) => delivery,
-                    None => return,
+                    None => break,
                 },
             };
-            self.settle(delivery).await;
+            let lane = lane_of(&delivery.event.aggregate_id, lanes.len());
+            if lanes[lane].send(delivery).await.is_err() {
+                break;
+            }
         }
+        // Lanes finish what they already hold, then stop.
+        drop(lanes);
+        while workers.join_next().await.is_some() {}
     }
 
     /// Handles one delivery to the end: acknowledged, or dead-lettered.

@@ -119,16 +119,31 @@ impl OutboxRelay {
             if batch.is_empty() {
                 return Ok(total);
             }
+            // Published in order; marked in one statement per batch (one commit, not one
+            // per event), including after a failure for what did go out.
+            let mut published = Vec::with_capacity(batch.len());
+            let mut failure = None;
             for row in batch {
                 let id = row.id;
                 let event = EventEnvelope::from(row);
-                self.bus.publish(&event).await?;
+                match self.bus.publish(&event).await {
+                    Ok(()) => published.push(id),
+                    Err(error) => {
+                        failure = Some(error);
+                        break;
+                    }
+                }
+            }
+            if !published.is_empty() {
                 entity::Entity::update_many()
                     .col_expr(entity::Column::PublishedAt, Expr::value(Utc::now()))
-                    .filter(entity::Column::Id.eq(id))
+                    .filter(entity::Column::Id.is_in(published.iter().copied()))
                     .exec(&self.db)
                     .await?;
-                total += 1;
+                total += published.len();
+            }
+            if let Some(error) = failure {
+                return Err(error);
             }
         }
     }

@@ -113,7 +113,7 @@ fn consumer(bus: &Arc<dyn EventBus>, db: &DatabaseConnection, handler: Arc<Recor
         db: db.clone(),
         handler,
         name: format!("c-{}", unique()),
-        options: ConsumerOptions { max_attempts: 3, backoff: Duration::from_millis(5) },
+        options: ConsumerOptions { max_attempts: 3, backoff: Duration::from_millis(5), lanes: 4 },
         relay: None,
     }
 }
