@@ -265,43 +265,44 @@ async fn main() -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let t = timings.lock().unwrap_or_else(|p| p.into_inner());
-    let mut to_confirmed: Vec<Duration> = t
-        .placed
-        .iter()
-        .filter_map(|(id, placed)| {
-            t.confirmed.get(id).map(|c| c.saturating_duration_since(*placed))
-        })
-        .collect();
-    to_confirmed.sort();
-    let mut responses = t.responses.clone();
-    responses.sort();
-    let last_confirmation = t.confirmed.values().max().copied().unwrap_or_else(Instant::now);
-    let span = last_confirmation.saturating_duration_since(started).max(placing);
-    println!(
-        "  checkouts placed {:>6}, confirmed {:>6}, failed {}",
-        t.placed.len(),
-        to_confirmed.len(),
-        failures
-    );
-    println!(
-        "  {:>8.0} confirmed checkouts/s (over {:.1} s, placing to last confirmation)",
-        to_confirmed.len() as f64 / span.as_secs_f64(),
-        span.as_secs_f64()
-    );
-    println!(
-        "  placeOrder -> CONFIRMED  p50 {:>7.1} ms  p95 {:>7.1} ms  p99 {:>7.1} ms",
-        percentile(&to_confirmed, 0.5),
-        percentile(&to_confirmed, 0.95),
-        percentile(&to_confirmed, 0.99)
-    );
-    println!(
-        "  placeOrder response      p50 {:>7.1} ms  p95 {:>7.1} ms  p99 {:>7.1} ms",
-        percentile(&responses, 0.5),
-        percentile(&responses, 0.95),
-        percentile(&responses, 0.99)
-    );
-    drop(t);
+    {
+        let t = timings.lock().unwrap_or_else(|p| p.into_inner());
+        let mut to_confirmed: Vec<Duration> = t
+            .placed
+            .iter()
+            .filter_map(|(id, placed)| {
+                t.confirmed.get(id).map(|c| c.saturating_duration_since(*placed))
+            })
+            .collect();
+        to_confirmed.sort();
+        let mut responses = t.responses.clone();
+        responses.sort();
+        let last_confirmation = t.confirmed.values().max().copied().unwrap_or_else(Instant::now);
+        let span = last_confirmation.saturating_duration_since(started).max(placing);
+        println!(
+            "  checkouts placed {:>6}, confirmed {:>6}, failed {}",
+            t.placed.len(),
+            to_confirmed.len(),
+            failures
+        );
+        println!(
+            "  {:>8.0} confirmed checkouts/s (over {:.1} s, placing to last confirmation)",
+            to_confirmed.len() as f64 / span.as_secs_f64(),
+            span.as_secs_f64()
+        );
+        println!(
+            "  placeOrder -> CONFIRMED  p50 {:>7.1} ms  p95 {:>7.1} ms  p99 {:>7.1} ms",
+            percentile(&to_confirmed, 0.5),
+            percentile(&to_confirmed, 0.95),
+            percentile(&to_confirmed, 0.99)
+        );
+        println!(
+            "  placeOrder response      p50 {:>7.1} ms  p95 {:>7.1} ms  p99 {:>7.1} ms",
+            percentile(&responses, 0.5),
+            percentile(&responses, 0.95),
+            percentile(&responses, 0.99)
+        );
+    }
     watcher.abort();
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), running).await;
