@@ -2,7 +2,7 @@
 //! `placeOrder` to `CONFIRMED`.
 //!
 //! Starts the whole platform in this process (embedded: SQLite files and the in-process bus;
-//! or PostgreSQL and Redis Streams with `--database-url` and `--redis-url`), loads the demo
+//! or PostgreSQL with `--database-url` and/or Redis Streams with `--redis-url`), loads the demo
 //! store, stocks one product generously, then runs checkouts from `--clients` concurrent
 //! shoppers for `--duration` seconds (after a warm-up): each creates a guest cart, adds the
 //! product, and places the order with a test card. Every order's confirmation is watched on
@@ -15,7 +15,7 @@
 //!
 //! Usage: `cargo build --release -p bench && ./target/release/bench-checkout
 //!         [--clients 32] [--duration 20] [--warmup 3] [--rate N]
-//!         [--database-url URL --redis-url URL]`
+//!         [--database-url URL] [--redis-url URL]`
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -132,16 +132,19 @@ async fn main() -> anyhow::Result<()> {
     let data = std::env::temp_dir().join(format!("bench-checkout-{}", std::process::id()));
     let mut settings = kernel::config::Settings { data_dir: data.clone(), ..Default::default() };
     settings.telemetry.filter = "error".into();
+    if let Some(db) = &options.database_url {
+        settings.database.url = Some(db.clone().into());
+        settings.database.schema_prefix = format!("bench{}_", std::process::id());
+    }
+    if let Some(redis) = &options.redis_url {
+        settings.events.redis_url = Some(redis.clone().into());
+        settings.events.namespace = format!("bench{}", std::process::id());
+    }
     let mode = match (&options.database_url, &options.redis_url) {
-        (Some(db), Some(redis)) => {
-            settings.database.url = Some(db.clone().into());
-            settings.database.schema_prefix = format!("bench{}_", std::process::id());
-            settings.events.redis_url = Some(redis.clone().into());
-            settings.events.namespace = format!("bench{}", std::process::id());
-            "PostgreSQL + Redis Streams"
-        }
+        (Some(_), Some(_)) => "PostgreSQL + Redis Streams",
         (None, None) => "embedded (SQLite + in-process bus)",
-        _ => anyhow::bail!("give both --database-url and --redis-url, or neither"),
+        (Some(_), None) => "PostgreSQL + in-process bus",
+        (None, Some(_)) => "SQLite + Redis Streams",
     };
     kernel::telemetry::init(&settings.telemetry);
     let platform = Platform::build(&settings, &[], Listen::Ephemeral).await?;
