@@ -89,6 +89,29 @@ pub async fn identity(
     Ok((Assembled { router, relay, background: Vec::new() }, state))
 }
 
+/// Work repeated every `period` until shutdown; a failed round is logged as `what` and the
+/// next one comes as usual.
+fn every<F>(period: Duration, what: &'static str, round: F) -> Background
+where
+    F: Fn() -> BoxFuture<'static, Result<u64, kernel::AppError>> + Send + 'static,
+{
+    Box::new(move |mut shutdown| {
+        Box::pin(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut shutdown => return,
+                    _ = tokio::time::sleep(period) => {}
+                }
+                match round().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(count = n, "{what}"),
+                    Err(error) => tracing::error!(?error, "{what} failed"),
+                }
+            }
+        })
+    })
+}
+
 /// A consumer of `handler`'s group on `bus`, named after this process.
 pub fn consumer(
     settings: &Settings,
@@ -145,20 +168,11 @@ pub async fn inventory(
     let handler = Arc::new(inventory::events::InventoryEvents(state.clone()));
     let sweep_every = Duration::from_secs(settings.inventory.expiry_sweep_secs.max(1));
     let sweeper = state.clone();
-    let sweep: Background = Box::new(move |shutdown| {
+    let sweep = every(sweep_every, "released lapsed reservations", move || {
+        let sweeper = sweeper.clone();
         Box::pin(async move {
-            let mut shutdown = shutdown;
-            loop {
-                tokio::select! {
-                    _ = &mut shutdown => return,
-                    _ = tokio::time::sleep(sweep_every) => {}
-                }
-                if let Err(error) =
-                    inventory::stock::expire_held(&sweeper, chrono::Utc::now()).await
-                {
-                    tracing::error!(?error, "releasing lapsed reservations failed");
-                }
-            }
+            let released = inventory::stock::expire_held(&sweeper, chrono::Utc::now()).await?;
+            Ok(released as u64)
         })
     });
     let background = vec![consumer(settings, bus, &db, handler, &relay), sweep];
@@ -206,21 +220,9 @@ pub async fn carts(
     let handler = Arc::new(carts::events::CartEvents(state.clone()));
     let consumer = consumer(settings, bus, &db, handler, &relay);
     let sweeper = state.clone();
-    let sweep: Background = Box::new(move |shutdown| {
-        Box::pin(async move {
-            let mut shutdown = shutdown;
-            loop {
-                tokio::select! {
-                    _ = &mut shutdown => return,
-                    _ = tokio::time::sleep(Duration::from_secs(600)) => {}
-                }
-                match carts::carts::expire_idle(&sweeper, chrono::Utc::now()).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(carts = n, "idle carts expired"),
-                    Err(error) => tracing::error!(?error, "expiring idle carts failed"),
-                }
-            }
-        })
+    let sweep = every(Duration::from_secs(600), "expired idle carts", move || {
+        let sweeper = sweeper.clone();
+        Box::pin(async move { carts::carts::expire_idle(&sweeper, chrono::Utc::now()).await })
     });
     Ok((Assembled { router, relay, background: vec![consumer, sweep] }, state))
 }
@@ -244,19 +246,11 @@ pub async fn orders(
     let consumer = consumer(settings, bus, &db, handler, &relay);
     let resume_after = Duration::from_secs(settings.orders.resume_after_secs.max(1));
     let resumer = state.clone();
-    let resume: Background = Box::new(move |shutdown| {
-        Box::pin(async move {
-            let mut shutdown = shutdown;
-            loop {
-                tokio::select! {
-                    _ = &mut shutdown => return,
-                    _ = tokio::time::sleep(resume_after / 2) => {}
-                }
-                if let Err(error) = orders::saga::resume_stuck(&resumer, resume_after).await {
-                    tracing::error!(?error, "resuming stuck checkouts failed");
-                }
-            }
-        })
+    let resume = every(resume_after / 2, "resumed stuck checkouts", move || {
+        let resumer = resumer.clone();
+        Box::pin(
+            async move { Ok(orders::saga::resume_stuck(&resumer, resume_after).await? as u64) },
+        )
     });
     Ok((Assembled { router, relay, background: vec![consumer, resume] }, state))
 }
