@@ -83,6 +83,9 @@ impl From<entity::Model> for EventEnvelope {
     }
 }
 
+/// Rows the relay reads at a time.
+const BATCH: u64 = 100;
+
 /// Moves committed outbox rows to the bus.
 ///
 /// Services call [`OutboxRelay::wake`] after committing so events go out at once; a periodic
@@ -113,12 +116,14 @@ impl OutboxRelay {
             let batch = entity::Entity::find()
                 .filter(entity::Column::PublishedAt.is_null())
                 .order_by_asc(entity::Column::Id)
-                .limit(100)
+                .limit(BATCH)
                 .all(&self.db)
                 .await?;
             if batch.is_empty() {
                 return Ok(total);
             }
+            // A short batch was the last one: no need to ask again.
+            let last = (batch.len() as u64) < BATCH;
             // Published in order; marked in one statement per batch (one commit, not one
             // per event), including after a failure for what did go out.
             let mut published = Vec::with_capacity(batch.len());
@@ -144,6 +149,9 @@ impl OutboxRelay {
             }
             if let Some(error) = failure {
                 return Err(error);
+            }
+            if last {
+                return Ok(total);
             }
         }
     }
