@@ -45,8 +45,6 @@ pub struct LineView {
     pub unit_price: Option<Money>,
     /// Price times quantity.
     pub line_total: Option<Money>,
-    /// Units that can be had now.
-    pub available: Option<i64>,
     /// What stands in the way of buying it, if anything.
     pub problem: Option<LineProblem>,
 }
@@ -112,11 +110,10 @@ pub async fn of_customer(carts: &Carts, customer: Uuid) -> AppResult<cart::Model
         updated_at: Set(now),
     };
     // Two first requests at once: one inserts, the other finds it.
-    let inserted = cart::Entity::insert(row)
+    cart::Entity::insert(row)
         .on_conflict(OnConflict::column(cart::Column::CustomerId).do_nothing().to_owned())
         .exec_without_returning(&carts.db)
         .await?;
-    let _ = inserted;
     cart::Entity::find()
         .filter(cart::Column::CustomerId.eq(customer))
         .one(&carts.db)
@@ -385,7 +382,6 @@ pub async fn view(carts: &Carts, cart: cart::Model) -> AppResult<CartView> {
             name: fact.map(|f| f.name.clone()),
             unit_price,
             line_total,
-            available,
             problem,
         });
     }

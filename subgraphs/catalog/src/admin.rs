@@ -6,7 +6,7 @@ use async_graphql::{ID, InputObject};
 use chrono::Utc;
 use entities::catalog::{category, product};
 use kernel::events::{EventEnvelope, outbox};
-use kernel::money::{MoneyInput, MoneyObject};
+use kernel::money::MoneyInput;
 use kernel::{AppError, AppResult};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait,
@@ -284,6 +284,5 @@ async fn find(catalog: &Catalog, id: Uuid) -> AppResult<product::Model> {
 }
 
 fn price_json(row: &product::Model) -> AppResult<serde_json::Value> {
-    let money = MoneyObject::from(Product::price_of(row)?);
-    Ok(serde_json::json!({ "amount": money.amount.to_string(), "currency": money.currency }))
+    Ok(Product::price_of(row)?.to_json())
 }

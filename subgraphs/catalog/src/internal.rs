@@ -46,11 +46,9 @@ async fn products(
     headers: HeaderMap,
     Query(query): Query<Ids>,
 ) -> Response {
-    let ids: Result<Vec<Uuid>, _> =
-        query.ids.split(',').filter(|s| !s.is_empty()).map(|s| Uuid::parse_str(s.trim())).collect();
-    let ids = match ids {
-        Ok(ids) if !ids.is_empty() && ids.len() <= MAX_IDS => ids,
-        _ => {
+    let ids = match kernel::id::parse_id_list(&query.ids, MAX_IDS) {
+        Some(ids) => ids,
+        None => {
             let message = format!("`ids` takes 1 to {MAX_IDS} product ids, separated by commas");
             return (StatusCode::BAD_REQUEST, message).into_response();
         }
@@ -70,7 +68,7 @@ async fn products(
         facts.push(ProductFacts {
             id: row.id,
             name: row.name,
-            price: serde_json::json!({ "amount": price.amount().to_string(), "currency": price.currency().code() }),
+            price: price.to_json(),
             active: row.active,
         });
     }

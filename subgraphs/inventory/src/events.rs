@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use kernel::events::EventEnvelope;
-use kernel::events::consumer::{EventHandler, Permanent};
+use kernel::events::consumer::{EventHandler, read_payload as payload};
 use kernel::events::inbox::Work;
 use sea_orm::DatabaseTransaction;
 use serde::Deserialize;
@@ -45,18 +45,6 @@ struct OrderRef {
     order_id: Uuid,
     #[serde(default)]
     reason: Option<String>,
-}
-
-fn payload<T: serde::de::DeserializeOwned>(event: &EventEnvelope) -> anyhow::Result<T> {
-    if event.version != 1 {
-        return Err(Permanent(format!(
-            "{} version {} is not one this inventory reads",
-            event.event_type, event.version
-        ))
-        .into());
-    }
-    serde_json::from_value(event.payload.clone())
-        .map_err(|e| Permanent(format!("unreadable {} payload: {e}", event.event_type)).into())
 }
 
 impl EventHandler for InventoryEvents {

@@ -9,7 +9,6 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use uuid::Uuid;
 
 use crate::Inventory;
 use crate::stock;
@@ -28,11 +27,9 @@ pub fn routes(inventory: Arc<Inventory>) -> Router {
 }
 
 async fn levels(State(inventory): State<Arc<Inventory>>, Query(query): Query<Ids>) -> Response {
-    let ids: Result<Vec<Uuid>, _> =
-        query.ids.split(',').filter(|s| !s.is_empty()).map(|s| Uuid::parse_str(s.trim())).collect();
-    let ids = match ids {
-        Ok(ids) if !ids.is_empty() && ids.len() <= MAX_IDS => ids,
-        _ => {
+    let ids = match kernel::id::parse_id_list(&query.ids, MAX_IDS) {
+        Some(ids) => ids,
+        None => {
             let message = format!("`ids` takes 1 to {MAX_IDS} product ids, separated by commas");
             return (StatusCode::BAD_REQUEST, message).into_response();
         }

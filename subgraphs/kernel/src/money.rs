@@ -166,6 +166,12 @@ impl Money {
         self.currency
     }
 
+    /// As events and internal answers carry it: `{ "amount": "19.99", "currency": "USD" }`
+    /// (the amount a decimal string, never a float).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "amount": self.amount.to_string(), "currency": self.currency.code() })
+    }
+
     /// Sum of two values of the same currency.
     pub fn checked_add(&self, other: &Money) -> Result<Money, MoneyError> {
         self.same_currency(other)?;

@@ -29,14 +29,31 @@ pub struct Placement {
     pub idempotency_key: String,
 }
 
-fn money_json(minor: i64, currency: &str) -> serde_json::Value {
-    match Currency::parse(currency) {
-        Ok(c) => {
-            let m = Money::from_minor(minor, c);
-            serde_json::json!({ "amount": m.amount().to_string(), "currency": c.code() })
-        }
-        Err(_) => serde_json::Value::Null,
-    }
+/// An amount stored in minor units, as events carry it.
+pub(crate) fn money_json(minor: i64, currency: &str) -> serde_json::Value {
+    Currency::parse(currency)
+        .map_or(serde_json::Value::Null, |c| Money::from_minor(minor, c).to_json())
+}
+
+/// `order.placed` for a stored order and its lines: at placement, and again when the saga
+/// resumes a checkout that was never answered.
+pub(crate) fn placed_event(order: &order::Model, lines: &[(Uuid, i32)]) -> EventEnvelope {
+    let lines: Vec<serde_json::Value> = lines
+        .iter()
+        .map(
+            |(product, quantity)| serde_json::json!({ "productId": product, "quantity": quantity }),
+        )
+        .collect();
+    EventEnvelope::new(
+        "order.placed",
+        1,
+        order.id,
+        serde_json::json!({
+            "orderId": order.id, "number": order.number, "customerId": order.customer_id,
+            "cartId": order.cart_id, "lines": lines,
+            "total": money_json(order.total_minor, &order.currency),
+        }),
+    )
 }
 
 fn unavailable(error: kernel::http_client::CallError) -> AppError {
@@ -141,23 +158,11 @@ pub async fn place(
             l
         })
         .collect();
-    let event_lines: Vec<serde_json::Value> = cart
-        .lines
-        .iter()
-        .map(|l| serde_json::json!({ "productId": l.product_id, "quantity": l.quantity }))
-        .collect();
+    let event_lines: Vec<(Uuid, i32)> =
+        cart.lines.iter().map(|l| (l.product_id, l.quantity)).collect();
     line::Entity::insert_many(lines).exec_without_returning(&txn).await?;
     record(&txn, id, Status::Pending, None).await?;
-    let placed = EventEnvelope::new(
-        "order.placed",
-        1,
-        id,
-        serde_json::json!({
-            "orderId": id, "number": saved.number, "customerId": customer, "cartId": cart.id,
-            "lines": event_lines, "total": money_json(saved.total_minor, &currency),
-        }),
-    );
-    outbox::append(&txn, &placed).await?;
+    outbox::append(&txn, &placed_event(&saved, &event_lines)).await?;
     txn.commit().await?;
     orders.relay.wake();
     tracing::info!(order_id = %id, number = %saved.number, "order placed");

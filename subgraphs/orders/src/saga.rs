@@ -47,10 +47,7 @@ fn failed(error: AppError) -> anyhow::Error {
 
 /// The payment request for `order`.
 fn payment_request(order: &order::Model) -> EventEnvelope {
-    let money = kernel::money::Currency::parse(&order.currency)
-        .map(|c| kernel::money::Money::from_minor(order.total_minor, c))
-        .map(|m| serde_json::json!({ "amount": m.amount().to_string(), "currency": m.currency().code() }))
-        .unwrap_or(serde_json::Value::Null);
+    let money = crate::checkout::money_json(order.total_minor, &order.currency);
     EventEnvelope::new(
         "order.payment_requested",
         1,
@@ -163,22 +160,9 @@ pub async fn resume_stuck(orders: &Orders, stuck_after: Duration) -> AppResult<u
             payment_request(order)
         } else {
             let lines = crate::checkout::lines(&txn, order.id).await?;
-            let lines: Vec<serde_json::Value> = lines
-                .iter()
-                .map(|l| serde_json::json!({ "productId": l.product_id, "quantity": l.quantity }))
-                .collect();
-            EventEnvelope::new(
-                "order.placed",
-                1,
-                order.id,
-                serde_json::json!({
-                    "orderId": order.id, "number": order.number, "customerId": order.customer_id,
-                    "cartId": order.cart_id, "lines": lines,
-                    "total": { "amount": kernel::money::Currency::parse(&order.currency)
-                        .map(|c| kernel::money::Money::from_minor(order.total_minor, c).amount().to_string())
-                        .unwrap_or_default(), "currency": order.currency },
-                }),
-            )
+            let lines: Vec<(Uuid, i32)> =
+                lines.iter().map(|l| (l.product_id, l.quantity)).collect();
+            crate::checkout::placed_event(order, &lines)
         };
         outbox::append(&txn, &event).await?;
         // Touched, so the next sweep waits its turn before asking again.

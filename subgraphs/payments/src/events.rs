@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use kernel::events::EventEnvelope;
-use kernel::events::consumer::{EventHandler, Permanent};
+use kernel::events::consumer::{EventHandler, Permanent, read_payload as payload};
 use kernel::events::inbox::Work;
 use sea_orm::DatabaseTransaction;
 use uuid::Uuid;
@@ -27,18 +27,6 @@ pub struct PaymentEvents(pub Arc<Payments>);
 #[serde(rename_all = "camelCase")]
 struct OrderRef {
     order_id: Uuid,
-}
-
-fn payload<T: serde::de::DeserializeOwned>(event: &EventEnvelope) -> anyhow::Result<T> {
-    if event.version != 1 {
-        return Err(Permanent(format!(
-            "{} version {} is not one payments reads",
-            event.event_type, event.version
-        ))
-        .into());
-    }
-    serde_json::from_value(event.payload.clone())
-        .map_err(|e| Permanent(format!("unreadable {} payload: {e}", event.event_type)).into())
 }
 
 fn failed(error: kernel::AppError) -> anyhow::Error {

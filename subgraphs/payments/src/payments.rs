@@ -91,7 +91,7 @@ impl MoneyPayload {
     fn of(row: &payment::Model) -> serde_json::Value {
         let money = Currency::parse(&row.currency)
             .map(|c| Money::from_minor(row.amount_minor, c))
-            .map(|m| serde_json::json!({ "amount": m.amount().to_string(), "currency": m.currency().code() }));
+            .map(|m| m.to_json());
         money.unwrap_or(serde_json::Value::Null)
     }
 }

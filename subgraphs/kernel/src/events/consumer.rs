@@ -35,6 +35,20 @@ pub trait EventHandler: Send + Sync + 'static {
 #[error("{0}")]
 pub struct Permanent(pub String);
 
+/// Reads an event's payload as `T`, for a handler that reads payload `version` 1; another
+/// version, or a payload that does not fit, is [`Permanent`]: retrying cannot fix it.
+pub fn read_payload<T: serde::de::DeserializeOwned>(event: &EventEnvelope) -> anyhow::Result<T> {
+    if event.version != 1 {
+        return Err(Permanent(format!(
+            "{} version {} is not one this consumer reads",
+            event.event_type, event.version
+        ))
+        .into());
+    }
+    serde_json::from_value(event.payload.clone())
+        .map_err(|e| Permanent(format!("unreadable {} payload: {e}", event.event_type)).into())
+}
+
 /// Retry policy.
 #[derive(Debug, Clone)]
 pub struct ConsumerOptions {
