@@ -37,6 +37,45 @@ pub async fn create_outbox(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
         .await
 }
 
+/// Replaces the first outbox index (on `published_at, id`) by a partial index on `id` of the
+/// pending rows only. The relay asks for "pending, oldest first" on every wake-up: the old
+/// index kept an entry for every row ever published (each update adds one), so without fresh
+/// planner statistics that question read the whole history, and it grew with every event.
+/// The partial index holds only what is still to publish, in the order the relay wants it.
+pub struct PendingOutboxIndex;
+
+impl MigrationName for PendingOutboxIndex {
+    fn name(&self) -> &str {
+        "m_common_0001_outbox_pending_partial"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for PendingOutboxIndex {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("outbox_pending")
+                    .table(Alias::new("outbox"))
+                    .if_exists()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("outbox_pending_ids")
+                    .table(Alias::new("outbox"))
+                    .col(Alias::new("id"))
+                    .and_where(Expr::col(Alias::new("published_at")).is_null())
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
 /// Creates the `inbox` table: one row per (consumer group, event) handled.
 pub async fn create_inbox(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     manager

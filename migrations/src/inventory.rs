@@ -2,14 +2,14 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::common::{col, create_inbox, create_outbox};
+use crate::common::{PendingOutboxIndex, col, create_inbox, create_outbox};
 
 /// Runs the inventory migrations in order.
 pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Inventory)]
+        vec![Box::new(M0001Inventory), Box::new(PendingOutboxIndex), Box::new(M0002HeldExpiry)]
     }
 }
 
@@ -78,5 +78,42 @@ impl MigrationTrait for M0001Inventory {
             .await?;
         create_outbox(manager).await?;
         create_inbox(manager).await
+    }
+}
+
+/// The lapsed-hold sweep's index becomes a partial one (`expires_at` of held reservations).
+/// The first index led with `status`, and a planner without statistics used it for "this
+/// order's held reservations", reading every held reservation to find one order's.
+struct M0002HeldExpiry;
+
+impl MigrationName for M0002HeldExpiry {
+    fn name(&self) -> &str {
+        "m0002_reservations_held_expiry_partial"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0002HeldExpiry {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("reservations_held_expiry")
+                    .table(col("reservations"))
+                    .if_exists()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("reservations_held_by_expiry")
+                    .table(col("reservations"))
+                    .col(col("expires_at"))
+                    .and_where(Expr::col(col("status")).eq("HELD"))
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await
     }
 }

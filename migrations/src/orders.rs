@@ -2,14 +2,14 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::common::{col, create_inbox, create_outbox};
+use crate::common::{PendingOutboxIndex, col, create_inbox, create_outbox};
 
 /// Runs the orders migrations in order.
 pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Orders)]
+        vec![Box::new(M0001Orders), Box::new(PendingOutboxIndex), Box::new(M0002PendingByAge)]
     }
 }
 
@@ -126,5 +126,38 @@ impl MigrationTrait for M0001Orders {
             .await?;
         create_outbox(manager).await?;
         create_inbox(manager).await
+    }
+}
+
+/// The stuck-checkout sweep's index becomes a partial one (`updated_at` of pending orders).
+/// The first index led with `status`: every status change rewrote an entry in it, and a
+/// planner without statistics could pick it to find one order by id and status.
+struct M0002PendingByAge;
+
+impl MigrationName for M0002PendingByAge {
+    fn name(&self) -> &str {
+        "m0002_orders_pending_partial"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0002PendingByAge {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop().name("orders_status").table(col("orders")).if_exists().to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("orders_pending_by_age")
+                    .table(col("orders"))
+                    .col(col("updated_at"))
+                    .and_where(Expr::col(col("status")).eq("PENDING"))
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await
     }
 }

@@ -240,7 +240,7 @@ fn new_product(sku: &str) -> Value {
 async fn admins_create_update_and_reprice_products_and_events_follow() {
     let app = TestApp::seeded().await;
     let admin = app.admin_token().await;
-    let mut events = app.bus.subscribe("test");
+    let mut events = app.bus.subscribe("test", &["product"]);
 
     let created = app.catalog(CREATE, new_product("lantern-1"), Some(&admin)).await;
     assert_no_errors(&created);

@@ -87,7 +87,7 @@ async fn orders_reserve_release_and_are_refused_by_events_exactly_once() {
     for (id, n) in [(&tent, 5), (&stove, 2)] {
         assert_no_errors(&app.gateway(SET, json!({ "id": id, "n": n }), Some(&admin)).await);
     }
-    let mut events = app.bus.subscribe("inventory-test");
+    let mut events = app.bus.subscribe("inventory-test", &["stock"]);
 
     // Placed: both lines held. Published twice (a relay retry): held once.
     let order = Uuid::now_v7();
@@ -183,7 +183,7 @@ async fn reservations_never_confirmed_lapse_and_confirmed_ones_stay_until_shippe
     let admin = app.admin_token().await;
     let id = Uuid::now_v7().to_string();
     assert_no_errors(&app.gateway(SET, json!({ "id": id, "n": 4 }), Some(&admin)).await);
-    let mut events = app.bus.subscribe("inventory-test");
+    let mut events = app.bus.subscribe("inventory-test", &["stock"]);
     let (lapsing, kept) = (Uuid::now_v7(), Uuid::now_v7());
     app.bus.publish(&placed(lapsing, &[(&id, 1)])).await.unwrap();
     app.bus.publish(&placed(kept, &[(&id, 2)])).await.unwrap();

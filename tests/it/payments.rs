@@ -113,7 +113,7 @@ async fn a_payment_is_authorised_once_captured_on_confirmation_and_refunded_on_c
     let (owner, owner_id) = app.customer_token("payer@example.com").await;
     let (other, _) = app.customer_token("someone-else@example.com").await;
     let method = tokenize(&app, "4242424242424242", Some(&owner)).await;
-    let mut events = app.bus.subscribe("payments-test");
+    let mut events = app.bus.subscribe("payments-test", &["payment"]);
 
     let order = Uuid::now_v7();
     let asked = request(order, Some(&owner_id), &method, "order-key-1");
@@ -159,7 +159,7 @@ async fn a_payment_is_authorised_once_captured_on_confirmation_and_refunded_on_c
 #[tokio::test]
 async fn test_cards_decline_lack_funds_or_recover_from_transient_failures() {
     let app = TestApp::spawn().await;
-    let mut events = app.bus.subscribe("payments-test");
+    let mut events = app.bus.subscribe("payments-test", &["payment"]);
     let mut outcomes = Vec::new();
     for number in ["4000000000000002", "4000000000009995", "4000000000000119", "5555555555554444"] {
         let method = tokenize(&app, number, None).await;
@@ -213,7 +213,7 @@ async fn another_customers_card_cannot_pay_for_an_order() {
     let (owner, _) = app.customer_token("card-owner@example.com").await;
     let (_, thief_id) = app.customer_token("card-thief@example.com").await;
     let method = tokenize(&app, "4242424242424242", Some(&owner)).await;
-    let mut events = app.bus.subscribe("payments-test");
+    let mut events = app.bus.subscribe("payments-test", &["payment"]);
     let order = Uuid::now_v7();
     app.bus.publish(&request(order, Some(&thief_id), &method, "k")).await.unwrap();
     let declined = next_for(&mut events, "payment.declined", order).await;

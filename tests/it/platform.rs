@@ -142,7 +142,7 @@ async fn a_service_started_alone_verifies_tokens_with_identitys_jwks() {
 async fn outbox_rows_left_unpublished_are_relayed_later() {
     use sea_orm::EntityTrait;
     let app = TestApp::spawn().await;
-    let mut events = app.bus.subscribe("test");
+    let mut events = app.bus.subscribe("test", &["product"]);
     // As if the process died between committing a change and publishing its event.
     let event = kernel::events::EventEnvelope::new(
         "product.price_changed",

@@ -155,7 +155,7 @@ async fn main() -> anyhow::Result<()> {
     );
     better_store::seed::load(&identity, &catalog, Some(&inventory)).await?;
     let url = format!("http://{}/graphql", platform.gateway_addr().context("gateway")?);
-    let mut confirmations = platform.bus.subscribe("bench-checkout");
+    let mut confirmations = platform.bus.subscribe("bench-checkout", &["order"]);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(platform.run(async {
         let _ = stopped.await;

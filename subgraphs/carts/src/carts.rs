@@ -52,8 +52,6 @@ pub struct LineView {
 /// A cart as the shopper sees it: lines priced now, and the subtotal of what can be bought.
 #[derive(Debug, Clone)]
 pub struct CartView {
-    /// The cart.
-    pub cart: cart::Model,
     /// Lines, oldest first.
     pub lines: Vec<LineView>,
     /// Sum of the lines that have a price and no problem; `None` when prices are unavailable.
@@ -337,7 +335,7 @@ pub async fn expire_idle(carts: &Carts, now: DateTime<Utc>) -> AppResult<u64> {
 
 /// The cart priced now. When the catalog or the inventory cannot be asked, the lines are
 /// shown with the `UNAVAILABLE` problem instead of failing the whole cart.
-pub async fn view(carts: &Carts, cart: cart::Model) -> AppResult<CartView> {
+pub async fn view(carts: &Carts, cart: &cart::Model) -> AppResult<CartView> {
     let lines = lines_of(&carts.db, cart.id).await?;
     let ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
     let (facts, stock) =
@@ -389,5 +387,5 @@ pub async fn view(carts: &Carts, cart: cart::Model) -> AppResult<CartView> {
         // Nothing buyable yet: zero, in the store's currency.
         subtotal = Some(Money::zero(carts.currency));
     }
-    Ok(CartView { cart, lines: views, subtotal })
+    Ok(CartView { lines: views, subtotal })
 }

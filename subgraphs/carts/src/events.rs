@@ -29,8 +29,8 @@ impl EventHandler for CartEvents {
         GROUP
     }
 
-    fn handles(&self, event_type: &str) -> bool {
-        event_type == "order.placed"
+    fn events(&self) -> &[&'static str] {
+        &["order.placed"]
     }
 
     fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {

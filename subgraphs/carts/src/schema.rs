@@ -47,44 +47,56 @@ async fn target(ctx: &Context<'_>, cart_id: Option<&ID>) -> Result<entities::car
     })
 }
 
-async fn answer(ctx: &Context<'_>, cart: entities::carts::cart::Model) -> Result<Cart> {
-    Ok(Cart(carts::view(state(ctx), cart).await?))
+fn answer(cart: entities::carts::cart::Model) -> Result<Cart> {
+    Ok(Cart { row: cart, priced: tokio::sync::OnceCell::new() })
 }
 
-/// A cart, priced now.
-pub struct Cart(CartView);
+/// A cart. It is priced (its lines read, the catalog and inventory asked) only when a field
+/// that needs prices is selected, once per answer: a storefront that only wants the id back
+/// from `addToCart` costs no pricing.
+pub struct Cart {
+    row: entities::carts::cart::Model,
+    priced: tokio::sync::OnceCell<CartView>,
+}
+
+impl Cart {
+    async fn priced(&self, ctx: &Context<'_>) -> Result<&CartView> {
+        Ok(self.priced.get_or_try_init(|| carts::view(state(ctx), &self.row)).await?)
+    }
+}
 
 #[Object]
 impl Cart {
     /// The cart id (a guest keeps it to come back to the cart).
     async fn id(&self) -> ID {
-        ID(self.0.cart.id.to_string())
+        ID(self.row.id.to_string())
     }
 
     /// Lines, in the order they were first added.
-    async fn lines(&self) -> Vec<CartLine> {
-        self.0.lines.iter().cloned().map(CartLine).collect()
+    async fn lines(&self, ctx: &Context<'_>) -> Result<Vec<CartLine>> {
+        Ok(self.priced(ctx).await?.lines.iter().cloned().map(CartLine).collect())
     }
 
     /// Units in the cart.
-    async fn item_count(&self) -> i32 {
-        self.0.lines.iter().map(|l| l.quantity).sum()
+    async fn item_count(&self, ctx: &Context<'_>) -> Result<i32> {
+        Ok(self.priced(ctx).await?.lines.iter().map(|l| l.quantity).sum())
     }
 
     /// The sum of the lines that can be bought as they are, at current prices; `null` when
     /// prices cannot be read just now.
-    async fn subtotal(&self) -> Option<MoneyObject> {
-        self.0.subtotal.map(MoneyObject::from)
+    async fn subtotal(&self, ctx: &Context<'_>) -> Result<Option<MoneyObject>> {
+        Ok(self.priced(ctx).await?.subtotal.map(MoneyObject::from))
     }
 
     /// True when every line can be bought as it is (and there is at least one).
-    async fn ready_for_checkout(&self) -> bool {
-        !self.0.lines.is_empty() && self.0.lines.iter().all(|l| l.problem.is_none())
+    async fn ready_for_checkout(&self, ctx: &Context<'_>) -> Result<bool> {
+        let view = self.priced(ctx).await?;
+        Ok(!view.lines.is_empty() && view.lines.iter().all(|l| l.problem.is_none()))
     }
 
     /// Last change (the cart expires after a while idle).
     async fn updated_at(&self) -> chrono::DateTime<chrono::Utc> {
-        self.0.cart.updated_at
+        self.row.updated_at
     }
 }
 
@@ -140,7 +152,7 @@ impl Query {
     /// A cart: the one named by `id`, or (signed in, no id) your own.
     async fn cart(&self, ctx: &Context<'_>, id: Option<ID>) -> Result<Cart> {
         let cart = target(ctx, id.as_ref()).await?;
-        answer(ctx, cart).await
+        answer(cart)
     }
 
     /// Resolves `Product` references (carts know only the id).
@@ -158,7 +170,7 @@ impl Mutation {
     /// A new, empty cart for a guest. Keep its id: it is the only way back to the cart.
     async fn create_cart(&self, ctx: &Context<'_>) -> Result<Cart> {
         let cart = carts::create_guest(state(ctx)).await?;
-        answer(ctx, cart).await
+        answer(cart)
     }
 
     /// Adds units of a product (summed with those already in the cart).
@@ -171,7 +183,7 @@ impl Mutation {
     ) -> Result<Cart> {
         let cart = target(ctx, cart_id.as_ref()).await?;
         carts::add(state(ctx), &cart, parse(&product_id, "productId")?, quantity).await?;
-        answer(ctx, cart).await
+        answer(cart)
     }
 
     /// Sets the units of a product already in the cart.
@@ -184,7 +196,7 @@ impl Mutation {
     ) -> Result<Cart> {
         let cart = target(ctx, cart_id.as_ref()).await?;
         carts::set_quantity(state(ctx), &cart, parse(&product_id, "productId")?, quantity).await?;
-        answer(ctx, cart).await
+        answer(cart)
     }
 
     /// Removes a product from the cart.
@@ -196,7 +208,7 @@ impl Mutation {
     ) -> Result<Cart> {
         let cart = target(ctx, cart_id.as_ref()).await?;
         carts::remove(state(ctx), &cart, parse(&product_id, "productId")?).await?;
-        answer(ctx, cart).await
+        answer(cart)
     }
 
     /// After signing in: moves the guest cart's lines into your cart (quantities summed,
@@ -205,6 +217,6 @@ impl Mutation {
         let caller = authentication(ctx).require()?;
         let merged =
             carts::merge(state(ctx), parse(&guest_cart_id, "guestCartId")?, caller).await?;
-        answer(ctx, merged).await
+        answer(merged)
     }
 }

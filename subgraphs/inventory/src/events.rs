@@ -52,11 +52,8 @@ impl EventHandler for InventoryEvents {
         GROUP
     }
 
-    fn handles(&self, event_type: &str) -> bool {
-        matches!(
-            event_type,
-            "order.placed" | "order.confirmed" | "order.cancelled" | "shipment.shipped"
-        )
+    fn events(&self) -> &[&'static str] {
+        &["order.placed", "order.confirmed", "order.cancelled", "shipment.shipped"]
     }
 
     fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {

@@ -179,13 +179,42 @@ pub async fn reserve(
     let expires_at = now
         + chrono::Duration::from_std(inventory.reservation_ttl)
             .map_err(|e| AppError::internal(anyhow::anyhow!("reservation time: {e}")))?;
-    // A savepoint: when a line cannot be held, every line's hold is undone, and the event
-    // saying so still commits with the caller's transaction. Its first statement writes, so
-    // SQLite takes the write lock (waiting its turn) before anything is read.
-    let attempt = txn.begin().await?;
+    // The reservation rows go first: a write (so SQLite takes its write lock before anything
+    // is read), and the unique (order, product) index tells whether this order was answered
+    // before.
+    let rows = lines.iter().map(|line| reservation::ActiveModel {
+        id: Set(kernel::id::new_id()),
+        order_id: Set(order_id),
+        product_id: Set(line.product_id),
+        quantity: Set(line.quantity),
+        status: Set(status::HELD.into()),
+        expires_at: Set(expires_at),
+        release_reason: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    });
+    let inserted = reservation::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::columns([reservation::Column::OrderId, reservation::Column::ProductId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+    if inserted == 0 {
+        return answer_again(txn, order_id, cause).await;
+    }
+    if inserted != lines.len() as u64 {
+        return Err(AppError::internal(anyhow::anyhow!(
+            "order {order_id} was reserved before with other products"
+        )));
+    }
+    // Then the stock, each line by a conditional update: it holds the units or changes
+    // nothing, so stock is never oversold. Last, to keep the rows locked for the shortest time.
+    let mut held = Vec::with_capacity(lines.len());
     let mut short = Vec::new();
     for line in &lines {
-        let held = stock::Entity::update_many()
+        let update = stock::Entity::update_many()
             .col_expr(
                 stock::Column::Reserved,
                 Expr::col(stock::Column::Reserved).add(line.quantity),
@@ -197,57 +226,15 @@ pub async fn reserve(
                     .sub(Expr::col(stock::Column::Reserved))
                     .gte(line.quantity),
             )
-            .exec(&attempt)
+            .exec(txn)
             .await?;
-        if held.rows_affected == 0 {
+        if update.rows_affected == 0 {
             short.push(line.product_id);
+        } else {
+            held.push(line);
         }
-    }
-    let existing = reservation::Entity::find()
-        .filter(reservation::Column::OrderId.eq(order_id))
-        .count(&attempt)
-        .await?;
-    if existing > 0 {
-        attempt.rollback().await?;
-        // Asked again (orders resuming a checkout): give the same answer again.
-        let held = reservation::Entity::find()
-            .filter(reservation::Column::OrderId.eq(order_id))
-            .filter(reservation::Column::Status.is_in([status::HELD, status::CONFIRMED]))
-            .all(txn)
-            .await?;
-        if let Some(first) = held.first() {
-            let lines: Vec<Line> = held
-                .iter()
-                .map(|r| Line { product_id: r.product_id, quantity: r.quantity })
-                .collect();
-            let again = EventEnvelope::new(
-                "stock.reserved",
-                1,
-                order_id,
-                serde_json::json!({ "orderId": order_id, "lines": lines, "expiresAt": first.expires_at }),
-            );
-            let again = match cause {
-                Some(cause) => again.caused_by(cause),
-                None => again,
-            };
-            outbox::append(txn, &again).await?;
-        }
-        return Ok(Reserved::AlreadyReserved);
     }
     let event = if short.is_empty() {
-        let rows = lines.iter().map(|line| reservation::ActiveModel {
-            id: Set(kernel::id::new_id()),
-            order_id: Set(order_id),
-            product_id: Set(line.product_id),
-            quantity: Set(line.quantity),
-            status: Set(status::HELD.into()),
-            expires_at: Set(expires_at),
-            release_reason: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        });
-        reservation::Entity::insert_many(rows).exec_without_returning(&attempt).await?;
-        attempt.commit().await?;
         EventEnvelope::new(
             "stock.reserved",
             1,
@@ -255,7 +242,21 @@ pub async fn reserve(
             serde_json::json!({ "orderId": order_id, "lines": lines, "expiresAt": expires_at }),
         )
     } else {
-        attempt.rollback().await?;
+        // All or nothing: give back what the other lines took, and drop the reservations.
+        for line in held {
+            stock::Entity::update_many()
+                .col_expr(
+                    stock::Column::Reserved,
+                    Expr::col(stock::Column::Reserved).sub(line.quantity),
+                )
+                .filter(stock::Column::ProductId.eq(line.product_id))
+                .exec(txn)
+                .await?;
+        }
+        reservation::Entity::delete_many()
+            .filter(reservation::Column::OrderId.eq(order_id))
+            .exec(txn)
+            .await?;
         EventEnvelope::new(
             "stock.reservation_failed",
             1,
@@ -275,6 +276,37 @@ pub async fn reserve(
         tracing::info!(%order_id, short = ?short, "stock reservation failed: out of stock");
         Ok(Reserved::OutOfStock(short))
     }
+}
+
+/// Answers a repeated request for `order_id` (orders resuming a checkout) with the answer
+/// given before: `stock.reserved` again while the units are held, nothing once they lapsed
+/// or went back (the order is being cancelled then).
+async fn answer_again(
+    txn: &DatabaseTransaction,
+    order_id: Uuid,
+    cause: Option<&EventEnvelope>,
+) -> AppResult<Reserved> {
+    let held = reservation::Entity::find()
+        .filter(reservation::Column::OrderId.eq(order_id))
+        .filter(reservation::Column::Status.is_in([status::HELD, status::CONFIRMED]))
+        .all(txn)
+        .await?;
+    if let Some(first) = held.first() {
+        let lines: Vec<Line> =
+            held.iter().map(|r| Line { product_id: r.product_id, quantity: r.quantity }).collect();
+        let again = EventEnvelope::new(
+            "stock.reserved",
+            1,
+            order_id,
+            serde_json::json!({ "orderId": order_id, "lines": lines, "expiresAt": first.expires_at }),
+        );
+        let again = match cause {
+            Some(cause) => again.caused_by(cause),
+            None => again,
+        };
+        outbox::append(txn, &again).await?;
+    }
+    Ok(Reserved::AlreadyReserved)
 }
 
 /// Releases what `order_id` holds (held or confirmed) inside `txn`, recording

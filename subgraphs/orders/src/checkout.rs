@@ -161,7 +161,7 @@ pub async fn place(
     let event_lines: Vec<(Uuid, i32)> =
         cart.lines.iter().map(|l| (l.product_id, l.quantity)).collect();
     line::Entity::insert_many(lines).exec_without_returning(&txn).await?;
-    record(&txn, id, Status::Pending, None).await?;
+    record(&txn, id, &[Status::Pending], None).await?;
     outbox::append(&txn, &placed_event(&saved, &event_lines)).await?;
     txn.commit().await?;
     orders.relay.wake();
@@ -230,51 +230,54 @@ pub async fn find(orders: &Orders, id: Uuid, caller: Option<&Caller>) -> AppResu
 }
 
 /// Appends a timeline entry.
+/// Records `steps` on `order`'s timeline, in order, in one statement.
 async fn record<C: ConnectionTrait>(
     db: &C,
     order: Uuid,
-    status: Status,
+    steps: &[Status],
     reason: Option<&str>,
 ) -> AppResult<()> {
-    timeline::Entity::insert(timeline::ActiveModel {
+    let at = Utc::now();
+    let rows = steps.iter().map(|status| timeline::ActiveModel {
         id: Set(kernel::id::new_id()),
         order_id: Set(order),
         status: Set(status.as_str().into()),
         reason: Set(reason.map(str::to_string)),
-        at: Set(Utc::now()),
-    })
-    .exec_without_returning(db)
-    .await?;
+        at: Set(at),
+    });
+    timeline::Entity::insert_many(rows).exec_without_returning(db).await?;
     Ok(())
 }
 
-/// Moves an order to `to` inside `txn` when the rules allow it from where it stands (checked
-/// again by the conditional update, so concurrent changes cannot both win); the order after
-/// the move, or `None` when it could not move.
-pub async fn transition(
+/// Moves an order through `steps` inside `txn` when the rules allow the first from where it
+/// stands (a conditional update, so concurrent changes cannot both win) and each later step
+/// follows from the one before; every step goes on the timeline. The order after the last
+/// step, or `None` when it could not move.
+pub async fn advance(
     txn: &DatabaseTransaction,
     id: Uuid,
-    to: Status,
+    steps: &[Status],
     reason: Option<&str>,
 ) -> AppResult<Option<order::Model>> {
-    let Some(current) = order::Entity::find_by_id(id).one(txn).await? else { return Ok(None) };
-    let from = Status::parse(&current.status)?;
-    if !from.can_become(to) {
-        return Ok(None);
+    let (Some(first), Some(last)) = (steps.first(), steps.last()) else { return Ok(None) };
+    if !steps.windows(2).all(|pair| pair[0].can_become(pair[1])) {
+        return Err(AppError::internal(anyhow::anyhow!("no such path of statuses: {steps:?}")));
     }
+    // One conditional update that returns the moved order: the rules and the race with a
+    // concurrent change are settled by the same statement.
     let mut update = order::Entity::update_many()
-        .col_expr(order::Column::Status, Expr::value(to.as_str()))
+        .col_expr(order::Column::Status, Expr::value(last.as_str()))
         .col_expr(order::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(order::Column::Id.eq(id))
-        .filter(order::Column::Status.eq(from.as_str()));
-    if to == Status::Cancelled {
+        .filter(order::Column::Status.is_in(Status::sources_of(*first).map(Status::as_str)));
+    if *last == Status::Cancelled {
         update = update.col_expr(order::Column::CancelReason, Expr::value(reason));
     }
-    if update.exec(txn).await?.rows_affected == 0 {
+    let Some(moved) = update.exec_with_returning(txn).await?.into_iter().next() else {
         return Ok(None);
-    }
-    record(txn, id, to, reason).await?;
-    Ok(order::Entity::find_by_id(id).one(txn).await?)
+    };
+    record(txn, id, steps, reason).await?;
+    Ok(Some(moved))
 }
 
 /// Cancels an order (and records `order.cancelled`, so stock is released and payment given
@@ -285,7 +288,7 @@ pub async fn cancel_in(
     reason: &str,
     cause: Option<&EventEnvelope>,
 ) -> AppResult<Option<order::Model>> {
-    let Some(cancelled) = transition(txn, id, Status::Cancelled, Some(reason)).await? else {
+    let Some(cancelled) = advance(txn, id, &[Status::Cancelled], Some(reason)).await? else {
         return Ok(None);
     };
     let event = EventEnvelope::new(

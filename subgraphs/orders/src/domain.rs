@@ -19,6 +19,15 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status.
+    pub const ALL: [Status; 4] =
+        [Status::Pending, Status::PaymentAuthorized, Status::Confirmed, Status::Cancelled];
+
+    /// The statuses an order may move to `to` from.
+    pub fn sources_of(to: Status) -> impl Iterator<Item = Status> {
+        Status::ALL.into_iter().filter(move |from| from.can_become(to))
+    }
+
     /// As stored.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -24,7 +24,7 @@ use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, Transa
 use uuid::Uuid;
 
 use crate::Orders;
-use crate::checkout::{cancel_in, transition};
+use crate::checkout::{advance, cancel_in};
 use crate::domain::Status;
 
 /// The consumer group name.
@@ -65,15 +65,19 @@ async fn stock_reserved(
     id: Uuid,
     cause: &EventEnvelope,
 ) -> AppResult<()> {
-    let Some(order) = order::Entity::find_by_id(id).one(txn).await? else { return Ok(()) };
-    if order.status != Status::Pending.as_str() || order.payment_requested_at.is_some() {
-        return Ok(());
-    }
-    order::Entity::update_many()
+    // Asked for once: a repeated answer from inventory finds the order already asking.
+    let Some(order) = order::Entity::update_many()
         .col_expr(order::Column::PaymentRequestedAt, Expr::value(Utc::now()))
         .filter(order::Column::Id.eq(id))
-        .exec(txn)
-        .await?;
+        .filter(order::Column::Status.eq(Status::Pending.as_str()))
+        .filter(order::Column::PaymentRequestedAt.is_null())
+        .exec_with_returning(txn)
+        .await?
+        .into_iter()
+        .next()
+    else {
+        return Ok(());
+    };
     outbox::append(txn, &payment_request(&order).caused_by(cause)).await?;
     Ok(())
 }
@@ -83,10 +87,9 @@ async fn payment_authorized(
     id: Uuid,
     cause: &EventEnvelope,
 ) -> AppResult<()> {
-    if transition(txn, id, Status::PaymentAuthorized, None).await?.is_none() {
-        return Ok(());
-    }
-    if transition(txn, id, Status::Confirmed, None).await?.is_some() {
+    // Authorised, and with the stock already held that makes it confirmed: both steps on the
+    // timeline, in one change.
+    if advance(txn, id, &[Status::PaymentAuthorized, Status::Confirmed], None).await?.is_some() {
         let confirmed =
             EventEnvelope::new("order.confirmed", 1, id, serde_json::json!({ "orderId": id }));
         outbox::append(txn, &confirmed.caused_by(cause)).await?;
@@ -100,15 +103,14 @@ impl EventHandler for Saga {
         GROUP
     }
 
-    fn handles(&self, event_type: &str) -> bool {
-        matches!(
-            event_type,
-            "stock.reserved"
-                | "stock.reservation_failed"
-                | "stock.released"
-                | "payment.authorized"
-                | "payment.declined"
-        )
+    fn events(&self) -> &[&'static str] {
+        &[
+            "stock.reserved",
+            "stock.reservation_failed",
+            "stock.released",
+            "payment.authorized",
+            "payment.declined",
+        ]
     }
 
     fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {

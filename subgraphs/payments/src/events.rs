@@ -42,8 +42,8 @@ impl EventHandler for PaymentEvents {
         GROUP
     }
 
-    fn handles(&self, event_type: &str) -> bool {
-        matches!(event_type, "order.payment_requested" | "order.confirmed" | "order.cancelled")
+    fn events(&self) -> &[&'static str] {
+        &["order.payment_requested", "order.confirmed", "order.cancelled"]
     }
 
     fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {

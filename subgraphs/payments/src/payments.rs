@@ -274,12 +274,9 @@ async fn move_status(
         .col_expr(payment::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(payment::Column::OrderId.eq(order_id))
         .filter(payment::Column::Status.eq(from))
-        .exec(txn)
+        .exec_with_returning(txn)
         .await?;
-    if moved.rows_affected == 0 {
-        return Ok(None);
-    }
-    Ok(payment::Entity::find().filter(payment::Column::OrderId.eq(order_id)).one(txn).await?)
+    Ok(moved.into_iter().next())
 }
 
 /// The payment of an order, if any.

@@ -2,14 +2,16 @@
 //! [`InProcessBus`]; production uses Redis Streams ([`super::redis::RedisStreamsBus`]) behind
 //! the same [`EventBus`] trait.
 //!
-//! Consumers join a *group* (one per consuming context): each event is delivered to one
-//! consumer of every group, and stays owed to the group until a consumer settles it
+//! Events travel by *topic* (see [`super::topic_of`]). Consumers join a *group* (one per
+//! consuming context) on the topics they read: each event is delivered to one consumer of
+//! every group reading its topic, and stays owed to the group until a consumer settles it
 //! ([`Delivery::ack`] after its transaction committed, or [`Delivery::dead_letter`]). A
 //! delivery dropped unsettled — its consumer died — is delivered again.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use tokio::sync::{Notify, broadcast};
@@ -22,13 +24,31 @@ pub trait EventBus: Send + Sync + 'static {
     /// Publishes one envelope; returns once the bus has accepted it.
     fn publish<'a>(&'a self, event: &'a EventEnvelope) -> BoxFuture<'a, anyhow::Result<()>>;
 
-    /// Every envelope published after this call, without acknowledgement: for tests and live
-    /// views that may miss events. `name` only labels the watcher in logs.
-    fn subscribe(&self, name: &str) -> BoxStream<'static, EventEnvelope>;
+    /// Publishes `events` in order; returns how many the bus accepted (all of them, or the
+    /// ones before the first failure) and that failure. Buses that can send several at once
+    /// override it.
+    fn publish_all<'a>(
+        &'a self,
+        events: &'a [EventEnvelope],
+    ) -> BoxFuture<'a, (usize, Option<anyhow::Error>)> {
+        Box::pin(async move {
+            for (n, event) in events.iter().enumerate() {
+                if let Err(error) = self.publish(event).await {
+                    return (n, Some(error));
+                }
+            }
+            (events.len(), None)
+        })
+    }
 
-    /// Joins consumer group `group` as `consumer`: deliveries of every event not yet settled
-    /// by the group, in publication order per aggregate.
-    fn consume(&self, group: &str, consumer: &str) -> BoxStream<'static, Delivery>;
+    /// Every envelope of `topics` published after this call, without acknowledgement: for
+    /// tests and live views that may miss events. `name` only labels the watcher in logs.
+    fn subscribe(&self, name: &str, topics: &[&str]) -> BoxStream<'static, EventEnvelope>;
+
+    /// Joins consumer group `group` as `consumer` on `topics`: deliveries of every event of
+    /// those topics not yet settled by the group, in publication order per aggregate.
+    fn consume(&self, group: &str, consumer: &str, topics: &[&str])
+    -> BoxStream<'static, Delivery>;
 
     /// Events the group gave up on, oldest first, with the reason (operators inspect these).
     fn dead_letters<'a>(
@@ -92,6 +112,8 @@ struct Group {
 
 #[derive(Default)]
 struct GroupState {
+    /// The topics the group reads.
+    topics: HashSet<String>,
     /// Events waiting for a consumer, with how often each was delivered before.
     queue: VecDeque<(EventEnvelope, u32)>,
     dead: Vec<(EventEnvelope, String)>,
@@ -122,24 +144,40 @@ impl EventBus for InProcessBus {
         let _ = self.watchers.send(event.clone());
         let groups: Vec<Arc<Group>> =
             self.groups.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let topic = super::topic_of(&event.event_type);
         for group in groups {
-            group
-                .state
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .queue
-                .push_back((event.clone(), 0));
-            group.ready.notify_one();
+            let mut state = group.state.lock().unwrap_or_else(|p| p.into_inner());
+            if state.topics.contains(topic) {
+                state.queue.push_back((event.clone(), 0));
+                drop(state);
+                group.ready.notify_one();
+            }
         }
         Box::pin(async { Ok(()) })
     }
 
-    fn subscribe(&self, name: &str) -> BoxStream<'static, EventEnvelope> {
-        Box::pin(BroadcastStream::new(self.watchers.subscribe(), name.to_string()))
+    fn subscribe(&self, name: &str, topics: &[&str]) -> BoxStream<'static, EventEnvelope> {
+        let topics: HashSet<String> = topics.iter().map(|t| t.to_string()).collect();
+        Box::pin(
+            BroadcastStream::new(self.watchers.subscribe(), name.to_string()).filter(move |e| {
+                std::future::ready(topics.contains(super::topic_of(&e.event_type)))
+            }),
+        )
     }
 
-    fn consume(&self, group: &str, _consumer: &str) -> BoxStream<'static, Delivery> {
+    fn consume(
+        &self,
+        group: &str,
+        _consumer: &str,
+        topics: &[&str],
+    ) -> BoxStream<'static, Delivery> {
         let group = self.group(group);
+        group
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .topics
+            .extend(topics.iter().map(|t| t.to_string()));
         Box::pin(futures::stream::unfold(group, |group| async move {
             loop {
                 let next = group.state.lock().unwrap_or_else(|p| p.into_inner()).queue.pop_front();

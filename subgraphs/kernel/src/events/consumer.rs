@@ -3,7 +3,9 @@
 //! backoff when it fails, and dead-lettered after a bounded number of attempts (at once when
 //! the handler says the failure is [`Permanent`]). Deliveries are spread over a few lanes by
 //! aggregate: one aggregate's events are handled one at a time in the order the bus gives
-//! them, different aggregates' side by side.
+//! them, different aggregates' side by side. When events wait in a lane (the consumer is
+//! busy), the lane handles what waited in one transaction: under load each event costs less,
+//! and when that transaction fails they are handled one by one, each with its own retries.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +15,7 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction};
 
 use super::EventEnvelope;
 use super::bus::{Delivery, EventBus};
-use super::inbox::{Work, handle_once};
+use super::inbox::{Work, claim, handle_once};
 use super::outbox::OutboxRelay;
 
 /// What a consuming context does with events.
@@ -21,8 +23,9 @@ pub trait EventHandler: Send + Sync + 'static {
     /// The consumer group: one per consuming context.
     fn group(&self) -> &str;
 
-    /// Whether this handler wants events of `event_type` (others are acknowledged unread).
-    fn handles(&self, event_type: &str) -> bool;
+    /// The event types this handler applies. The consumer reads their topics only; other
+    /// types of those topics are acknowledged unread.
+    fn events(&self) -> &[&'static str];
 
     /// Applies `event` inside `txn` (the inbox row is in the same transaction). Events the
     /// handler appends to its outbox in `txn` go out once it commits.
@@ -66,6 +69,9 @@ impl Default for ConsumerOptions {
     }
 }
 
+/// Most events a lane handles in one transaction.
+const MAX_BATCH: usize = 32;
+
 /// The lane of an aggregate (stable for the life of the process).
 fn lane_of(aggregate: &str, lanes: usize) -> usize {
     use std::hash::{Hash, Hasher};
@@ -97,7 +103,11 @@ impl Consumer {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> tokio::task::JoinHandle<()> {
-        let deliveries = self.bus.consume(self.handler.group(), &self.name);
+        let mut topics: Vec<&str> =
+            self.handler.events().iter().map(|t| super::topic_of(t)).collect();
+        topics.sort_unstable();
+        topics.dedup();
+        let deliveries = self.bus.consume(self.handler.group(), &self.name, &topics);
         tokio::spawn(self.run(deliveries, shutdown))
     }
 
@@ -114,8 +124,9 @@ impl Consumer {
             lanes.push(tx);
             let this = this.clone();
             workers.spawn(async move {
-                while let Some(delivery) = rx.recv().await {
-                    this.settle(delivery).await;
+                let mut waiting = Vec::with_capacity(MAX_BATCH);
+                while rx.recv_many(&mut waiting, MAX_BATCH).await > 0 {
+                    this.settle_all(std::mem::take(&mut waiting)).await;
                 }
             });
         }
@@ -138,10 +149,61 @@ impl Consumer {
         while workers.join_next().await.is_some() {}
     }
 
+    /// Handles deliveries that waited in one lane, in order: those of types the handler does
+    /// not apply are acknowledged at once, the rest handled in one transaction when there are
+    /// several (one by one, with retries, when that fails).
+    pub(crate) async fn settle_all(&self, deliveries: Vec<Delivery>) {
+        let (handled, unread): (Vec<Delivery>, Vec<Delivery>) = deliveries
+            .into_iter()
+            .partition(|d| self.handler.events().contains(&d.event.event_type.as_str()));
+        let acks = unread.into_iter().map(Delivery::ack);
+        for settled in futures::future::join_all(acks).await {
+            self.finish(settled);
+        }
+        if handled.len() > 1 {
+            let events: Vec<&EventEnvelope> = handled.iter().map(|d| &d.event).collect();
+            match self.handle_together(&events).await {
+                Ok(()) => {
+                    if let Some(relay) = &self.relay {
+                        relay.wake();
+                    }
+                    let acks = handled.into_iter().map(Delivery::ack);
+                    for settled in futures::future::join_all(acks).await {
+                        self.finish(settled);
+                    }
+                    return;
+                }
+                Err(error) => tracing::warn!(
+                    group = self.handler.group(),
+                    events = handled.len(),
+                    error = format!("{error:#}"),
+                    "handling events together failed; handling them one by one"
+                ),
+            }
+        }
+        for delivery in handled {
+            self.settle(delivery).await;
+        }
+    }
+
+    /// Applies every event not handled before in one transaction with their inbox rows.
+    async fn handle_together(&self, events: &[&EventEnvelope]) -> anyhow::Result<()> {
+        use sea_orm::TransactionTrait;
+        let group = self.handler.group();
+        let txn = self.db.begin().await?;
+        for event in events {
+            if claim(&txn, group, event).await? {
+                self.handler.handle(&txn, event).await?;
+            }
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
     /// Handles one delivery to the end: acknowledged, or dead-lettered.
     pub async fn settle(&self, delivery: Delivery) {
         let group = self.handler.group();
-        if !self.handler.handles(&delivery.event.event_type) {
+        if !self.handler.events().contains(&delivery.event.event_type.as_str()) {
             self.finish(delivery.ack().await);
             return;
         }

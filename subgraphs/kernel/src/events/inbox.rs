@@ -60,27 +60,37 @@ where
     F: for<'t> FnOnce(&'t DatabaseTransaction) -> Work<'t>,
 {
     let txn = db.begin().await?;
-    let row = entity::ActiveModel {
-        consumer: Set(consumer.to_string()),
-        event_id: Set(event.id),
-        event_type: Set(event.event_type.clone()),
-        handled_at: Set(chrono::Utc::now()),
-    };
     // Claiming the row first means a concurrent redelivery waits on it (PostgreSQL) or on the
     // write lock (SQLite), then finds it taken.
-    let inserted = entity::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([entity::Column::Consumer, entity::Column::EventId])
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(&txn)
-        .await?;
-    if inserted == 0 {
+    if !claim(&txn, consumer, event).await? {
         txn.rollback().await?;
         return Ok(Handled::Before);
     }
     work(&txn).await?;
     txn.commit().await?;
     Ok(Handled::Now)
+}
+
+/// Writes `consumer`'s inbox row for `event` inside `txn`; false when the row was there
+/// already (the event was handled before, and the caller must not apply it again).
+pub async fn claim(
+    txn: &DatabaseTransaction,
+    consumer: &str,
+    event: &EventEnvelope,
+) -> Result<bool, DbErr> {
+    let row = entity::ActiveModel {
+        consumer: Set(consumer.to_string()),
+        event_id: Set(event.id),
+        event_type: Set(event.event_type.clone()),
+        handled_at: Set(chrono::Utc::now()),
+    };
+    let inserted = entity::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([entity::Column::Consumer, entity::Column::EventId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+    Ok(inserted > 0)
 }

@@ -19,6 +19,13 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// The topic of an event type: the part before the first dot (`order` for `order.placed`),
+/// which names the aggregate kind of the context that publishes it. Buses carry each topic
+/// separately, so a consumer reads only the topics it handles.
+pub fn topic_of(event_type: &str) -> &str {
+    event_type.split_once('.').map_or(event_type, |(topic, _)| topic)
+}
+
 /// One event, as every context sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventEnvelope {

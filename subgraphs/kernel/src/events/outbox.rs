@@ -126,19 +126,10 @@ impl OutboxRelay {
             let last = (batch.len() as u64) < BATCH;
             // Published in order; marked in one statement per batch (one commit, not one
             // per event), including after a failure for what did go out.
-            let mut published = Vec::with_capacity(batch.len());
-            let mut failure = None;
-            for row in batch {
-                let id = row.id;
-                let event = EventEnvelope::from(row);
-                match self.bus.publish(&event).await {
-                    Ok(()) => published.push(id),
-                    Err(error) => {
-                        failure = Some(error);
-                        break;
-                    }
-                }
-            }
+            let ids: Vec<Uuid> = batch.iter().map(|row| row.id).collect();
+            let events: Vec<EventEnvelope> = batch.into_iter().map(EventEnvelope::from).collect();
+            let (sent, failure) = self.bus.publish_all(&events).await;
+            let published = &ids[..sent.min(ids.len())];
             if !published.is_empty() {
                 entity::Entity::update_many()
                     .col_expr(entity::Column::PublishedAt, Expr::value(Utc::now()))

@@ -1,15 +1,17 @@
 //! The production bus: Redis Streams.
 //!
-//! Events go to one of `partitions` streams (`{ns}:events:{p}`), chosen by a stable hash of
-//! the aggregate id, so each aggregate's events stay in one stream, in order. Each consuming
-//! context is a consumer group on every partition. A consumer reads only the partitions it
-//! holds a lease on (`{ns}:lease:{group}:{p}`, renewed while it lives), so one aggregate's
-//! events are never handled by two replicas at once. Entries are acknowledged (`XACK`) only
-//! when the consumer settles them, after its transaction committed. A consumer that takes over
-//! a partition first claims (`XAUTOCLAIM`) what the previous holder left pending, so nothing a
+//! Each topic (see [`super::topic_of`]) is spread over `partitions` streams
+//! (`{ns}:events:{topic}:{p}`), the partition chosen by a stable hash of the aggregate id, so
+//! each aggregate's events stay in one stream, in order. Each consuming context is a consumer
+//! group on every partition of the topics it reads, and never sees the others. A consumer
+//! reads only the partitions it holds a lease on (`{ns}:lease:{group}:{p}`, renewed while it
+//! lives), so one aggregate's events are never handled by two replicas at once. Entries are
+//! acknowledged (`XACK`) only when the consumer settles them, after its transaction committed;
+//! acknowledgements waiting at the same time go out together. A consumer that takes over a
+//! partition first claims (`XAUTOCLAIM`) what the previous holder left pending, so nothing a
 //! dead consumer read is lost. Dead letters go to `{ns}:dead:{group}`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,10 +22,10 @@ use redis::aio::MultiplexedConnection;
 use redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
-use super::EventEnvelope;
 use super::bus::{Delivery, EventBus, Settle};
+use super::{EventEnvelope, topic_of};
 
 /// Settings of the Redis Streams bus.
 #[derive(Debug, Clone)]
@@ -79,8 +81,19 @@ impl RedisStreamsBus {
         Ok(Self { client, conn, options: Arc::new(options) })
     }
 
-    fn stream(&self, partition: u32) -> String {
-        format!("{}:events:{partition}", self.options.namespace)
+    fn stream(&self, topic: &str, partition: u32) -> String {
+        format!("{}:events:{topic}:{partition}", self.options.namespace)
+    }
+
+    /// The streams of `partitions` of every topic in `topics`.
+    fn streams(&self, topics: &[String], partitions: &[u32]) -> Vec<String> {
+        let mut streams = Vec::with_capacity(topics.len() * partitions.len());
+        for partition in partitions {
+            for topic in topics {
+                streams.push(self.stream(topic, *partition));
+            }
+        }
+        streams
     }
 
     fn lease_key(&self, group: &str, partition: u32) -> String {
@@ -98,17 +111,19 @@ impl RedisStreamsBus {
         Ok(self.client.get_multiplexed_async_connection_with_config(&config).await?)
     }
 
-    async fn create_groups(&self, group: &str) -> anyhow::Result<()> {
+    async fn create_groups(&self, group: &str, topics: &[String]) -> anyhow::Result<()> {
         let mut conn = self.conn.clone();
-        for partition in 0..self.options.partitions {
-            // From the start of the stream: a context deployed after events were published
-            // still gets them.
-            let created: redis::RedisResult<()> =
-                conn.xgroup_create_mkstream(self.stream(partition), group, "0").await;
-            if let Err(error) = created
-                && error.code() != Some("BUSYGROUP")
-            {
-                return Err(error.into());
+        for topic in topics {
+            for partition in 0..self.options.partitions {
+                // From the start of the stream: a context deployed after events were published
+                // still gets them.
+                let created: redis::RedisResult<()> =
+                    conn.xgroup_create_mkstream(self.stream(topic, partition), group, "0").await;
+                if let Err(error) = created
+                    && error.code() != Some("BUSYGROUP")
+                {
+                    return Err(error.into());
+                }
             }
         }
         Ok(())
@@ -181,12 +196,15 @@ impl RedisStreamsBus {
         }
     }
 
-    /// Reads the held partitions and hands entries to the consumer, one at a time.
+    /// Reads the held partitions of `topics` and hands entries to the consumer, one at a
+    /// time.
     async fn read(
         self,
         group: String,
         consumer: String,
+        topics: Arc<[String]>,
         held: Arc<Mutex<Leases>>,
+        acker: Acker,
         out: mpsc::Sender<Delivery>,
     ) -> anyhow::Result<()> {
         let mut reader = self.reader().await?;
@@ -201,9 +219,9 @@ impl RedisStreamsBus {
                 partitions.sort_unstable();
                 (partitions, taken)
             };
-            for partition in taken {
+            let claimed = self.streams(&topics, &taken);
+            for stream in claimed {
                 // What the previous holder read but never settled comes first, in order.
-                let stream = self.stream(partition);
                 let mut start = "0-0".to_string();
                 loop {
                     let reply: StreamAutoClaimReply = reader
@@ -225,7 +243,7 @@ impl RedisStreamsBus {
                 let pending: Option<StreamReadReply> =
                     reader.xread_options(&[&stream], &["0"], &options).await?;
                 for entry in pending.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
-                    if !self.hand_over(&group, &stream, entry, 1, &out).await {
+                    if !self.hand_over(&group, &stream, entry, 1, &acker, &out).await {
                         return Ok(());
                     }
                 }
@@ -238,7 +256,7 @@ impl RedisStreamsBus {
                 }
                 continue;
             }
-            let streams: Vec<String> = partitions.iter().map(|p| self.stream(*p)).collect();
+            let streams = self.streams(&topics, &partitions);
             let ids: Vec<&str> = streams.iter().map(|_| ">").collect();
             let options =
                 StreamReadOptions::default().group(&group, &consumer).count(100).block(BLOCK_MS);
@@ -246,7 +264,7 @@ impl RedisStreamsBus {
                 reader.xread_options(&streams, &ids, &options).await?;
             for key in reply.into_iter().flat_map(|r| r.keys) {
                 for entry in key.ids {
-                    if !self.hand_over(&group, &key.key, entry, 0, &out).await {
+                    if !self.hand_over(&group, &key.key, entry, 0, &acker, &out).await {
                         return Ok(());
                     }
                 }
@@ -261,10 +279,12 @@ impl RedisStreamsBus {
         stream: &str,
         entry: StreamId,
         redeliveries: u32,
+        acker: &Acker,
         out: &mpsc::Sender<Delivery>,
     ) -> bool {
         let settle = RedisSettle {
             conn: self.conn.clone(),
+            acker: acker.clone(),
             stream: stream.to_string(),
             group: group.to_string(),
             id: entry.id.clone(),
@@ -289,6 +309,48 @@ impl RedisStreamsBus {
     }
 }
 
+/// One acknowledgement waiting to go out.
+struct AckRequest {
+    stream: String,
+    id: String,
+    done: oneshot::Sender<anyhow::Result<()>>,
+}
+
+/// Sends a consumer's acknowledgements. Lanes settle side by side; whatever is waiting when
+/// the last `XACK` returns goes out in one pipeline (one `XACK` per stream), so a busy consumer
+/// pays one round trip for many entries and an idle one still acknowledges at once.
+#[derive(Clone)]
+struct Acker(mpsc::UnboundedSender<AckRequest>);
+
+impl Acker {
+    /// Starts the acknowledger of `group`; it stops when the last handle is dropped.
+    fn spawn(mut conn: MultiplexedConnection, group: String) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<AckRequest>();
+        tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while rx.recv_many(&mut batch, 512).await > 0 {
+                let mut by_stream: HashMap<&str, Vec<&str>> = HashMap::new();
+                for request in &batch {
+                    by_stream.entry(&request.stream).or_default().push(&request.id);
+                }
+                let mut pipe = redis::pipe();
+                for (stream, ids) in &by_stream {
+                    pipe.xack(*stream, &group, ids).ignore();
+                }
+                let sent: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
+                for request in batch.drain(..) {
+                    let answer = match &sent {
+                        Ok(()) => Ok(()),
+                        Err(error) => Err(anyhow::anyhow!("acknowledging failed: {error}")),
+                    };
+                    let _ = request.done.send(answer);
+                }
+            }
+        });
+        Self(tx)
+    }
+}
+
 /// The partitions a consumer holds, and those it has just taken.
 #[derive(Default)]
 struct Leases {
@@ -298,6 +360,7 @@ struct Leases {
 
 struct RedisSettle {
     conn: MultiplexedConnection,
+    acker: Acker,
     stream: String,
     group: String,
     id: String,
@@ -317,9 +380,10 @@ impl RedisSettle {
 impl Settle for RedisSettle {
     fn ack(self: Box<Self>) -> BoxFuture<'static, anyhow::Result<()>> {
         Box::pin(async move {
-            let mut conn = self.conn.clone();
-            let _: i64 = conn.xack(&self.stream, &self.group, &[&self.id]).await?;
-            Ok(())
+            let (done, acked) = oneshot::channel();
+            let request = AckRequest { stream: self.stream, id: self.id, done };
+            self.acker.0.send(request).map_err(|_| anyhow::anyhow!("the acknowledger stopped"))?;
+            acked.await.map_err(|_| anyhow::anyhow!("the acknowledger stopped"))?
         })
     }
 
@@ -343,25 +407,52 @@ impl Settle for RedisSettle {
 impl EventBus for RedisStreamsBus {
     fn publish<'a>(&'a self, event: &'a EventEnvelope) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            let stream = self.stream(partition_of(&event.aggregate_id, self.options.partitions));
-            let json = serde_json::to_string(event)?;
-            let mut conn = self.conn.clone();
-            let _: String = conn
-                .xadd_maxlen(
-                    &stream,
+            match self.publish_all(std::slice::from_ref(event)).await {
+                (_, Some(error)) => Err(error),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn publish_all<'a>(
+        &'a self,
+        events: &'a [EventEnvelope],
+    ) -> BoxFuture<'a, (usize, Option<anyhow::Error>)> {
+        Box::pin(async move {
+            // One pipeline, in order, on one connection: the entries land in their streams in
+            // the order given. When it fails, none counts as sent (some may have been; the
+            // relay sends them again and inboxes drop the duplicates).
+            let mut pipe = redis::pipe();
+            for event in events {
+                let stream = self.stream(
+                    topic_of(&event.event_type),
+                    partition_of(&event.aggregate_id, self.options.partitions),
+                );
+                let json = match serde_json::to_string(event) {
+                    Ok(json) => json,
+                    Err(error) => return (0, Some(error.into())),
+                };
+                pipe.xadd_maxlen(
+                    stream,
                     redis::streams::StreamMaxlen::Approx(self.options.max_len),
                     "*",
                     &[("event", json)],
                 )
-                .await?;
-            Ok(())
+                .ignore();
+            }
+            let mut conn = self.conn.clone();
+            match pipe.query_async::<()>(&mut conn).await {
+                Ok(()) => (events.len(), None),
+                Err(error) => (0, Some(error.into())),
+            }
         })
     }
 
-    fn subscribe(&self, name: &str) -> BoxStream<'static, EventEnvelope> {
+    fn subscribe(&self, name: &str, topics: &[&str]) -> BoxStream<'static, EventEnvelope> {
         let (tx, rx) = mpsc::channel(256);
         let bus = self.clone();
         let name = name.to_string();
+        let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
         // Entry ids are Redis server milliseconds: start a second back so that clock skew
         // between here and the server does not hide events published right after this call.
         let since = chrono::Utc::now().timestamp_millis().saturating_sub(1000).max(0);
@@ -373,7 +464,8 @@ impl EventBus for RedisStreamsBus {
                     return;
                 }
             };
-            let streams: Vec<String> = (0..bus.options.partitions).map(|p| bus.stream(p)).collect();
+            let partitions: Vec<u32> = (0..bus.options.partitions).collect();
+            let streams = bus.streams(&topics, &partitions);
             let mut last: Vec<String> = streams.iter().map(|_| format!("{since}-0")).collect();
             let options = StreamReadOptions::default().count(100).block(BLOCK_MS);
             loop {
@@ -415,13 +507,19 @@ impl EventBus for RedisStreamsBus {
         ))
     }
 
-    fn consume(&self, group: &str, consumer: &str) -> BoxStream<'static, Delivery> {
+    fn consume(
+        &self,
+        group: &str,
+        consumer: &str,
+        topics: &[&str],
+    ) -> BoxStream<'static, Delivery> {
         // One delivery at a time: the reader does not run ahead of the consumer.
         let (tx, rx) = mpsc::channel(1);
         let bus = self.clone();
         let (group, consumer) = (group.to_string(), consumer.to_string());
+        let topics: Arc<[String]> = topics.iter().map(|t| t.to_string()).collect();
         tokio::spawn(async move {
-            if let Err(error) = bus.create_groups(&group).await {
+            if let Err(error) = bus.create_groups(&group, &topics).await {
                 tracing::error!(%group, %error, "creating the consumer group failed");
                 return;
             }
@@ -433,9 +531,16 @@ impl EventBus for RedisStreamsBus {
                 held.clone(),
                 stopped,
             ));
+            let acker = Acker::spawn(bus.conn.clone(), group.clone());
             loop {
-                let read =
-                    bus.clone().read(group.clone(), consumer.clone(), held.clone(), tx.clone());
+                let read = bus.clone().read(
+                    group.clone(),
+                    consumer.clone(),
+                    topics.clone(),
+                    held.clone(),
+                    acker.clone(),
+                    tx.clone(),
+                );
                 match read.await {
                     Ok(()) => break,
                     Err(error) => {
