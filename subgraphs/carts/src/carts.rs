@@ -8,7 +8,7 @@ use entities::carts::{cart, line};
 use kernel::auth::Caller;
 use kernel::money::Money;
 use kernel::{AppError, AppResult};
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Alias, Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, TransactionTrait,
@@ -194,41 +194,40 @@ pub async fn add(carts: &Carts, cart: &cart::Model, product: Uuid, quantity: i32
     let txn = carts.db.begin().await?;
     // Writing first takes SQLite's write lock before anything is read in this transaction.
     touch(&txn, cart.id).await?;
-    let existing = line::Entity::find_by_id((cart.id, product)).one(&txn).await?;
-    match existing {
-        Some(line) => {
-            let total = line.quantity + quantity;
-            if total > MAX_QUANTITY {
-                return Err(AppError::bad_input(format!(
-                    "at most {MAX_QUANTITY} of one product per cart ({} already in it)",
-                    line.quantity
-                )));
-            }
-            line::Entity::update(line::ActiveModel {
-                cart_id: Set(cart.id),
-                product_id: Set(product),
-                quantity: Set(total),
-                added_at: Set(line.added_at),
-            })
-            .exec(&txn)
-            .await?;
-        }
-        None => {
-            let count =
-                line::Entity::find().filter(line::Column::CartId.eq(cart.id)).count(&txn).await?;
-            if count as usize >= MAX_LINES {
-                return Err(AppError::bad_input(format!(
-                    "a cart holds at most {MAX_LINES} products"
-                )));
-            }
-            line::Entity::insert(line::ActiveModel {
-                cart_id: Set(cart.id),
-                product_id: Set(product),
-                quantity: Set(quantity),
-                added_at: Set(Utc::now()),
-            })
-            .exec_without_returning(&txn)
-            .await?;
+    // Adds to the line, or starts it: one statement either way, which answers the new
+    // quantity (equal to `quantity` only for a new line: lines never hold zero).
+    let line = line::Entity::insert(line::ActiveModel {
+        cart_id: Set(cart.id),
+        product_id: Set(product),
+        quantity: Set(quantity),
+        added_at: Set(Utc::now()),
+    })
+    .on_conflict(
+        OnConflict::columns([line::Column::CartId, line::Column::ProductId])
+            .value(
+                line::Column::Quantity,
+                sea_orm::ExprTrait::add(
+                    Expr::col((line::Entity, line::Column::Quantity)),
+                    Expr::col((Alias::new("excluded"), line::Column::Quantity)),
+                ),
+            )
+            .to_owned(),
+    )
+    .exec_with_returning(&txn)
+    .await?;
+    if line.quantity > MAX_QUANTITY {
+        txn.rollback().await?;
+        return Err(AppError::bad_input(format!(
+            "at most {MAX_QUANTITY} of one product per cart ({} already in it)",
+            line.quantity - quantity
+        )));
+    }
+    if line.quantity == quantity {
+        let count =
+            line::Entity::find().filter(line::Column::CartId.eq(cart.id)).count(&txn).await?;
+        if count as usize > MAX_LINES {
+            txn.rollback().await?;
+            return Err(AppError::bad_input(format!("a cart holds at most {MAX_LINES} products")));
         }
     }
     txn.commit().await?;

@@ -15,8 +15,8 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction};
 
 use super::EventEnvelope;
 use super::bus::{Delivery, EventBus};
-use super::inbox::{Work, claim, handle_once};
-use super::outbox::OutboxRelay;
+use super::inbox::{Work, claim_all, handle_once};
+use super::outbox::{self, OutboxRelay};
 
 /// What a consuming context does with events.
 pub trait EventHandler: Send + Sync + 'static {
@@ -187,15 +187,23 @@ impl Consumer {
     }
 
     /// Applies every event not handled before in one transaction with their inbox rows.
+    /// The inbox rows go in one statement, and so do the events the handler records.
     async fn handle_together(&self, events: &[&EventEnvelope]) -> anyhow::Result<()> {
         use sea_orm::TransactionTrait;
-        let group = self.handler.group();
         let txn = self.db.begin().await?;
-        for event in events {
-            if claim(&txn, group, event).await? {
-                self.handler.handle(&txn, event).await?;
+        let mut fresh = claim_all(&txn, self.handler.group(), events).await?;
+        let (handled, recorded) = outbox::deferring(async {
+            for event in events {
+                // `remove`: an event given twice in one batch is applied once.
+                if fresh.remove(&event.id) {
+                    self.handler.handle(&txn, event).await?;
+                }
             }
-        }
+            anyhow::Ok(())
+        })
+        .await;
+        handled?;
+        outbox::append_all(&txn, &recorded).await?;
         txn.commit().await?;
         Ok(())
     }

@@ -94,3 +94,33 @@ pub async fn claim(
         .await?;
     Ok(inserted > 0)
 }
+
+/// Writes `consumer`'s inbox rows for all of `events` inside `txn`, in one statement; the
+/// ids of the events not handled before (each id once, however often it was given).
+pub async fn claim_all(
+    txn: &DatabaseTransaction,
+    consumer: &str,
+    events: &[&EventEnvelope],
+) -> Result<std::collections::HashSet<Uuid>, DbErr> {
+    let now = chrono::Utc::now();
+    let rows = events.iter().map(|event| entity::ActiveModel {
+        consumer: Set(consumer.to_string()),
+        event_id: Set(event.id),
+        event_type: Set(event.event_type.clone()),
+        handled_at: Set(now),
+    });
+    let inserted = entity::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::columns([entity::Column::Consumer, entity::Column::EventId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_with_returning_keys(txn)
+        .await;
+    match inserted {
+        Ok(keys) => Ok(keys.into_iter().map(|(_, id)| id).collect()),
+        // Every one of them was handled before.
+        Err(DbErr::RecordNotInserted) => Ok(Default::default()),
+        Err(error) => Err(error),
+    }
+}

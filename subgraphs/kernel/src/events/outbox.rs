@@ -50,8 +50,12 @@ pub mod entity {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// Records `event` in the outbox, inside whatever transaction `conn` is.
-pub async fn append<C: ConnectionTrait>(conn: &C, event: &EventEnvelope) -> Result<(), DbErr> {
+tokio::task_local! {
+    /// Events appended inside [`deferring`], waiting to be written together.
+    static DEFERRED: std::cell::RefCell<Vec<EventEnvelope>>;
+}
+
+fn row(event: &EventEnvelope) -> entity::ActiveModel {
     entity::ActiveModel {
         id: Set(event.id),
         event_type: Set(event.event_type.clone()),
@@ -63,9 +67,42 @@ pub async fn append<C: ConnectionTrait>(conn: &C, event: &EventEnvelope) -> Resu
         payload: Set(event.payload.clone()),
         published_at: Set(None),
     }
-    .insert(conn)
-    .await?;
+}
+
+/// Records `event` in the outbox, inside whatever transaction `conn` is (or, inside
+/// [`deferring`], hands it to the caller of `deferring` to write with the others).
+pub async fn append<C: ConnectionTrait>(conn: &C, event: &EventEnvelope) -> Result<(), DbErr> {
+    let deferred = DEFERRED.try_with(|events| events.borrow_mut().push(event.clone()));
+    if deferred.is_ok() {
+        return Ok(());
+    }
+    entity::Entity::insert(row(event)).exec_without_returning(conn).await?;
     Ok(())
+}
+
+/// Records `events` in the outbox in one statement, inside whatever transaction `conn` is.
+pub async fn append_all<C: ConnectionTrait>(
+    conn: &C,
+    events: &[EventEnvelope],
+) -> Result<(), DbErr> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    entity::Entity::insert_many(events.iter().map(row)).exec_without_returning(conn).await?;
+    Ok(())
+}
+
+/// Runs `work` with every [`append`] it makes (in this task) held back, and returns them in
+/// order beside its output: a consumer handling several events in one transaction writes all
+/// their outgoing events in one statement ([`append_all`]) before it commits. Work that
+/// fails drops what it appended, as its transaction would have.
+pub async fn deferring<T>(work: impl Future<Output = T>) -> (T, Vec<EventEnvelope>) {
+    DEFERRED
+        .scope(std::cell::RefCell::new(Vec::new()), async move {
+            let output = work.await;
+            (output, DEFERRED.with(|events| events.take()))
+        })
+        .await
 }
 
 impl From<entity::Model> for EventEnvelope {
