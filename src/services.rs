@@ -134,6 +134,7 @@ pub fn consumer(
         handler,
         options: ConsumerOptions {
             max_attempts: settings.events.max_attempts.max(1),
+            lanes: settings.events.lanes.max(1),
             ..ConsumerOptions::default()
         },
         relay: Some(relay.clone()),

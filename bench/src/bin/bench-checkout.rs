@@ -15,7 +15,7 @@
 //!
 //! Usage: `cargo build --release -p bench && ./target/release/bench-checkout
 //!         [--clients 32] [--duration 20] [--warmup 3] [--rate N]
-//!         [--database-url URL] [--redis-url URL]`
+//!         [--database-url URL] [--redis-url URL] [--lanes N]`
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -37,6 +37,8 @@ struct Options {
     redis_url: Option<String>,
     /// Checkouts started per second (open loop); unset: as fast as the clients go.
     rate: Option<f64>,
+    /// Consumer lanes (`events.lanes`); unset: the default.
+    lanes: Option<usize>,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -47,6 +49,7 @@ fn parse_args() -> anyhow::Result<Options> {
         database_url: None,
         redis_url: None,
         rate: None,
+        lanes: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -58,6 +61,7 @@ fn parse_args() -> anyhow::Result<Options> {
             "--database-url" => options.database_url = Some(value()?),
             "--redis-url" => options.redis_url = Some(value()?),
             "--rate" => options.rate = Some(value()?.parse()?),
+            "--lanes" => options.lanes = Some(value()?.parse()?),
             other => anyhow::bail!("unknown argument {other}"),
         }
     }
@@ -139,6 +143,9 @@ async fn main() -> anyhow::Result<()> {
     if let Some(redis) = &options.redis_url {
         settings.events.redis_url = Some(redis.clone().into());
         settings.events.namespace = format!("bench{}", std::process::id());
+    }
+    if let Some(lanes) = options.lanes {
+        settings.events.lanes = lanes;
     }
     let mode = match (&options.database_url, &options.redis_url) {
         (Some(_), Some(_)) => "PostgreSQL + Redis Streams",

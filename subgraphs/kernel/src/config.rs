@@ -313,6 +313,10 @@ pub struct EventsSettings {
     pub lease_secs: u64,
     /// Attempts before an event goes to the dead letters (default 5).
     pub max_attempts: u32,
+    /// Lanes of each consumer: aggregates handled side by side (default 4). Fewer lanes make
+    /// bigger batches of waiting events (cheaper per event under load); more let slow
+    /// handlers of different aggregates overlap.
+    pub lanes: usize,
     /// Run this process's event consumers (default true). False makes a replica that serves
     /// and publishes but leaves consuming to others (maintenance, read replicas).
     pub consume: bool,
@@ -326,6 +330,7 @@ impl Default for EventsSettings {
             partitions: 8,
             lease_secs: 10,
             max_attempts: 5,
+            lanes: 4,
             consume: true,
         }
     }
