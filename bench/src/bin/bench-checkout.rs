@@ -135,7 +135,8 @@ async fn main() -> anyhow::Result<()> {
     let options = parse_args()?;
     let data = std::env::temp_dir().join(format!("bench-checkout-{}", std::process::id()));
     let mut settings = kernel::config::Settings { data_dir: data.clone(), ..Default::default() };
-    settings.telemetry.filter = "error".into();
+    // Quiet by default; `BENCH_LOG=warn` shows retries and the like.
+    settings.telemetry.filter = std::env::var("BENCH_LOG").unwrap_or_else(|_| "error".into());
     if let Some(db) = &options.database_url {
         settings.database.url = Some(db.clone().into());
         settings.database.schema_prefix = format!("bench{}_", std::process::id());

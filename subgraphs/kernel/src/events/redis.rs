@@ -129,9 +129,50 @@ impl RedisStreamsBus {
         Ok(())
     }
 
-    /// Keeps this consumer's leases: takes free partitions, renews held ones, drops lost
-    /// ones. Newly taken partitions are reported in `taken` so the reader claims their
-    /// pending entries first.
+    /// One pass over the partitions: takes free ones, renews held ones, drops lost ones.
+    /// Newly taken partitions are reported in `taken` so the reader claims their pending
+    /// entries first.
+    async fn lease_round(&self, group: &str, consumer: &str, held: &Mutex<Leases>) {
+        let renew = redis::Script::new(
+            "if redis.call('get', KEYS[1]) == ARGV[1] then \
+               return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end",
+        );
+        let lease_ms = self.options.lease.as_millis() as u64;
+        let mut conn = self.conn.clone();
+        for partition in 0..self.options.partitions {
+            let key = self.lease_key(group, partition);
+            let holding = held.lock().unwrap_or_else(|p| p.into_inner()).held.contains(&partition);
+            let result: redis::RedisResult<bool> = if holding {
+                renew.key(&key).arg(consumer).arg(lease_ms).invoke_async(&mut conn).await
+            } else {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(consumer)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(lease_ms)
+                    .query_async::<Option<String>>(&mut conn)
+                    .await
+                    .map(|ok| ok.is_some())
+            };
+            let mut leases = held.lock().unwrap_or_else(|p| p.into_inner());
+            match result {
+                Ok(true) if !holding => {
+                    leases.held.insert(partition);
+                    leases.taken.insert(partition);
+                }
+                Ok(false) if holding => {
+                    tracing::warn!(%group, partition, "lost the lease on a partition");
+                    leases.held.remove(&partition);
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%group, partition, %error, "lease update failed"),
+            }
+        }
+    }
+
+    /// Keeps this consumer's leases (a [`Self::lease_round`] every third of the lease) until
+    /// `stop`, then gives them back.
     async fn keep_leases(
         self,
         group: String,
@@ -139,54 +180,19 @@ impl RedisStreamsBus {
         held: Arc<Mutex<Leases>>,
         stop: tokio::sync::watch::Receiver<bool>,
     ) {
-        let renew = redis::Script::new(
-            "if redis.call('get', KEYS[1]) == ARGV[1] then \
-               return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end",
-        );
-        let release = redis::Script::new(
-            "if redis.call('get', KEYS[1]) == ARGV[1] then \
-               return redis.call('del', KEYS[1]) else return 0 end",
-        );
-        let lease_ms = self.options.lease.as_millis() as u64;
-        let mut conn = self.conn.clone();
         let mut stop = stop;
         loop {
-            for partition in 0..self.options.partitions {
-                let key = self.lease_key(&group, partition);
-                let holding =
-                    held.lock().unwrap_or_else(|p| p.into_inner()).held.contains(&partition);
-                let result: redis::RedisResult<bool> = if holding {
-                    renew.key(&key).arg(&consumer).arg(lease_ms).invoke_async(&mut conn).await
-                } else {
-                    redis::cmd("SET")
-                        .arg(&key)
-                        .arg(&consumer)
-                        .arg("NX")
-                        .arg("PX")
-                        .arg(lease_ms)
-                        .query_async::<Option<String>>(&mut conn)
-                        .await
-                        .map(|ok| ok.is_some())
-                };
-                let mut leases = held.lock().unwrap_or_else(|p| p.into_inner());
-                match result {
-                    Ok(true) if !holding => {
-                        leases.held.insert(partition);
-                        leases.taken.insert(partition);
-                    }
-                    Ok(false) if holding => {
-                        tracing::warn!(%group, partition, "lost the lease on a partition");
-                        leases.held.remove(&partition);
-                    }
-                    Ok(_) => {}
-                    Err(error) => tracing::warn!(%group, partition, %error, "lease update failed"),
-                }
-            }
             tokio::select! {
                 _ = tokio::time::sleep(self.options.lease / 3) => {}
                 _ = stop.changed() => break,
             }
+            self.lease_round(&group, &consumer, &held).await;
         }
+        let release = redis::Script::new(
+            "if redis.call('get', KEYS[1]) == ARGV[1] then \
+               return redis.call('del', KEYS[1]) else return 0 end",
+        );
+        let mut conn = self.conn.clone();
         let partitions: Vec<u32> =
             held.lock().unwrap_or_else(|p| p.into_inner()).held.drain().collect();
         for partition in partitions {
@@ -524,6 +530,9 @@ impl EventBus for RedisStreamsBus {
                 return;
             }
             let held = Arc::new(Mutex::new(Leases::default()));
+            // The first round before the first read: a reader that found no partition held
+            // would wait a third of a lease before looking again, and so would the events.
+            bus.lease_round(&group, &consumer, &held).await;
             let (stop, stopped) = tokio::sync::watch::channel(false);
             let leases = tokio::spawn(bus.clone().keep_leases(
                 group.clone(),
