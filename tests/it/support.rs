@@ -112,7 +112,7 @@ impl TestApp {
         let mut settings = self.settings.clone();
         configure(&mut settings);
         let dir = std::mem::replace(&mut self._dir, TempDir(PathBuf::new()));
-        self.stop().await;
+        self.halt().await;
         Self::start(settings, dir).await
     }
 
@@ -155,8 +155,27 @@ impl TestApp {
         }
     }
 
-    /// Stops the platform and waits for every server and relay to finish.
+    /// Stops the platform, waits for every server and relay to finish, and removes what the
+    /// test left in Redis.
     pub async fn stop(mut self) {
+        self.halt().await;
+        // The test's Redis namespace goes with it: Redis outlives test runs.
+        if let Some(url) = &self.settings.events.redis_url {
+            use secrecy::ExposeSecret;
+            let client = redis::Client::open(url.expose_secret()).expect("Redis URL");
+            let mut conn = client.get_multiplexed_async_connection().await.expect("Redis");
+            let pattern = format!("{}:*", self.settings.events.namespace);
+            let keys: Vec<String> =
+                redis::cmd("KEYS").arg(&pattern).query_async(&mut conn).await.expect("keys");
+            if !keys.is_empty() {
+                let _: i64 =
+                    redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.expect("deleted");
+            }
+        }
+    }
+
+    /// Stops the platform and waits for every server and relay to finish.
+    async fn halt(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -156,6 +156,10 @@ async fn main() -> anyhow::Result<()> {
     };
     kernel::telemetry::init(&settings.telemetry);
     let platform = Platform::build(&settings, &[], Listen::Ephemeral).await?;
+    let catalog_db = match &options.database_url {
+        Some(_) => platform.catalog.as_ref().map(|c| c.db.clone()),
+        None => None,
+    };
     let (identity, catalog, inventory) = (
         platform.identity.clone().context("identity")?,
         platform.catalog.clone().context("catalog")?,
@@ -318,5 +322,30 @@ async fn main() -> anyhow::Result<()> {
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), running).await;
     let _ = std::fs::remove_dir_all(&data);
+    // What the run left in PostgreSQL and Redis goes too: they outlive it.
+    if let Some(db) = &catalog_db {
+        use sea_orm::ConnectionTrait;
+        let prefix = format!("bench{}\\_%", std::process::id());
+        let schemas = db
+            .query_all_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "SELECT nspname FROM pg_namespace WHERE nspname LIKE $1",
+                [prefix.into()],
+            ))
+            .await?;
+        for row in schemas {
+            let schema: String = row.try_get("", "nspname")?;
+            db.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE")).await?;
+        }
+    }
+    if let Some(url) = &options.redis_url {
+        let mut conn =
+            redis::Client::open(url.as_str())?.get_multiplexed_async_connection().await?;
+        let pattern = format!("bench{}:*", std::process::id());
+        let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query_async(&mut conn).await?;
+        if !keys.is_empty() {
+            let _: i64 = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await?;
+        }
+    }
     Ok(())
 }
