@@ -235,12 +235,7 @@ pub async fn reserve(
         }
     }
     let event = if short.is_empty() {
-        EventEnvelope::new(
-            "stock.reserved",
-            1,
-            order_id,
-            serde_json::json!({ "orderId": order_id, "lines": lines, "expiresAt": expires_at }),
-        )
+        reserved_event(order_id, &lines, expires_at)
     } else {
         // All or nothing: give back what the other lines took, and drop the reservations.
         for line in held {
@@ -264,11 +259,7 @@ pub async fn reserve(
             serde_json::json!({ "orderId": order_id, "reason": "OUT_OF_STOCK", "productIds": short }),
         )
     };
-    let event = match cause {
-        Some(cause) => event.caused_by(cause),
-        None => event,
-    };
-    outbox::append(txn, &event).await?;
+    outbox::append(txn, &event.caused_by_any(cause)).await?;
     if short.is_empty() {
         tracing::info!(%order_id, lines = lines.len(), "stock reserved");
         Ok(Reserved::Held)
@@ -276,6 +267,16 @@ pub async fn reserve(
         tracing::info!(%order_id, short = ?short, "stock reservation failed: out of stock");
         Ok(Reserved::OutOfStock(short))
     }
+}
+
+/// `stock.reserved`: `lines` are held for `order_id` until `expires_at`.
+fn reserved_event(order_id: Uuid, lines: &[Line], expires_at: DateTime<Utc>) -> EventEnvelope {
+    EventEnvelope::new(
+        "stock.reserved",
+        1,
+        order_id,
+        serde_json::json!({ "orderId": order_id, "lines": lines, "expiresAt": expires_at }),
+    )
 }
 
 /// Answers a repeated request for `order_id` (orders resuming a checkout) with the answer
@@ -294,17 +295,8 @@ async fn answer_again(
     if let Some(first) = held.first() {
         let lines: Vec<Line> =
             held.iter().map(|r| Line { product_id: r.product_id, quantity: r.quantity }).collect();
-        let again = EventEnvelope::new(
-            "stock.reserved",
-            1,
-            order_id,
-            serde_json::json!({ "orderId": order_id, "lines": lines, "expiresAt": first.expires_at }),
-        );
-        let again = match cause {
-            Some(cause) => again.caused_by(cause),
-            None => again,
-        };
-        outbox::append(txn, &again).await?;
+        let again = reserved_event(order_id, &lines, first.expires_at);
+        outbox::append(txn, &again.caused_by_any(cause)).await?;
     }
     Ok(Reserved::AlreadyReserved)
 }
@@ -358,11 +350,7 @@ pub async fn release(
         order_id,
         serde_json::json!({ "orderId": order_id, "reason": reason, "lines": lines }),
     );
-    let event = match cause {
-        Some(cause) => event.caused_by(cause),
-        None => event,
-    };
-    outbox::append(txn, &event).await?;
+    outbox::append(txn, &event.caused_by_any(cause)).await?;
     tracing::info!(%order_id, reason, "stock released");
     Ok(true)
 }

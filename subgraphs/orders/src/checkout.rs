@@ -297,11 +297,7 @@ pub async fn cancel_in(
         id,
         serde_json::json!({ "orderId": id, "reason": reason }),
     );
-    let event = match cause {
-        Some(cause) => event.caused_by(cause),
-        None => event,
-    };
-    outbox::append(txn, &event).await?;
+    outbox::append(txn, &event.caused_by_any(cause)).await?;
     tracing::info!(order_id = %id, reason, "order cancelled");
     Ok(Some(cancelled))
 }

@@ -70,6 +70,15 @@ impl EventEnvelope {
         }
     }
 
+    /// Marks this event as caused by `cause` when there is one (a command from a client
+    /// starts its own correlation).
+    pub fn caused_by_any(self, cause: Option<&EventEnvelope>) -> Self {
+        match cause {
+            Some(cause) => self.caused_by(cause),
+            None => self,
+        }
+    }
+
     /// Marks this event as caused by `cause`, inheriting its correlation.
     pub fn caused_by(mut self, cause: &EventEnvelope) -> Self {
         self.correlation_id = cause.correlation_id;
