@@ -47,8 +47,10 @@ async fn target(ctx: &Context<'_>, cart_id: Option<&ID>) -> Result<entities::car
     })
 }
 
-fn answer(cart: entities::carts::cart::Model) -> Result<Cart> {
-    Ok(Cart { row: cart, priced: tokio::sync::OnceCell::new() })
+impl From<entities::carts::cart::Model> for Cart {
+    fn from(row: entities::carts::cart::Model) -> Self {
+        Cart { row, priced: tokio::sync::OnceCell::new() }
+    }
 }
 
 /// A cart. It is priced (its lines read, the catalog and inventory asked) only when a field
@@ -152,7 +154,7 @@ impl Query {
     /// A cart: the one named by `id`, or (signed in, no id) your own.
     async fn cart(&self, ctx: &Context<'_>, id: Option<ID>) -> Result<Cart> {
         let cart = target(ctx, id.as_ref()).await?;
-        answer(cart)
+        Ok(cart.into())
     }
 
     /// Resolves `Product` references (carts know only the id).
@@ -170,7 +172,7 @@ impl Mutation {
     /// A new, empty cart for a guest. Keep its id: it is the only way back to the cart.
     async fn create_cart(&self, ctx: &Context<'_>) -> Result<Cart> {
         let cart = carts::create_guest(state(ctx)).await?;
-        answer(cart)
+        Ok(cart.into())
     }
 
     /// Adds units of a product (summed with those already in the cart).
@@ -183,7 +185,7 @@ impl Mutation {
     ) -> Result<Cart> {
         let cart = target(ctx, cart_id.as_ref()).await?;
         carts::add(state(ctx), &cart, parse(&product_id, "productId")?, quantity).await?;
-        answer(cart)
+        Ok(cart.into())
     }
 
     /// Sets the units of a product already in the cart.
@@ -196,7 +198,7 @@ impl Mutation {
     ) -> Result<Cart> {
         let cart = target(ctx, cart_id.as_ref()).await?;
         carts::set_quantity(state(ctx), &cart, parse(&product_id, "productId")?, quantity).await?;
-        answer(cart)
+        Ok(cart.into())
     }
 
     /// Removes a product from the cart.
@@ -208,7 +210,7 @@ impl Mutation {
     ) -> Result<Cart> {
         let cart = target(ctx, cart_id.as_ref()).await?;
         carts::remove(state(ctx), &cart, parse(&product_id, "productId")?).await?;
-        answer(cart)
+        Ok(cart.into())
     }
 
     /// After signing in: moves the guest cart's lines into your cart (quantities summed,
@@ -217,6 +219,6 @@ impl Mutation {
         let caller = authentication(ctx).require()?;
         let merged =
             carts::merge(state(ctx), parse(&guest_cart_id, "guestCartId")?, caller).await?;
-        answer(merged)
+        Ok(merged.into())
     }
 }

@@ -21,7 +21,10 @@ pub enum CallError {
     /// No answer after every attempt.
     #[error("{0} did not answer: {1}")]
     Unreachable(String, String),
-    /// An answer that is not what was asked for (4xx, or an unreadable body).
+    /// The other side has no such thing (404).
+    #[error("{0} has no such resource")]
+    NotFound(String),
+    /// An answer that is not what was asked for (another 4xx, or an unreadable body).
     #[error("{0} answered unexpectedly: {1}")]
     Unexpected(String, String),
 }
@@ -126,6 +129,18 @@ impl ServiceClient {
         })
     }
 
+    /// [`Self::get_json`], with a 404 read as `None`: the thing asked for does not exist.
+    pub async fn find_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<Option<T>, CallError> {
+        match self.get_json(path).await {
+            Ok(found) => Ok(Some(found)),
+            Err(CallError::NotFound(_)) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
     async fn get(&self, path: &str) -> Result<Bytes, CallError> {
         let etag = {
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -179,6 +194,9 @@ impl ServiceClient {
                     // The other side understood and refused: retrying will not change that,
                     // and it says nothing about its health.
                     self.succeeded();
+                    if response.status() == StatusCode::NOT_FOUND {
+                        return Err(CallError::NotFound(self.name.clone()));
+                    }
                     return Err(CallError::Unexpected(
                         self.name.clone(),
                         response.status().to_string(),

@@ -8,6 +8,11 @@ pub fn new_id() -> Uuid {
     Uuid::now_v7()
 }
 
+/// Writes ids as the internal routes take them (`a,b,c`; read by [`parse_id_list`]).
+pub fn id_list(ids: &[Uuid]) -> String {
+    ids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",")
+}
+
 /// Parses a comma-separated list of 1 to `max` ids (a query parameter of an internal route);
 /// `None` when it is empty, too long, or holds anything that is not an id.
 pub fn parse_id_list(raw: &str, max: usize) -> Option<Vec<Uuid>> {

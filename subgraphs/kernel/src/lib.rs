@@ -9,6 +9,7 @@
 //! server every subgraph runs on ([`server`]). It knows no commerce rules beyond those values.
 
 pub mod auth;
+pub mod catalog_api;
 pub mod config;
 pub mod connection;
 pub mod db;

@@ -86,7 +86,7 @@ pub async fn place(
         return Err(AppError::bad_input("the cart is empty"));
     }
     let ids: Vec<Uuid> = cart.lines.iter().map(|l| l.product_id).collect();
-    let prices = orders.catalog.prices(&ids).await.map_err(unavailable)?;
+    let prices = orders.catalog.products(&ids).await.map_err(unavailable)?;
     let mut lines = Vec::with_capacity(cart.lines.len());
     let mut subtotal: Option<Money> = None;
     for (position, l) in cart.lines.iter().enumerate() {
