@@ -321,16 +321,7 @@ pub async fn release(
     let now = Utc::now();
     let mut lines = Vec::with_capacity(held.len());
     for row in &held {
-        // Conditional on the row still being held: a concurrent release cannot give twice.
-        let marked = reservation::Entity::update_many()
-            .col_expr(reservation::Column::Status, Expr::value(status::RELEASED))
-            .col_expr(reservation::Column::ReleaseReason, Expr::value(reason))
-            .col_expr(reservation::Column::UpdatedAt, Expr::value(now))
-            .filter(reservation::Column::Id.eq(row.id))
-            .filter(reservation::Column::Status.eq(row.status.clone()))
-            .exec(txn)
-            .await?;
-        if marked.rows_affected == 0 {
+        if !mark(txn, row, status::RELEASED, Some(reason), now).await? {
             continue;
         }
         stock::Entity::update_many()
@@ -353,6 +344,27 @@ pub async fn release(
     outbox::append(txn, &event.caused_by_any(cause)).await?;
     tracing::info!(%order_id, reason, "stock released");
     Ok(true)
+}
+
+/// Moves `row` to `to` (with the release `reason`, if any) on condition that it still
+/// stands where it was read: of two concurrent moves only one wins, so units are never given
+/// back or taken off the shelf twice. False when the other won.
+async fn mark(
+    txn: &DatabaseTransaction,
+    row: &reservation::Model,
+    to: &str,
+    reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> AppResult<bool> {
+    let mut update = reservation::Entity::update_many()
+        .col_expr(reservation::Column::Status, Expr::value(to))
+        .col_expr(reservation::Column::UpdatedAt, Expr::value(now))
+        .filter(reservation::Column::Id.eq(row.id))
+        .filter(reservation::Column::Status.eq(row.status.clone()));
+    if let Some(reason) = reason {
+        update = update.col_expr(reservation::Column::ReleaseReason, Expr::value(reason));
+    }
+    Ok(update.exec(txn).await?.rows_affected > 0)
 }
 
 /// Marks `order_id`'s held reservations confirmed: they no longer lapse.
@@ -378,14 +390,7 @@ pub async fn commit(txn: &DatabaseTransaction, order_id: Uuid) -> AppResult<u64>
     let now = Utc::now();
     let mut committed = 0;
     for row in rows {
-        let marked = reservation::Entity::update_many()
-            .col_expr(reservation::Column::Status, Expr::value(status::COMMITTED))
-            .col_expr(reservation::Column::UpdatedAt, Expr::value(now))
-            .filter(reservation::Column::Id.eq(row.id))
-            .filter(reservation::Column::Status.eq(row.status.clone()))
-            .exec(txn)
-            .await?;
-        if marked.rows_affected == 0 {
+        if !mark(txn, &row, status::COMMITTED, None, now).await? {
             continue;
         }
         stock::Entity::update_many()

@@ -78,21 +78,7 @@ pub async fn claim(
     consumer: &str,
     event: &EventEnvelope,
 ) -> Result<bool, DbErr> {
-    let row = entity::ActiveModel {
-        consumer: Set(consumer.to_string()),
-        event_id: Set(event.id),
-        event_type: Set(event.event_type.clone()),
-        handled_at: Set(chrono::Utc::now()),
-    };
-    let inserted = entity::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([entity::Column::Consumer, entity::Column::EventId])
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(txn)
-        .await?;
-    Ok(inserted > 0)
+    Ok(claim_all(txn, consumer, &[event]).await?.contains(&event.id))
 }
 
 /// Writes `consumer`'s inbox rows for all of `events` inside `txn`, in one statement; the
