@@ -89,6 +89,7 @@ async fn migrate(settings: &Settings, only: &[Service]) -> anyhow::Result<()> {
             Service::Payments => migrations::payments::Migrator::up(&db, None).await,
             Service::Carts => migrations::carts::Migrator::up(&db, None).await,
             Service::Orders => migrations::orders::Migrator::up(&db, None).await,
+            Service::Fulfillment => migrations::fulfillment::Migrator::up(&db, None).await,
         }
         .with_context(|| format!("migrating {}", service.name()))?;
         tracing::info!(service = service.name(), "migrated");

@@ -30,17 +30,20 @@ pub enum Service {
     Carts,
     /// Orders and the checkout saga.
     Orders,
+    /// Shipments and the simulated carrier.
+    Fulfillment,
 }
 
 impl Service {
     /// Every service, in port order.
-    pub const ALL: [Service; 6] = [
+    pub const ALL: [Service; 7] = [
         Service::Catalog,
         Service::Identity,
         Service::Inventory,
         Service::Payments,
         Service::Carts,
         Service::Orders,
+        Service::Fulfillment,
     ];
 
     /// The service's name (also its database or schema name).
@@ -52,6 +55,7 @@ impl Service {
             Service::Payments => "payments",
             Service::Carts => "carts",
             Service::Orders => "orders",
+            Service::Fulfillment => "fulfillment",
         }
     }
 
@@ -91,6 +95,8 @@ pub struct Platform {
     pub carts: Option<Arc<carts::Carts>>,
     /// The orders' state, when they run here.
     pub orders: Option<Arc<orders::Orders>>,
+    /// Fulfillment's state, when it runs here.
+    pub fulfillment: Option<Arc<fulfillment::Fulfillment>>,
     /// The event bus the services publish to.
     pub bus: Arc<dyn EventBus>,
     gateway: Option<(TcpListener, axum::Router)>,
@@ -121,6 +127,7 @@ impl Platform {
             payments: None,
             carts: None,
             orders: None,
+            fulfillment: None,
             bus: bus.clone(),
             gateway: None,
         };
@@ -190,6 +197,12 @@ impl Platform {
                     )
                     .await?;
                     platform.orders = Some(state);
+                    assembled
+                }
+                Service::Fulfillment => {
+                    let (assembled, state) =
+                        services::fulfillment(settings, db, verifier.clone(), bus.clone()).await?;
+                    platform.fulfillment = Some(state);
                     assembled
                 }
             };

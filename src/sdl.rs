@@ -43,6 +43,11 @@ pub async fn subgraph_sdl(service: Service) -> anyhow::Result<String> {
             let state = orders::Orders::new(db, relay, "http://invalid", "http://invalid");
             orders::build_schema(state).execute("{ _service { sdl } }").await
         }
+        Service::Fulfillment => {
+            let step = std::time::Duration::from_secs(10);
+            let state = fulfillment::Fulfillment::new(db, relay, "Better Parcel", step);
+            fulfillment::build_schema(state).execute("{ _service { sdl } }").await
+        }
     };
     anyhow::ensure!(response.errors.is_empty(), "SDL query failed: {:?}", response.errors);
     let json = response.data.into_json().context("SDL response")?;

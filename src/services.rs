@@ -255,3 +255,34 @@ pub async fn orders(
     });
     Ok((Assembled { router, relay, background: vec![consumer, resume] }, state))
 }
+
+/// The fulfillment service over `db` (migrated here): its subgraph, its consumer of order
+/// events, and the simulated carrier's clock.
+pub async fn fulfillment(
+    settings: &Settings,
+    db: DatabaseConnection,
+    verifier: Arc<TokenVerifier>,
+    bus: Arc<dyn EventBus>,
+) -> anyhow::Result<(Assembled, Arc<fulfillment::Fulfillment>)> {
+    migrations::fulfillment::Migrator::up(&db, None)
+        .await
+        .context("migrating the fulfillment database")?;
+    let relay = OutboxRelay::new(db.clone(), bus.clone());
+    let f = &settings.fulfillment;
+    let step = Duration::from_secs(f.step_secs.max(1));
+    let state = fulfillment::Fulfillment::new(db.clone(), relay.clone(), &f.carrier, step);
+    let schema = fulfillment::build_schema(state.clone());
+    let router = subgraph_router(schema, endpoint_options(settings, verifier, &db));
+    let handler = Arc::new(fulfillment::events::FulfillmentEvents(state.clone()));
+    let consumer = consumer(settings, bus, &db, handler, &relay);
+    // The clock looks often enough that a step is never late by more than a tenth of it.
+    let tick = (step / 10).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    let carrier = state.clone();
+    let clock = every(tick, "parcels moved by the carrier", move || {
+        let carrier = carrier.clone();
+        Box::pin(async move {
+            fulfillment::shipments::advance_due(&carrier, chrono::Utc::now(), 500).await
+        })
+    });
+    Ok((Assembled { router, relay, background: vec![consumer, clock] }, state))
+}

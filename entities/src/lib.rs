@@ -5,6 +5,7 @@
 
 pub mod carts;
 pub mod catalog;
+pub mod fulfillment;
 pub mod identity;
 pub mod inventory;
 pub mod orders;

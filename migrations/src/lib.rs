@@ -6,6 +6,7 @@
 pub mod carts;
 pub mod catalog;
 pub mod common;
+pub mod fulfillment;
 pub mod identity;
 pub mod inventory;
 pub mod orders;

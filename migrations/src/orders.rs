@@ -9,7 +9,12 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Orders), Box::new(PendingOutboxIndex), Box::new(M0002PendingByAge)]
+        vec![
+            Box::new(M0001Orders),
+            Box::new(PendingOutboxIndex),
+            Box::new(M0002PendingByAge),
+            Box::new(M0003LineCategory),
+        ]
     }
 }
 
@@ -156,6 +161,30 @@ impl MigrationTrait for M0002PendingByAge {
                     .col(col("updated_at"))
                     .and_where(Expr::col(col("status")).eq("PENDING"))
                     .if_not_exists()
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+/// Each order line keeps its product's category with the price snapshot, so reports can group
+/// sales by category as it was when the order was placed. Lines stored before have none.
+struct M0003LineCategory;
+
+impl MigrationName for M0003LineCategory {
+    fn name(&self) -> &str {
+        "m0003_order_lines_category"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0003LineCategory {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(col("order_lines"))
+                    .add_column(ColumnDef::new(col("category")).string().null())
                     .to_owned(),
             )
             .await

@@ -9,18 +9,18 @@ use serde_json::{Value, json};
 
 use crate::support::{TestApp, assert_no_errors, error_code};
 
-const PLACE: &str = "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { id number status total { amount currency } } }";
-const ORDER: &str = "query($id: ID!) { order(id: $id) { id number status cancelReason total { amount currency } lines { name quantity unitPrice { amount } product { id name } } timeline { status reason } payment { status amount { amount } card { last4 } } } }";
+pub(crate) const PLACE: &str = "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { id number status total { amount currency } } }";
+pub(crate) const ORDER: &str = "query($id: ID!) { order(id: $id) { id number status cancelReason total { amount currency } lines { name quantity unitPrice { amount } product { id name } } timeline { status reason } payment { status amount { amount } card { last4 } } } }";
 
-fn address() -> Value {
+pub(crate) fn address() -> Value {
     json!({ "name": "Ada Lovelace", "line1": "12 Analytical Way", "city": "London", "postalCode": "N1 7AA", "country": "gb" })
 }
 
-fn place_input(cart: Option<&str>, method: &str, key: &str) -> Value {
+pub(crate) fn place_input(cart: Option<&str>, method: &str, key: &str) -> Value {
     json!({ "input": { "cartId": cart, "paymentMethodId": method, "shippingAddress": address(), "idempotencyKey": key } })
 }
 
-async fn card(app: &TestApp, number: &str, token: Option<&str>) -> String {
+pub(crate) async fn card(app: &TestApp, number: &str, token: Option<&str>) -> String {
     let r = app
         .gateway(
             "mutation($n: String!) { tokenizeCard(input: { number: $n, expMonth: 12, expYear: 2031, cvc: \"123\" }) { id } }",
@@ -32,7 +32,7 @@ async fn card(app: &TestApp, number: &str, token: Option<&str>) -> String {
     r["data"]["tokenizeCard"]["id"].as_str().unwrap().to_string()
 }
 
-async fn a_product(app: &TestApp, admin: &str, stock: i64) -> String {
+pub(crate) async fn a_product(app: &TestApp, admin: &str, stock: i64) -> String {
     let r =
         app.gateway("{ products(first: 1, sort: NEWEST) { nodes { id } } }", json!({}), None).await;
     let id = r["data"]["products"]["nodes"][0]["id"].as_str().unwrap().to_string();
@@ -41,7 +41,13 @@ async fn a_product(app: &TestApp, admin: &str, stock: i64) -> String {
     id
 }
 
-async fn add(app: &TestApp, cart: Option<&str>, product: &str, quantity: i64, token: Option<&str>) {
+pub(crate) async fn add(
+    app: &TestApp,
+    cart: Option<&str>,
+    product: &str,
+    quantity: i64,
+    token: Option<&str>,
+) {
     let r = app
         .gateway(
             "mutation($c: ID, $p: ID!, $q: Int!) { addToCart(cartId: $c, productId: $p, quantity: $q) { id } }",
@@ -53,7 +59,7 @@ async fn add(app: &TestApp, cart: Option<&str>, product: &str, quantity: i64, to
 }
 
 /// Polls the order until it leaves PENDING and PAYMENT_AUTHORIZED (with a deadline).
-async fn settled(app: &TestApp, id: &str, token: Option<&str>) -> Value {
+pub(crate) async fn settled(app: &TestApp, id: &str, token: Option<&str>) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let r = app.gateway(ORDER, json!({ "id": id }), token).await;
@@ -67,7 +73,7 @@ async fn settled(app: &TestApp, id: &str, token: Option<&str>) -> Value {
     }
 }
 
-async fn level(app: &TestApp, admin: &str, product: &str) -> Value {
+pub(crate) async fn level(app: &TestApp, admin: &str, product: &str) -> Value {
     let r = app
         .gateway(
             "query($id: ID!) { stockLevel(productId: $id) { onHand reserved available } }",

@@ -4,6 +4,7 @@
 mod carts;
 mod catalog;
 mod checkout;
+mod fulfillment;
 mod gateway;
 mod identity;
 mod inventory;

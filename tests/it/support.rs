@@ -52,6 +52,9 @@ pub fn test_settings(dir: &TempDir) -> Settings {
             format!("t{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
         settings.events.lease_secs = 2;
     }
+    // The simulated carrier waits an hour per step unless a test speeds it up: an order
+    // stays CONFIRMED while a test looks at it, and parcels move when a test moves them.
+    settings.fulfillment.step_secs = 3600;
     settings.identity.bootstrap_admin = Some(BootstrapAdmin {
         email: ADMIN_EMAIL.into(),
         password: ADMIN_PASSWORD.to_string().into(),

@@ -22,6 +22,8 @@ pub struct Model {
     pub line_total_minor: i64,
     /// Position in the order.
     pub position: i32,
+    /// Its category's name then (`None` on lines stored before categories were kept).
+    pub category: Option<String>,
 }
 
 /// No relations declared.

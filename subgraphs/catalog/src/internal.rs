@@ -1,6 +1,6 @@
 //! The catalog's answers for other contexts (their anti-corruption clients), outside the
 //! public graph: `GET /internal/products?ids=<id>,<id>…` gives each product's name, current
-//! price and whether it is on sale. Answers carry an `ETag` and `Cache-Control: no-cache`: a
+//! price, category and whether it is on sale. Answers carry an `ETag` and `Cache-Control: no-cache`: a
 //! client may keep them but must revalidate, so prices read for a checkout are never stale, and
 //! an unchanged answer costs a `304`.
 
@@ -11,7 +11,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use entities::catalog::product;
+use entities::catalog::{category, product};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use sha2::Digest;
 use uuid::Uuid;
@@ -34,6 +34,14 @@ struct ProductFacts {
     name: String,
     price: serde_json::Value,
     active: bool,
+    category: CategoryFacts,
+}
+
+/// A product's category, as other contexts see it (orders keep it with their price snapshot).
+#[derive(serde::Serialize)]
+struct CategoryFacts {
+    id: Uuid,
+    name: String,
 }
 
 /// The internal routes.
@@ -53,23 +61,27 @@ async fn products(
             return (StatusCode::BAD_REQUEST, message).into_response();
         }
     };
-    let rows =
-        match product::Entity::find().filter(product::Column::Id.is_in(ids)).all(&catalog.db).await
-        {
-            Ok(rows) => rows,
-            Err(error) => {
-                tracing::error!(%error, "reading products for another context failed");
-                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-            }
-        };
+    let rows = match product::Entity::find()
+        .filter(product::Column::Id.is_in(ids))
+        .find_also_related(category::Entity)
+        .all(&catalog.db)
+        .await
+    {
+        Ok(rows) => rows,
+        Err(error) => {
+            tracing::error!(%error, "reading products for another context failed");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
     let mut facts = Vec::with_capacity(rows.len());
-    for row in rows {
-        let Ok(price) = Product::price_of(&row) else { continue };
+    for (row, category) in rows {
+        let (Ok(price), Some(category)) = (Product::price_of(&row), category) else { continue };
         facts.push(ProductFacts {
             id: row.id,
             name: row.name,
             price: price.to_json(),
             active: row.active,
+            category: CategoryFacts { id: category.id, name: category.name },
         });
     }
     facts.sort_by_key(|f| f.id);

@@ -22,6 +22,8 @@ pub struct ProductFacts {
     pub price: Money,
     /// On sale.
     pub active: bool,
+    /// The category's name (reports group sales by it).
+    pub category: String,
 }
 
 #[derive(serde::Deserialize)]
@@ -35,6 +37,12 @@ struct ProductRow {
     name: String,
     price: PriceRow,
     active: bool,
+    category: CategoryRow,
+}
+
+#[derive(serde::Deserialize)]
+struct CategoryRow {
+    name: String,
 }
 
 #[derive(serde::Deserialize)]
@@ -65,7 +73,13 @@ impl CatalogClient {
             let price = Currency::parse(&row.price.currency)
                 .and_then(|currency| Money::non_negative(row.price.amount, currency))
                 .map_err(|e| CallError::Unexpected("catalog".into(), e.to_string()))?;
-            out.insert(row.id, ProductFacts { name: row.name, price, active: row.active });
+            let facts = ProductFacts {
+                name: row.name,
+                price,
+                active: row.active,
+                category: row.category.name,
+            };
+            out.insert(row.id, facts);
         }
         Ok(out)
     }

@@ -40,6 +40,8 @@ pub struct Settings {
     pub carts: CartsSettings,
     /// Orders context rules.
     pub orders: OrdersSettings,
+    /// Fulfillment context rules (the simulated carrier).
+    pub fulfillment: FulfillmentSettings,
     /// The event bus.
     pub events: EventsSettings,
     /// Demo data.
@@ -61,6 +63,7 @@ impl Default for Settings {
             inventory: InventorySettings::default(),
             carts: CartsSettings::default(),
             orders: OrdersSettings::default(),
+            fulfillment: FulfillmentSettings::default(),
             events: EventsSettings::default(),
             seed: SeedSettings::default(),
             gateway: GatewaySettings::default(),
@@ -294,6 +297,23 @@ pub struct OrdersSettings {
 impl Default for OrdersSettings {
     fn default() -> Self {
         Self { resume_after_secs: 60, carts_url: None, catalog_url: None }
+    }
+}
+
+/// Fulfillment context rules: the simulated carrier.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FulfillmentSettings {
+    /// The carrier's name on shipments (default `Better Parcel`).
+    pub carrier: String,
+    /// Seconds the carrier takes for each step: preparing → shipped → out for delivery →
+    /// delivered (default 10, so a demo order is delivered within a minute).
+    pub step_secs: u64,
+}
+
+impl Default for FulfillmentSettings {
+    fn default() -> Self {
+        Self { carrier: "Better Parcel".into(), step_secs: 10 }
     }
 }
 

@@ -56,6 +56,34 @@ pub(crate) fn placed_event(order: &order::Model, lines: &[(Uuid, i32)]) -> Event
     )
 }
 
+/// `order.confirmed`: the order as it will ship and be paid for, so that the contexts that
+/// follow (fulfillment, notifications, rewards, reporting) need not ask orders for it.
+pub(crate) fn confirmed_event(order: &order::Model, lines: &[line::Model]) -> EventEnvelope {
+    let lines: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| {
+            serde_json::json!({
+                "productId": l.product_id, "name": l.name, "category": l.category,
+                "quantity": l.quantity,
+                "unitPrice": money_json(l.unit_price_minor, &order.currency),
+                "lineTotal": money_json(l.line_total_minor, &order.currency),
+            })
+        })
+        .collect();
+    EventEnvelope::new(
+        "order.confirmed",
+        1,
+        order.id,
+        serde_json::json!({
+            "orderId": order.id, "number": order.number, "customerId": order.customer_id,
+            "placedAt": order.created_at, "lines": lines,
+            "subtotal": money_json(order.subtotal_minor, &order.currency),
+            "total": money_json(order.total_minor, &order.currency),
+            "shippingAddress": order.shipping_address,
+        }),
+    )
+}
+
 fn unavailable(error: kernel::http_client::CallError) -> AppError {
     AppError::internal(anyhow::anyhow!("{error}"))
 }
@@ -111,6 +139,7 @@ pub async fn place(
             quantity: Set(l.quantity),
             line_total_minor: Set(total.minor_units()?),
             position: Set(position as i32),
+            category: Set(Some(price.category.clone())),
         });
     }
     let subtotal = subtotal.ok_or_else(|| AppError::bad_input("the cart is empty"))?;

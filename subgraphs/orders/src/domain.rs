@@ -14,14 +14,30 @@ pub enum Status {
     PaymentAuthorized,
     /// Stock held and payment authorised: it will ship.
     Confirmed,
+    /// The parcel left the warehouse.
+    Shipped,
+    /// The carrier is delivering it today.
+    OutForDelivery,
+    /// Delivered: the order is complete.
+    Delivered,
+    /// The carrier could not deliver it (the parcel goes back to the store).
+    DeliveryFailed,
     /// Cancelled, with a reason.
     Cancelled,
 }
 
 impl Status {
     /// Every status.
-    pub const ALL: [Status; 4] =
-        [Status::Pending, Status::PaymentAuthorized, Status::Confirmed, Status::Cancelled];
+    pub const ALL: [Status; 8] = [
+        Status::Pending,
+        Status::PaymentAuthorized,
+        Status::Confirmed,
+        Status::Shipped,
+        Status::OutForDelivery,
+        Status::Delivered,
+        Status::DeliveryFailed,
+        Status::Cancelled,
+    ];
 
     /// The statuses an order may move to `to` from.
     pub fn sources_of(to: Status) -> impl Iterator<Item = Status> {
@@ -34,6 +50,10 @@ impl Status {
             Status::Pending => "PENDING",
             Status::PaymentAuthorized => "PAYMENT_AUTHORIZED",
             Status::Confirmed => "CONFIRMED",
+            Status::Shipped => "SHIPPED",
+            Status::OutForDelivery => "OUT_FOR_DELIVERY",
+            Status::Delivered => "DELIVERED",
+            Status::DeliveryFailed => "DELIVERY_FAILED",
             Status::Cancelled => "CANCELLED",
         }
     }
@@ -44,6 +64,10 @@ impl Status {
             "PENDING" => Status::Pending,
             "PAYMENT_AUTHORIZED" => Status::PaymentAuthorized,
             "CONFIRMED" => Status::Confirmed,
+            "SHIPPED" => Status::Shipped,
+            "OUT_FOR_DELIVERY" => Status::OutForDelivery,
+            "DELIVERED" => Status::Delivered,
+            "DELIVERY_FAILED" => Status::DeliveryFailed,
             "CANCELLED" => Status::Cancelled,
             other => {
                 return Err(AppError::internal(anyhow::anyhow!("unknown order status {other}")));
@@ -51,17 +75,24 @@ impl Status {
         })
     }
 
-    /// Whether the aggregate may move from `self` to `to`.
+    /// Whether the aggregate may move from `self` to `to`. Once shipped an order can no
+    /// longer be cancelled; a carrier may deliver without announcing the last leg.
     pub fn can_become(self, to: Status) -> bool {
+        use Status::*;
         matches!(
             (self, to),
-            (Status::Pending, Status::PaymentAuthorized)
-                | (Status::PaymentAuthorized, Status::Confirmed)
-                | (
-                    Status::Pending | Status::PaymentAuthorized | Status::Confirmed,
-                    Status::Cancelled
-                )
+            (Pending, PaymentAuthorized)
+                | (PaymentAuthorized, Confirmed)
+                | (Confirmed, Shipped)
+                | (Shipped, OutForDelivery)
+                | (Shipped | OutForDelivery, Delivered | DeliveryFailed)
+                | (Pending | PaymentAuthorized | Confirmed, Cancelled)
         )
+    }
+
+    /// Whether the order has reached an end: nothing more will happen to it.
+    pub fn is_final(self) -> bool {
+        matches!(self, Status::Delivered | Status::DeliveryFailed | Status::Cancelled)
     }
 }
 
@@ -170,6 +201,16 @@ mod tests {
         assert!(!Cancelled.can_become(Pending));
         assert!(!Cancelled.can_become(Cancelled));
         assert!(!Confirmed.can_become(Pending));
+        assert!(Confirmed.can_become(Shipped) && Shipped.can_become(OutForDelivery));
+        assert!(OutForDelivery.can_become(Delivered) && Shipped.can_become(Delivered));
+        assert!(!Shipped.can_become(Cancelled) && !Delivered.can_become(Cancelled));
+        assert!(!Confirmed.can_become(Delivered) && !Delivered.can_become(DeliveryFailed));
+        assert!(
+            Status::ALL
+                .iter()
+                .filter(|s| s.is_final())
+                .all(|s| { Status::ALL.iter().all(|to| !s.can_become(*to)) })
+        );
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! `order.placed` → inventory holds the stock (`stock.reserved`) → orders asks for payment
 //! (`order.payment_requested`) → payments authorises (`payment.authorized`) → the order is
 //! `PAYMENT_AUTHORIZED`, then `CONFIRMED` (`order.confirmed`: inventory keeps the stock until
-//! shipment, payments captures). Every failure compensates: out of stock, a declined card or a
+//! shipment, payments captures, fulfillment prepares a parcel). The carrier's news then moves
+//! it to `SHIPPED`, `OUT_FOR_DELIVERY` and `DELIVERED` (`order.delivered`: the order is
+//! complete), or `DELIVERY_FAILED`. Every failure before shipment compensates: out of stock, a declined card or a
 //! lapsed hold cancels the order (`order.cancelled`: inventory releases, payments voids).
 //!
 //! A sweep finds orders left `PENDING` (an event lost with a crashed process) and asks again;
@@ -89,11 +91,43 @@ async fn payment_authorized(
 ) -> AppResult<()> {
     // Authorised, and with the stock already held that makes it confirmed: both steps on the
     // timeline, in one change.
-    if advance(txn, id, &[Status::PaymentAuthorized, Status::Confirmed], None).await?.is_some() {
-        let confirmed =
-            EventEnvelope::new("order.confirmed", 1, id, serde_json::json!({ "orderId": id }));
+    let steps = [Status::PaymentAuthorized, Status::Confirmed];
+    if let Some(order) = advance(txn, id, &steps, None).await? {
+        let lines = crate::checkout::lines(txn, id).await?;
+        let confirmed = crate::checkout::confirmed_event(&order, &lines);
         outbox::append(txn, &confirmed.caused_by(cause)).await?;
         tracing::info!(order_id = %id, "order confirmed");
+    }
+    Ok(())
+}
+
+/// The carrier's news moves the order on; delivery completes it (`order.delivered`). News
+/// about an order that cannot take that step (cancelled meanwhile, or news repeated) changes
+/// nothing.
+async fn shipment_news(
+    txn: &DatabaseTransaction,
+    id: Uuid,
+    to: Status,
+    reason: Option<&str>,
+    cause: &EventEnvelope,
+) -> AppResult<()> {
+    let Some(order) = advance(txn, id, &[to], reason).await? else {
+        tracing::info!(order_id = %id, status = to.as_str(), "shipment news the order cannot take");
+        return Ok(());
+    };
+    if to == Status::Delivered {
+        let delivered = EventEnvelope::new(
+            "order.delivered",
+            1,
+            id,
+            serde_json::json!({
+                "orderId": id, "number": order.number, "customerId": order.customer_id,
+                "total": crate::checkout::money_json(order.total_minor, &order.currency),
+                "deliveredAt": order.updated_at,
+            }),
+        );
+        outbox::append(txn, &delivered.caused_by(cause)).await?;
+        tracing::info!(order_id = %id, "order delivered");
     }
     Ok(())
 }
@@ -110,6 +144,10 @@ impl EventHandler for Saga {
             "stock.released",
             "payment.authorized",
             "payment.declined",
+            "shipment.shipped",
+            "shipment.out_for_delivery",
+            "shipment.delivered",
+            "shipment.failed",
         ]
     }
 
@@ -138,6 +176,21 @@ impl EventHandler for Saga {
                 "payment.authorized" => payment_authorized(txn, id, event).await.map_err(failed)?,
                 "payment.declined" => {
                     cancel_in(txn, id, "PAYMENT_DECLINED", Some(event)).await.map_err(failed)?;
+                }
+                "shipment.shipped" => {
+                    shipment_news(txn, id, Status::Shipped, None, event).await.map_err(failed)?;
+                }
+                "shipment.out_for_delivery" => {
+                    let to = Status::OutForDelivery;
+                    shipment_news(txn, id, to, None, event).await.map_err(failed)?;
+                }
+                "shipment.delivered" => {
+                    shipment_news(txn, id, Status::Delivered, None, event).await.map_err(failed)?;
+                }
+                "shipment.failed" => {
+                    let reason = about.reason.as_deref().or(Some("DELIVERY_FAILED"));
+                    let to = Status::DeliveryFailed;
+                    shipment_news(txn, id, to, reason, event).await.map_err(failed)?;
                 }
                 _ => {}
             }

@@ -1,0 +1,95 @@
+//! Fulfillment's part after checkout, driven by events (consumer group `fulfillment`):
+//!
+//! | event | what fulfillment does |
+//! |---|---|
+//! | `order.confirmed` | creates the order's shipment: `shipment.created` |
+//! | `order.cancelled` | cancels a parcel still being prepared: `shipment.cancelled` |
+
+use std::sync::Arc;
+
+use kernel::events::EventEnvelope;
+use kernel::events::consumer::{EventHandler, read_payload as payload};
+use kernel::events::inbox::Work;
+use sea_orm::DatabaseTransaction;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::Fulfillment;
+use crate::shipments::{self, ToShip};
+
+/// The consumer group name.
+pub const GROUP: &str = "fulfillment";
+
+/// Handles the events above.
+pub struct FulfillmentEvents(pub Arc<Fulfillment>);
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Confirmed {
+    order_id: Uuid,
+    number: String,
+    customer_id: Option<Uuid>,
+    shipping_address: serde_json::Value,
+    lines: Vec<ConfirmedLine>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConfirmedLine {
+    product_id: Uuid,
+    name: String,
+    quantity: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Cancelled {
+    order_id: Uuid,
+}
+
+impl EventHandler for FulfillmentEvents {
+    fn group(&self) -> &str {
+        GROUP
+    }
+
+    fn events(&self) -> &[&'static str] {
+        &["order.confirmed", "order.cancelled"]
+    }
+
+    fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
+        Box::pin(async move {
+            match event.event_type.as_str() {
+                "order.confirmed" => {
+                    let order: Confirmed = payload(event)?;
+                    let items: Vec<serde_json::Value> = order
+                        .lines
+                        .iter()
+                        .map(|l| {
+                            serde_json::json!({
+                                "productId": l.product_id, "name": l.name, "quantity": l.quantity,
+                            })
+                        })
+                        .collect();
+                    let to_ship = ToShip {
+                        order_id: order.order_id,
+                        order_number: order.number,
+                        customer_id: order.customer_id,
+                        address: order.shipping_address,
+                        items: serde_json::Value::Array(items),
+                    };
+                    shipments::create(&self.0, txn, to_ship, event)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                }
+                "order.cancelled" => {
+                    let order: Cancelled = payload(event)?;
+                    shipments::cancel_for_order(&self.0, txn, order.order_id, event)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                }
+                _ => {}
+            }
+            Ok(())
+        })
+    }
+}
