@@ -32,11 +32,13 @@ pub enum Service {
     Orders,
     /// Shipments and the simulated carrier.
     Fulfillment,
+    /// E-mail to customers.
+    Notifications,
 }
 
 impl Service {
     /// Every service, in port order.
-    pub const ALL: [Service; 7] = [
+    pub const ALL: [Service; 8] = [
         Service::Catalog,
         Service::Identity,
         Service::Inventory,
@@ -44,6 +46,7 @@ impl Service {
         Service::Carts,
         Service::Orders,
         Service::Fulfillment,
+        Service::Notifications,
     ];
 
     /// The service's name (also its database or schema name).
@@ -56,6 +59,7 @@ impl Service {
             Service::Carts => "carts",
             Service::Orders => "orders",
             Service::Fulfillment => "fulfillment",
+            Service::Notifications => "notifications",
         }
     }
 
@@ -97,6 +101,8 @@ pub struct Platform {
     pub orders: Option<Arc<orders::Orders>>,
     /// Fulfillment's state, when it runs here.
     pub fulfillment: Option<Arc<fulfillment::Fulfillment>>,
+    /// The notifications' state, when they run here.
+    pub notifications: Option<Arc<notifications::Notifications>>,
     /// The event bus the services publish to.
     pub bus: Arc<dyn EventBus>,
     gateway: Option<(TcpListener, axum::Router)>,
@@ -128,6 +134,7 @@ impl Platform {
             carts: None,
             orders: None,
             fulfillment: None,
+            notifications: None,
             bus: bus.clone(),
             gateway: None,
         };
@@ -203,6 +210,23 @@ impl Platform {
                     let (assembled, state) =
                         services::fulfillment(settings, db, verifier.clone(), bus.clone()).await?;
                     platform.fulfillment = Some(state);
+                    assembled
+                }
+                Service::Notifications => {
+                    let identity_url = platform.base_url(
+                        settings,
+                        Service::Identity,
+                        &settings.notifications.identity_url,
+                    );
+                    let (assembled, state) = services::notifications(
+                        settings,
+                        db,
+                        verifier.clone(),
+                        bus.clone(),
+                        &identity_url,
+                    )
+                    .await?;
+                    platform.notifications = Some(state);
                     assembled
                 }
             };

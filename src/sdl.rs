@@ -48,6 +48,18 @@ pub async fn subgraph_sdl(service: Service) -> anyhow::Result<String> {
             let state = fulfillment::Fulfillment::new(db, relay, "Better Parcel", step);
             fulfillment::build_schema(state).execute("{ _service { sdl } }").await
         }
+        Service::Notifications => {
+            let folder = std::path::PathBuf::from("mail");
+            let transport = notifications::transport::Transport::new(None, folder)?;
+            let options = notifications::SenderOptions {
+                from: "Better Store <orders@betterstore.dev>".into(),
+                max_attempts: 1,
+                retry_base: std::time::Duration::from_secs(1),
+            };
+            let state =
+                notifications::Notifications::new(db, relay, transport, "http://invalid", options);
+            notifications::build_schema(state).execute("{ _service { sdl } }").await
+        }
     };
     anyhow::ensure!(response.errors.is_empty(), "SDL query failed: {:?}", response.errors);
     let json = response.data.into_json().context("SDL response")?;

@@ -85,7 +85,8 @@ pub async fn identity(
     }
     let schema = identity::build_schema(state.clone());
     let router = subgraph_router(schema, endpoint_options(settings, verifier, &db))
-        .merge(identity::jwks_routes(&keys));
+        .merge(identity::jwks_routes(&keys))
+        .merge(identity::internal::routes(state.clone()));
     Ok((Assembled { router, relay, background: Vec::new() }, state))
 }
 
@@ -285,4 +286,50 @@ pub async fn fulfillment(
         })
     });
     Ok((Assembled { router, relay, background: vec![consumer, clock] }, state))
+}
+
+/// The notifications service over `db` (migrated here): its subgraph, its consumer of order
+/// and shipment events, and the sender that delivers mail (asking identity at
+/// `identity_url` for addresses).
+pub async fn notifications(
+    settings: &Settings,
+    db: DatabaseConnection,
+    verifier: Arc<TokenVerifier>,
+    bus: Arc<dyn EventBus>,
+    identity_url: &str,
+) -> anyhow::Result<(Assembled, Arc<notifications::Notifications>)> {
+    use secrecy::ExposeSecret;
+    migrations::notifications::Migrator::up(&db, None)
+        .await
+        .context("migrating the notifications database")?;
+    let relay = OutboxRelay::new(db.clone(), bus.clone());
+    let n = &settings.notifications;
+    let folder = n.mail_dir.clone().unwrap_or_else(|| settings.data_dir.join("mail"));
+    let smtp_url = n.smtp_url.as_ref().map(|url| url.expose_secret().to_string());
+    let transport = notifications::transport::Transport::new(smtp_url.as_deref(), folder)?;
+    tracing::info!(transport = %transport.describe(), "notifications send mail");
+    let options = notifications::SenderOptions {
+        from: n.from.clone(),
+        max_attempts: i32::try_from(n.max_attempts.max(1)).unwrap_or(i32::MAX),
+        retry_base: Duration::from_millis(n.retry_base_millis.max(1)),
+    };
+    let state = notifications::Notifications::new(
+        db.clone(),
+        relay.clone(),
+        transport,
+        identity_url,
+        options,
+    );
+    let schema = notifications::build_schema(state.clone());
+    let router = subgraph_router(schema, endpoint_options(settings, verifier, &db));
+    let handler = Arc::new(notifications::events::NotificationEvents(state.clone()));
+    let consumer = consumer(settings, bus, &db, handler, &relay);
+    let sender = state.clone();
+    let send = every(Duration::from_millis(250), "mails sent", move || {
+        let sender = sender.clone();
+        Box::pin(
+            async move { notifications::sender::send_due(&sender, chrono::Utc::now(), 64).await },
+        )
+    });
+    Ok((Assembled { router, relay, background: vec![consumer, send] }, state))
 }

@@ -8,5 +8,6 @@ pub mod catalog;
 pub mod fulfillment;
 pub mod identity;
 pub mod inventory;
+pub mod notifications;
 pub mod orders;
 pub mod payments;

@@ -9,6 +9,7 @@ pub mod common;
 pub mod fulfillment;
 pub mod identity;
 pub mod inventory;
+pub mod notifications;
 pub mod orders;
 pub mod payments;
 

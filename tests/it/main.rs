@@ -8,6 +8,8 @@ mod fulfillment;
 mod gateway;
 mod identity;
 mod inventory;
+mod notifications;
 mod payments;
 mod platform;
+mod smtp_sink;
 mod support;

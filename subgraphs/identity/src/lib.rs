@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod customers;
 pub mod demo;
 pub mod domain;
+pub mod internal;
 pub mod password;
 pub mod rate_limit;
 pub mod schema;

@@ -42,6 +42,8 @@ pub struct Settings {
     pub orders: OrdersSettings,
     /// Fulfillment context rules (the simulated carrier).
     pub fulfillment: FulfillmentSettings,
+    /// Notifications: where e-mail goes and how it is retried.
+    pub notifications: NotificationsSettings,
     /// The event bus.
     pub events: EventsSettings,
     /// Demo data.
@@ -64,6 +66,7 @@ impl Default for Settings {
             carts: CartsSettings::default(),
             orders: OrdersSettings::default(),
             fulfillment: FulfillmentSettings::default(),
+            notifications: NotificationsSettings::default(),
             events: EventsSettings::default(),
             seed: SeedSettings::default(),
             gateway: GatewaySettings::default(),
@@ -314,6 +317,42 @@ pub struct FulfillmentSettings {
 impl Default for FulfillmentSettings {
     fn default() -> Self {
         Self { carrier: "Better Parcel".into(), step_secs: 10 }
+    }
+}
+
+/// Notifications: where e-mail goes and how failures are retried.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationsSettings {
+    /// The `From` of every mail (default `Better Store <orders@betterstore.dev>`).
+    pub from: String,
+    /// An SMTP server to send through, such as `smtp://user:pass@mail.example.com:587?tls=required`
+    /// or `smtps://…:465` (default unset: mail is written as `.eml` files to `mail_dir`).
+    /// A secret: never logged.
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub smtp_url: Option<SecretString>,
+    /// Folder of the `.eml` files when no SMTP server is set (default `<data_dir>/mail`).
+    pub mail_dir: Option<PathBuf>,
+    /// Attempts before a mail is given up (default 10).
+    pub max_attempts: u32,
+    /// Milliseconds before the first retry; doubled after each failure, at most 30 minutes
+    /// (default 2000).
+    pub retry_base_millis: u64,
+    /// Base URL of identity, for customers' addresses (default: where it runs in this process,
+    /// or its default port).
+    pub identity_url: Option<String>,
+}
+
+impl Default for NotificationsSettings {
+    fn default() -> Self {
+        Self {
+            from: "Better Store <orders@betterstore.dev>".into(),
+            smtp_url: None,
+            mail_dir: None,
+            max_attempts: 10,
+            retry_base_millis: 2000,
+            identity_url: None,
+        }
     }
 }
 

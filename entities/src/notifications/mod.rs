@@ -1,0 +1,3 @@
+//! The notifications context: the e-mails written to customers, and their delivery.
+
+pub mod mail;

@@ -1,0 +1,110 @@
+//! Mails written from events (consumer group `notifications`):
+//!
+//! | event | mail |
+//! |---|---|
+//! | `order.confirmed` | the order confirmation |
+//! | `shipment.shipped` | the shipping notice with the tracking number |
+//!
+//! A guest order has no customer to write to (guest checkout takes no address yet): no mail.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use entities::notifications::mail;
+use kernel::events::EventEnvelope;
+use kernel::events::consumer::{EventHandler, read_payload as payload};
+use kernel::events::inbox::Work;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{DatabaseTransaction, EntityTrait};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::Notifications;
+use crate::sender::PENDING;
+use crate::templates::{self, Rendered};
+
+/// The consumer group name.
+pub const GROUP: &str = "notifications";
+
+/// Kind of the order confirmation mail.
+pub const ORDER_CONFIRMATION: &str = "ORDER_CONFIRMATION";
+/// Kind of the shipping notice mail.
+pub const SHIPPING: &str = "SHIPPING";
+
+/// Handles the events above.
+pub struct NotificationEvents(pub Arc<Notifications>);
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct About {
+    order_id: Uuid,
+    customer_id: Option<Uuid>,
+}
+
+/// Writes the mail, unless the order has one of this kind already.
+async fn write(
+    txn: &DatabaseTransaction,
+    kind: &str,
+    about: &About,
+    rendered: Rendered,
+) -> anyhow::Result<()> {
+    let Some(customer) = about.customer_id else {
+        tracing::info!(order_id = %about.order_id, kind, "a guest order: no mail");
+        return Ok(());
+    };
+    let now = Utc::now();
+    let row = mail::ActiveModel::from(mail::Model {
+        id: kernel::id::new_id(),
+        kind: kind.into(),
+        order_id: about.order_id,
+        customer_id: customer,
+        to_address: None,
+        subject: rendered.subject,
+        text_body: rendered.text,
+        html_body: rendered.html,
+        status: PENDING.into(),
+        attempts: 0,
+        next_attempt_at: now,
+        last_error: None,
+        sent_at: None,
+        created_at: now,
+    });
+    mail::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([mail::Column::OrderId, mail::Column::Kind])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+    Ok(())
+}
+
+impl EventHandler for NotificationEvents {
+    fn group(&self) -> &str {
+        GROUP
+    }
+
+    fn events(&self) -> &[&'static str] {
+        &["order.confirmed", "shipment.shipped"]
+    }
+
+    fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
+        Box::pin(async move {
+            let about: About = payload(event)?;
+            match event.event_type.as_str() {
+                "order.confirmed" => {
+                    let order: templates::Confirmation = payload(event)?;
+                    let rendered = templates::order_confirmation(&order);
+                    write(txn, ORDER_CONFIRMATION, &about, rendered).await?;
+                }
+                "shipment.shipped" => {
+                    let parcel: templates::Shipping = payload(event)?;
+                    write(txn, SHIPPING, &about, templates::shipping(&parcel)).await?;
+                }
+                _ => {}
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,29 @@
+//! Identity, as notifications asks it: a customer's contact details, read when a mail is
+//! sent (events carry no addresses).
+
+use kernel::http_client::{CallError, ClientOptions, ServiceClient};
+use uuid::Uuid;
+
+/// A customer's contact details.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Contact {
+    /// Their e-mail address.
+    pub email: String,
+    /// Their name.
+    pub name: String,
+}
+
+/// Identity's internal routes.
+pub struct IdentityClient(ServiceClient);
+
+impl IdentityClient {
+    /// A client of identity at `base`.
+    pub fn new(base: &str) -> Self {
+        Self(ServiceClient::new("identity", base, ClientOptions::default()))
+    }
+
+    /// The customer's contact details; `None` when identity does not know them.
+    pub async fn contact(&self, customer: Uuid) -> Result<Option<Contact>, CallError> {
+        self.0.find_json(&format!("/internal/customers/{customer}")).await
+    }
+}
