@@ -34,11 +34,13 @@ pub enum Service {
     Fulfillment,
     /// E-mail to customers.
     Notifications,
+    /// Loyalty points.
+    Rewards,
 }
 
 impl Service {
     /// Every service, in port order.
-    pub const ALL: [Service; 8] = [
+    pub const ALL: [Service; 9] = [
         Service::Catalog,
         Service::Identity,
         Service::Inventory,
@@ -47,6 +49,7 @@ impl Service {
         Service::Orders,
         Service::Fulfillment,
         Service::Notifications,
+        Service::Rewards,
     ];
 
     /// The service's name (also its database or schema name).
@@ -60,7 +63,21 @@ impl Service {
             Service::Orders => "orders",
             Service::Fulfillment => "fulfillment",
             Service::Notifications => "notifications",
+            Service::Rewards => "rewards",
         }
+    }
+
+    /// Where the service comes in the start-up order: a service starts after the ones it
+    /// calls, so that their addresses are known (orders calls rewards, which has a later port).
+    fn start_rank(self) -> usize {
+        match self {
+            Service::Rewards => Service::rank_of(Service::Orders) * 2 - 1,
+            other => Service::rank_of(other) * 2,
+        }
+    }
+
+    fn rank_of(service: Service) -> usize {
+        Service::ALL.iter().position(|s| *s == service).unwrap_or(0)
     }
 
     fn port(self, settings: &Settings) -> u16 {
@@ -103,6 +120,8 @@ pub struct Platform {
     pub fulfillment: Option<Arc<fulfillment::Fulfillment>>,
     /// The notifications' state, when they run here.
     pub notifications: Option<Arc<notifications::Notifications>>,
+    /// The rewards' state, when they run here.
+    pub rewards: Option<Arc<rewards::Rewards>>,
     /// The event bus the services publish to.
     pub bus: Arc<dyn EventBus>,
     gateway: Option<(TcpListener, axum::Router)>,
@@ -115,8 +134,9 @@ impl Platform {
         only: &[Service],
         listen: Listen,
     ) -> anyhow::Result<Self> {
-        let services: Vec<Service> =
+        let mut services: Vec<Service> =
             if only.is_empty() { Service::ALL.to_vec() } else { only.to_vec() };
+        services.sort_by_key(|s| s.start_rank());
         let with_gateway = settings.gateway.enabled && services.len() == Service::ALL.len();
         let mut settings = settings.clone();
         // Behind the in-process gateway every request comes from it, and the client's address
@@ -135,6 +155,7 @@ impl Platform {
             orders: None,
             fulfillment: None,
             notifications: None,
+            rewards: None,
             bus: bus.clone(),
             gateway: None,
         };
@@ -190,19 +211,15 @@ impl Platform {
                     assembled
                 }
                 Service::Orders => {
-                    let carts_url =
-                        platform.base_url(settings, Service::Carts, &settings.orders.carts_url);
-                    let catalog_url =
-                        platform.base_url(settings, Service::Catalog, &settings.orders.catalog_url);
-                    let (assembled, state) = services::orders(
-                        settings,
-                        db,
-                        verifier.clone(),
-                        bus.clone(),
-                        &carts_url,
-                        &catalog_url,
-                    )
-                    .await?;
+                    let o = &settings.orders;
+                    let upstream = orders::Upstream {
+                        carts: platform.base_url(settings, Service::Carts, &o.carts_url),
+                        catalog: platform.base_url(settings, Service::Catalog, &o.catalog_url),
+                        rewards: platform.base_url(settings, Service::Rewards, &o.rewards_url),
+                    };
+                    let (assembled, state) =
+                        services::orders(settings, db, verifier.clone(), bus.clone(), &upstream)
+                            .await?;
                     platform.orders = Some(state);
                     assembled
                 }
@@ -227,6 +244,12 @@ impl Platform {
                     )
                     .await?;
                     platform.notifications = Some(state);
+                    assembled
+                }
+                Service::Rewards => {
+                    let (assembled, state) =
+                        services::rewards(settings, db, verifier.clone(), bus.clone()).await?;
+                    platform.rewards = Some(state);
                     assembled
                 }
             };

@@ -40,7 +40,13 @@ pub async fn subgraph_sdl(service: Service) -> anyhow::Result<String> {
             carts::build_schema(state).execute("{ _service { sdl } }").await
         }
         Service::Orders => {
-            let state = orders::Orders::new(db, relay, "http://invalid", "http://invalid");
+            let nowhere = "http://invalid".to_string();
+            let upstream = orders::Upstream {
+                carts: nowhere.clone(),
+                catalog: nowhere.clone(),
+                rewards: nowhere,
+            };
+            let state = orders::Orders::new(db, relay, &upstream);
             orders::build_schema(state).execute("{ _service { sdl } }").await
         }
         Service::Fulfillment => {
@@ -59,6 +65,11 @@ pub async fn subgraph_sdl(service: Service) -> anyhow::Result<String> {
             let state =
                 notifications::Notifications::new(db, relay, transport, "http://invalid", options);
             notifications::build_schema(state).execute("{ _service { sdl } }").await
+        }
+        Service::Rewards => {
+            let state = rewards::Rewards::new(db, relay, rewards::Policy::default());
+            let currency = kernel::money::Currency::USD;
+            rewards::build_schema(state, currency).execute("{ _service { sdl } }").await
         }
     };
     anyhow::ensure!(response.errors.is_empty(), "SDL query failed: {:?}", response.errors);

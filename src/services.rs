@@ -229,19 +229,19 @@ pub async fn carts(
     Ok((Assembled { router, relay, background: vec![consumer, sweep] }, state))
 }
 
-/// The orders service over `db` (migrated here): its subgraph, the checkout saga's consumer,
-/// and the sweep that resumes checkouts left pending.
+/// The orders service over `db` (migrated here), asking carts, catalog and rewards at
+/// `upstream`: its subgraph, the checkout saga's consumer, and the sweep that resumes
+/// checkouts left pending.
 pub async fn orders(
     settings: &Settings,
     db: DatabaseConnection,
     verifier: Arc<TokenVerifier>,
     bus: Arc<dyn EventBus>,
-    carts_url: &str,
-    catalog_url: &str,
+    upstream: &orders::Upstream,
 ) -> anyhow::Result<(Assembled, Arc<orders::Orders>)> {
     migrations::orders::Migrator::up(&db, None).await.context("migrating the orders database")?;
     let relay = OutboxRelay::new(db.clone(), bus.clone());
-    let state = orders::Orders::new(db.clone(), relay.clone(), carts_url, catalog_url);
+    let state = orders::Orders::new(db.clone(), relay.clone(), upstream);
     let schema = orders::build_schema(state.clone());
     let router = subgraph_router(schema, endpoint_options(settings, verifier, &db));
     let handler = Arc::new(orders::saga::Saga(state.clone()));
@@ -332,4 +332,41 @@ pub async fn notifications(
         )
     });
     Ok((Assembled { router, relay, background: vec![consumer, send] }, state))
+}
+
+/// The rewards service over `db` (migrated here): its subgraph and internal routes, its
+/// consumer of order events, and the sweeps that expire points and give back redemptions
+/// whose order never came.
+pub async fn rewards(
+    settings: &Settings,
+    db: DatabaseConnection,
+    verifier: Arc<TokenVerifier>,
+    bus: Arc<dyn EventBus>,
+) -> anyhow::Result<(Assembled, Arc<rewards::Rewards>)> {
+    migrations::rewards::Migrator::up(&db, None).await.context("migrating the rewards database")?;
+    let relay = OutboxRelay::new(db.clone(), bus.clone());
+    let r = &settings.rewards;
+    let policy = rewards::Policy {
+        earn_per_unit: r.earn_per_unit,
+        points_per_unit: r.points_per_unit.max(1),
+        expiry: Duration::from_secs(r.expiry_days.saturating_mul(24 * 3600)),
+        hold: Duration::from_secs(r.hold_minutes.max(1) * 60),
+    };
+    let currency = Currency::parse(&settings.catalog.currency).context("catalog.currency")?;
+    let state = rewards::Rewards::new(db.clone(), relay.clone(), policy);
+    let schema = rewards::build_schema(state.clone(), currency);
+    let router = subgraph_router(schema, endpoint_options(settings, verifier, &db))
+        .merge(rewards::internal::routes(state.clone()));
+    let handler = Arc::new(rewards::events::RewardEvents(state.clone()));
+    let consumer = consumer(settings, bus, &db, handler, &relay);
+    let sweeper = state.clone();
+    let sweep = every(Duration::from_secs(60), "points expired or given back", move || {
+        let sweeper = sweeper.clone();
+        Box::pin(async move {
+            let now = chrono::Utc::now();
+            let expired = rewards::ledger::expire_due(&sweeper, now).await?;
+            Ok(expired + rewards::ledger::release_unclaimed(&sweeper, now).await?)
+        })
+    });
+    Ok((Assembled { router, relay, background: vec![consumer, sweep] }, state))
 }

@@ -12,5 +12,6 @@ pub mod inventory;
 pub mod notifications;
 pub mod orders;
 pub mod payments;
+pub mod rewards;
 
 pub use sea_orm_migration::MigratorTrait;

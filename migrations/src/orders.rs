@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(PendingOutboxIndex),
             Box::new(M0002PendingByAge),
             Box::new(M0003LineCategory),
+            Box::new(M0004Discount),
         ]
     }
 }
@@ -188,5 +189,31 @@ impl MigrationTrait for M0003LineCategory {
                     .to_owned(),
             )
             .await
+    }
+}
+
+/// An order records the points redeemed at checkout and the discount they bought.
+struct M0004Discount;
+
+impl MigrationName for M0004Discount {
+    fn name(&self) -> &str {
+        "m0004_orders_discount"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0004Discount {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for column in ["discount_minor", "points_redeemed"] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(col("orders"))
+                        .add_column(ColumnDef::new(col(column)).big_integer().not_null().default(0))
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
     }
 }

@@ -11,5 +11,6 @@ mod inventory;
 mod notifications;
 mod payments;
 mod platform;
+mod rewards;
 mod smtp_sink;
 mod support;

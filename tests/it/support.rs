@@ -78,6 +78,7 @@ pub struct TestApp {
     pub inventory: Arc<inventory::Inventory>,
     pub payments: Arc<payments::Payments>,
     pub carts: Arc<carts::Carts>,
+    pub rewards: Arc<rewards::Rewards>,
     pub payments_url: String,
     pub settings: Settings,
     shutdown: Option<oneshot::Sender<()>>,
@@ -133,6 +134,7 @@ impl TestApp {
         let inventory = platform.inventory.clone().expect("inventory state");
         let payments = platform.payments.clone().expect("payments state");
         let carts = platform.carts.clone().expect("carts state");
+        let rewards = platform.rewards.clone().expect("rewards state");
         let payments_url =
             format!("http://{}", platform.addr(Service::Payments).expect("payments run"));
         let (tx, rx) = oneshot::channel::<()>();
@@ -150,6 +152,7 @@ impl TestApp {
             inventory,
             payments,
             carts,
+            rewards,
             payments_url,
             settings,
             shutdown: Some(tx),

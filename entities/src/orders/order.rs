@@ -25,7 +25,11 @@ pub struct Model {
     pub currency: String,
     /// Sum of the lines.
     pub subtotal_minor: i64,
-    /// What the customer pays.
+    /// Taken off by redeemed points.
+    pub discount_minor: i64,
+    /// Loyalty points redeemed for the discount.
+    pub points_redeemed: i64,
+    /// What the customer pays: the subtotal less the discount.
     pub total_minor: i64,
     /// Shipping address (JSON: name, line1, line2, city, postalCode, country).
     pub shipping_address: Json,

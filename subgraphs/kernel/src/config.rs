@@ -44,6 +44,8 @@ pub struct Settings {
     pub fulfillment: FulfillmentSettings,
     /// Notifications: where e-mail goes and how it is retried.
     pub notifications: NotificationsSettings,
+    /// Rewards: the loyalty programme's rules.
+    pub rewards: RewardsSettings,
     /// The event bus.
     pub events: EventsSettings,
     /// Demo data.
@@ -67,6 +69,7 @@ impl Default for Settings {
             orders: OrdersSettings::default(),
             fulfillment: FulfillmentSettings::default(),
             notifications: NotificationsSettings::default(),
+            rewards: RewardsSettings::default(),
             events: EventsSettings::default(),
             seed: SeedSettings::default(),
             gateway: GatewaySettings::default(),
@@ -295,11 +298,35 @@ pub struct OrdersSettings {
     pub carts_url: Option<String>,
     /// Base URL of the catalog (default: where it runs in this process, or its default port).
     pub catalog_url: Option<String>,
+    /// Base URL of rewards, for points redeemed at checkout (default: where it runs in this
+    /// process, or its default port).
+    pub rewards_url: Option<String>,
 }
 
 impl Default for OrdersSettings {
     fn default() -> Self {
-        Self { resume_after_secs: 60, carts_url: None, catalog_url: None }
+        Self { resume_after_secs: 60, carts_url: None, catalog_url: None, rewards_url: None }
+    }
+}
+
+/// Rewards: the loyalty programme's rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RewardsSettings {
+    /// Points earned per whole currency unit an order pays (default 10).
+    pub earn_per_unit: u32,
+    /// Points that make one currency unit of discount (default 100).
+    pub points_per_unit: u32,
+    /// Days spendable points last (default 365).
+    pub expiry_days: u64,
+    /// Minutes a redemption waits for its order to be stored before it is given back
+    /// (default 15).
+    pub hold_minutes: u64,
+}
+
+impl Default for RewardsSettings {
+    fn default() -> Self {
+        Self { earn_per_unit: 10, points_per_unit: 100, expiry_days: 365, hold_minutes: 15 }
     }
 }
 

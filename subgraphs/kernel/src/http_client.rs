@@ -27,6 +27,10 @@ pub enum CallError {
     /// An answer that is not what was asked for (another 4xx, or an unreadable body).
     #[error("{0} answered unexpectedly: {1}")]
     Unexpected(String, String),
+    /// The other side understood the request and refused it (422), saying why in words meant
+    /// for the person who asked.
+    #[error("{0} refused: {1}")]
+    Refused(String, String),
 }
 
 /// Tuning of a [`ServiceClient`].
@@ -139,6 +143,80 @@ impl ServiceClient {
             Err(CallError::NotFound(_)) => Ok(None),
             Err(other) => Err(other),
         }
+    }
+
+    /// `PUT`s `body` as JSON and reads the JSON answer. Only for idempotent requests (the
+    /// same `PUT` twice has the effect of one): it is retried like a `GET`. A `422` is
+    /// [`CallError::Refused`] with the answer's text.
+    pub async fn put_json<B: serde::Serialize, T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, CallError> {
+        let body = serde_json::to_vec(body)
+            .map_err(|e| CallError::Unexpected(self.name.clone(), e.to_string()))?;
+        let answer = self.send(reqwest::Method::PUT, path, Some(body)).await?;
+        serde_json::from_slice(&answer)
+            .map_err(|e| CallError::Unexpected(self.name.clone(), e.to_string()))
+    }
+
+    /// `DELETE`s `path` (idempotent, retried); a `404` counts as done.
+    pub async fn delete(&self, path: &str) -> Result<(), CallError> {
+        match self.send(reqwest::Method::DELETE, path, None).await {
+            Ok(_) | Err(CallError::NotFound(_)) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// An uncached idempotent call, with the `GET`'s retries and breaker.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Bytes, CallError> {
+        self.admit()?;
+        let url = format!("{}{path}", self.base);
+        let mut wait = self.options.backoff;
+        let mut last_error = String::new();
+        for attempt in 1..=self.options.attempts.max(1) {
+            let mut request = self.http.request(method.clone(), &url);
+            if let Some(body) = &body {
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+            }
+            match request.send().await {
+                Ok(response) if response.status().is_success() => match response.bytes().await {
+                    Ok(answer) => {
+                        self.succeeded();
+                        return Ok(answer);
+                    }
+                    Err(e) => last_error = e.to_string(),
+                },
+                Ok(response) if response.status().is_client_error() => {
+                    self.succeeded();
+                    let status = response.status();
+                    if status == StatusCode::NOT_FOUND {
+                        return Err(CallError::NotFound(self.name.clone()));
+                    }
+                    if status == StatusCode::UNPROCESSABLE_ENTITY {
+                        let text = response.text().await.unwrap_or_default();
+                        return Err(CallError::Refused(self.name.clone(), text));
+                    }
+                    return Err(CallError::Unexpected(self.name.clone(), status.to_string()));
+                }
+                Ok(response) => last_error = format!("HTTP {}", response.status()),
+                Err(e) => last_error = e.to_string(),
+            }
+            if attempt < self.options.attempts {
+                tracing::debug!(service = %self.name, attempt, error = %last_error, "retrying");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+        }
+        self.failed();
+        Err(CallError::Unreachable(self.name.clone(), last_error))
     }
 
     async fn get(&self, path: &str) -> Result<Bytes, CallError> {

@@ -27,6 +27,8 @@ pub struct Placement {
     pub address: Address,
     /// The client's idempotency key.
     pub idempotency_key: String,
+    /// Loyalty points to redeem for a discount (0 for none).
+    pub redeem_points: i64,
 }
 
 /// An amount stored in minor units, as events carry it.
@@ -78,6 +80,8 @@ pub(crate) fn confirmed_event(order: &order::Model, lines: &[line::Model]) -> Ev
             "orderId": order.id, "number": order.number, "customerId": order.customer_id,
             "placedAt": order.created_at, "lines": lines,
             "subtotal": money_json(order.subtotal_minor, &order.currency),
+            "discount": money_json(order.discount_minor, &order.currency),
+            "pointsRedeemed": order.points_redeemed,
             "total": money_json(order.total_minor, &order.currency),
             "shippingAddress": order.shipping_address,
         }),
@@ -95,7 +99,12 @@ pub async fn place(
     caller: Option<&Caller>,
     request: Placement,
 ) -> AppResult<order::Model> {
-    let hash = domain::request_hash(&request.cart_id, &request.payment_method_id, &request.address);
+    let hash = domain::request_hash(
+        &request.cart_id,
+        &request.payment_method_id,
+        &request.address,
+        request.redeem_points,
+    );
     if let Some(existing) = by_key(&orders.db, request.cart_id, &request.idempotency_key).await? {
         return same_request(existing, &hash, caller);
     }
@@ -147,6 +156,89 @@ pub async fn place(
         return Err(AppError::internal(anyhow::anyhow!("negative order total")));
     }
     let id = Uuid::new_v4();
+    let (points, discount) = match request.redeem_points {
+        0 => (0, Money::zero(subtotal.currency())),
+        points => (points, redeem(orders, caller, customer, id, points, &subtotal).await?),
+    };
+    let total = subtotal.checked_sub(&discount)?;
+    let stored = store(
+        orders,
+        id,
+        customer,
+        &cart,
+        &request,
+        &hash,
+        &subtotal,
+        (points, &discount, &total),
+        lines,
+    )
+    .await;
+    match stored {
+        Ok(Stored::New(order)) => Ok(order),
+        Ok(Stored::Existing(order)) => {
+            give_back(orders, id, points).await;
+            same_request(order, &hash, caller)
+        }
+        Err(error) => {
+            give_back(orders, id, points).await;
+            Err(error)
+        }
+    }
+}
+
+/// Spends the customer's points on order `id`: the discount they buy.
+async fn redeem(
+    orders: &Orders,
+    caller: Option<&Caller>,
+    customer: Option<Uuid>,
+    id: Uuid,
+    points: i64,
+    subtotal: &Money,
+) -> AppResult<Money> {
+    let Some(caller) = caller else {
+        return Err(AppError::Unauthenticated("sign in to redeem points".into()));
+    };
+    if customer != Some(caller.customer_id) {
+        return Err(AppError::Forbidden("points are redeemed on your own orders only".into()));
+    }
+    if points <= 0 {
+        return Err(AppError::bad_input("`redeemPoints` must be positive"));
+    }
+    match orders.rewards.redeem(id, caller.customer_id, points, subtotal).await {
+        Ok(discount) => Ok(discount),
+        Err(kernel::http_client::CallError::Refused(_, why)) => Err(AppError::BadUserInput(why)),
+        Err(other) => Err(unavailable(other)),
+    }
+}
+
+/// Gives back points redeemed for an order that was not stored (rewards would after its hold
+/// anyway; this is sooner).
+async fn give_back(orders: &Orders, id: Uuid, points: i64) {
+    if points == 0 {
+        return;
+    }
+    if let Err(error) = orders.rewards.give_back(id).await {
+        tracing::warn!(order_id = %id, %error, "points not given back yet; rewards will after its hold");
+    }
+}
+
+enum Stored {
+    New(order::Model),
+    Existing(order::Model),
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn store(
+    orders: &Orders,
+    id: Uuid,
+    customer: Option<Uuid>,
+    cart: &crate::upstream::CartContents,
+    request: &Placement,
+    hash: &str,
+    subtotal: &Money,
+    (points, discount, total): (i64, &Money, &Money),
+    lines: Vec<line::ActiveModel>,
+) -> AppResult<Stored> {
     let now = Utc::now();
     let currency = subtotal.currency().code().to_string();
     let row = order::ActiveModel {
@@ -158,11 +250,13 @@ pub async fn place(
         cancel_reason: Set(None),
         currency: Set(currency.clone()),
         subtotal_minor: Set(subtotal.minor_units()?),
-        total_minor: Set(subtotal.minor_units()?),
+        discount_minor: Set(discount.minor_units()?),
+        points_redeemed: Set(points),
+        total_minor: Set(total.minor_units()?),
         shipping_address: Set(serde_json::to_value(&request.address).map_err(AppError::internal)?),
         payment_method_id: Set(request.payment_method_id),
         idempotency_key: Set(request.idempotency_key.clone()),
-        request_hash: Set(hash.clone()),
+        request_hash: Set(hash.to_string()),
         payment_requested_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
@@ -176,7 +270,7 @@ pub async fn place(
             let existing = by_key(&orders.db, request.cart_id, &request.idempotency_key)
                 .await?
                 .ok_or_else(|| AppError::internal(anyhow::anyhow!("order number collision")))?;
-            return same_request(existing, &hash, caller);
+            return Ok(Stored::Existing(existing));
         }
         Err(error) => return Err(error.into()),
     };
@@ -195,7 +289,7 @@ pub async fn place(
     txn.commit().await?;
     orders.relay.wake();
     tracing::info!(order_id = %id, number = %saved.number, "order placed");
-    Ok(saved)
+    Ok(Stored::New(saved))
 }
 
 fn same_request(

@@ -180,9 +180,18 @@ pub fn idempotency_key(key: &str) -> AppResult<String> {
 
 /// What identifies a placement request apart from its key: the same key with a different
 /// request is refused.
-pub fn request_hash(cart: &uuid::Uuid, payment_method: &uuid::Uuid, address: &Address) -> String {
-    let text =
-        format!("{cart}|{payment_method}|{}", serde_json::to_string(address).unwrap_or_default());
+pub fn request_hash(
+    cart: &uuid::Uuid,
+    payment_method: &uuid::Uuid,
+    address: &Address,
+    points: i64,
+) -> String {
+    let address = serde_json::to_string(address).unwrap_or_default();
+    // Without points the fingerprint is what it was before points could be redeemed.
+    let text = match points {
+        0 => format!("{cart}|{payment_method}|{address}"),
+        n => format!("{cart}|{payment_method}|{address}|{n}"),
+    };
     let digest = sha2::Sha256::digest(text.as_bytes());
     digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }

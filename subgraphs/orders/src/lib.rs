@@ -23,6 +23,17 @@ use uuid::Uuid;
 
 pub use schema::{OrdersSchema, build_schema};
 
+/// Where the contexts orders asks live (base URLs).
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// Carts.
+    pub carts: String,
+    /// The catalog.
+    pub catalog: String,
+    /// Rewards.
+    pub rewards: String,
+}
+
 /// Everything the orders' resolvers and handlers need.
 pub struct Orders {
     /// The orders' own database.
@@ -33,21 +44,19 @@ pub struct Orders {
     pub carts: upstream::CartsClient,
     /// Authoritative prices.
     pub catalog: upstream::CatalogClient,
+    /// Points redeemed at checkout.
+    pub rewards: upstream::RewardsClient,
 }
 
 impl Orders {
-    /// Orders over `db`, reading carts and prices at these base URLs.
-    pub fn new(
-        db: DatabaseConnection,
-        relay: OutboxRelay,
-        carts_url: &str,
-        catalog_url: &str,
-    ) -> Arc<Self> {
+    /// Orders over `db`, reading carts, prices and points at these base URLs.
+    pub fn new(db: DatabaseConnection, relay: OutboxRelay, upstream: &Upstream) -> Arc<Self> {
         Arc::new(Self {
             db,
             relay,
-            carts: upstream::CartsClient::new(carts_url),
-            catalog: upstream::CatalogClient::new(catalog_url),
+            carts: upstream::CartsClient::new(&upstream.carts),
+            catalog: upstream::CatalogClient::new(&upstream.catalog),
+            rewards: upstream::RewardsClient::new(&upstream.rewards),
         })
     }
 

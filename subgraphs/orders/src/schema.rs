@@ -74,6 +74,9 @@ pub struct PlaceOrderInput {
     /// A key the client makes up once per checkout and sends again on retries: the same key
     /// returns the same order and never charges twice.
     idempotency_key: String,
+    /// Loyalty points to redeem for a discount (signed in; at most your balance; the card
+    /// still pays part of the order).
+    redeem_points: Option<i32>,
 }
 
 /// One step of an order's history.
@@ -158,7 +161,15 @@ impl Order {
     async fn subtotal(&self) -> Result<MoneyObject> {
         money(self.0.subtotal_minor, &self.0.currency)
     }
-    /// What the customer pays.
+    /// Taken off by redeemed loyalty points.
+    async fn discount(&self) -> Result<MoneyObject> {
+        money(self.0.discount_minor, &self.0.currency)
+    }
+    /// Loyalty points redeemed for the discount.
+    async fn points_redeemed(&self) -> i32 {
+        i32::try_from(self.0.points_redeemed).unwrap_or(i32::MAX)
+    }
+    /// What the customer pays: the subtotal less the discount.
     async fn total(&self) -> Result<MoneyObject> {
         money(self.0.total_minor, &self.0.currency)
     }
@@ -333,7 +344,13 @@ impl Mutation {
                 );
             }
         };
-        let placement = Placement { cart_id, payment_method_id, address, idempotency_key: key };
+        let placement = Placement {
+            cart_id,
+            payment_method_id,
+            address,
+            idempotency_key: key,
+            redeem_points: input.redeem_points.map_or(0, i64::from),
+        };
         Ok(Order(checkout::place(orders, caller, placement).await?))
     }
 

@@ -1,6 +1,8 @@
-//! Anti-corruption clients: the cart and the authoritative prices, as orders needs them.
+//! Anti-corruption clients: the cart, the authoritative prices and the customer's points, as
+//! orders needs them.
 
 use kernel::http_client::{CallError, ClientOptions, ServiceClient};
+use kernel::money::{Currency, Money};
 use uuid::Uuid;
 
 /// A cart, as checkout reads it.
@@ -52,3 +54,47 @@ impl CartsClient {
 }
 
 pub use kernel::catalog_api::{CatalogClient, ProductFacts};
+
+/// The rewards context: points spent on an order being placed.
+pub struct RewardsClient(ServiceClient);
+
+impl RewardsClient {
+    /// A client of rewards at `base`.
+    pub fn new(base: &str) -> Self {
+        Self(ServiceClient::new("rewards", base, ClientOptions::default()))
+    }
+
+    /// Spends `points` of `customer` on `order` (worth `subtotal`): the discount they buy.
+    /// The same order asking again gets the same answer; a refusal is
+    /// [`CallError::Refused`] with words for the customer.
+    pub async fn redeem(
+        &self,
+        order: Uuid,
+        customer: Uuid,
+        points: i64,
+        subtotal: &Money,
+    ) -> Result<Money, CallError> {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            discount: Amount,
+        }
+        #[derive(serde::Deserialize)]
+        struct Amount {
+            amount: rust_decimal::Decimal,
+            currency: String,
+        }
+        let ask = serde_json::json!({
+            "customerId": customer, "points": points, "subtotal": subtotal.to_json(),
+        });
+        let answer: Answer =
+            self.0.put_json(&format!("/internal/redemptions/{order}"), &ask).await?;
+        Currency::parse(&answer.discount.currency)
+            .and_then(|c| Money::non_negative(answer.discount.amount, c))
+            .map_err(|e| CallError::Unexpected("rewards".into(), e.to_string()))
+    }
+
+    /// Gives back what `order` redeemed (it could not be stored).
+    pub async fn give_back(&self, order: Uuid) -> Result<(), CallError> {
+        self.0.delete(&format!("/internal/redemptions/{order}")).await
+    }
+}

@@ -1,0 +1,4 @@
+//! The rewards context: each customer's points and the ledger that explains them.
+
+pub mod account;
+pub mod entry;
