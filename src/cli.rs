@@ -92,6 +92,7 @@ async fn migrate(settings: &Settings, only: &[Service]) -> anyhow::Result<()> {
             Service::Fulfillment => migrations::fulfillment::Migrator::up(&db, None).await,
             Service::Notifications => migrations::notifications::Migrator::up(&db, None).await,
             Service::Rewards => migrations::rewards::Migrator::up(&db, None).await,
+            Service::Reporting => migrations::reporting::Migrator::up(&db, None).await,
         }
         .with_context(|| format!("migrating {}", service.name()))?;
         tracing::info!(service = service.name(), "migrated");

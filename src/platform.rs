@@ -36,11 +36,13 @@ pub enum Service {
     Notifications,
     /// Loyalty points.
     Rewards,
+    /// The sales read model.
+    Reporting,
 }
 
 impl Service {
     /// Every service, in port order.
-    pub const ALL: [Service; 9] = [
+    pub const ALL: [Service; 10] = [
         Service::Catalog,
         Service::Identity,
         Service::Inventory,
@@ -50,6 +52,7 @@ impl Service {
         Service::Fulfillment,
         Service::Notifications,
         Service::Rewards,
+        Service::Reporting,
     ];
 
     /// The service's name (also its database or schema name).
@@ -64,6 +67,7 @@ impl Service {
             Service::Fulfillment => "fulfillment",
             Service::Notifications => "notifications",
             Service::Rewards => "rewards",
+            Service::Reporting => "reporting",
         }
     }
 
@@ -122,6 +126,8 @@ pub struct Platform {
     pub notifications: Option<Arc<notifications::Notifications>>,
     /// The rewards' state, when they run here.
     pub rewards: Option<Arc<rewards::Rewards>>,
+    /// Reporting's state, when it runs here.
+    pub reporting: Option<Arc<reporting::Reporting>>,
     /// The event bus the services publish to.
     pub bus: Arc<dyn EventBus>,
     gateway: Option<(TcpListener, axum::Router)>,
@@ -156,6 +162,7 @@ impl Platform {
             fulfillment: None,
             notifications: None,
             rewards: None,
+            reporting: None,
             bus: bus.clone(),
             gateway: None,
         };
@@ -250,6 +257,12 @@ impl Platform {
                     let (assembled, state) =
                         services::rewards(settings, db, verifier.clone(), bus.clone()).await?;
                     platform.rewards = Some(state);
+                    assembled
+                }
+                Service::Reporting => {
+                    let (assembled, state) =
+                        services::reporting(settings, db, verifier.clone(), bus.clone()).await?;
+                    platform.reporting = Some(state);
                     assembled
                 }
             };

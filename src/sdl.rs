@@ -71,6 +71,10 @@ pub async fn subgraph_sdl(service: Service) -> anyhow::Result<String> {
             let currency = kernel::money::Currency::USD;
             rewards::build_schema(state, currency).execute("{ _service { sdl } }").await
         }
+        Service::Reporting => {
+            let state = reporting::Reporting::new(db, relay, kernel::money::Currency::USD);
+            reporting::build_schema(state).execute("{ _service { sdl } }").await
+        }
     };
     anyhow::ensure!(response.errors.is_empty(), "SDL query failed: {:?}", response.errors);
     let json = response.data.into_json().context("SDL response")?;

@@ -370,3 +370,24 @@ pub async fn rewards(
     });
     Ok((Assembled { router, relay, background: vec![consumer, sweep] }, state))
 }
+
+/// The reporting service over `db` (migrated here): its subgraph and its consumer of order
+/// and shipment events, which keeps them and builds the read model.
+pub async fn reporting(
+    settings: &Settings,
+    db: DatabaseConnection,
+    verifier: Arc<TokenVerifier>,
+    bus: Arc<dyn EventBus>,
+) -> anyhow::Result<(Assembled, Arc<reporting::Reporting>)> {
+    migrations::reporting::Migrator::up(&db, None)
+        .await
+        .context("migrating the reporting database")?;
+    let relay = OutboxRelay::new(db.clone(), bus.clone());
+    let currency = Currency::parse(&settings.catalog.currency).context("catalog.currency")?;
+    let state = reporting::Reporting::new(db.clone(), relay.clone(), currency);
+    let schema = reporting::build_schema(state.clone());
+    let router = subgraph_router(schema, endpoint_options(settings, verifier, &db));
+    let handler = Arc::new(reporting::events::ReportingEvents(state.clone()));
+    let background = vec![consumer(settings, bus, &db, handler, &relay)];
+    Ok((Assembled { router, relay, background }, state))
+}

@@ -11,4 +11,5 @@ pub mod inventory;
 pub mod notifications;
 pub mod orders;
 pub mod payments;
+pub mod reporting;
 pub mod rewards;

@@ -12,6 +12,7 @@ pub mod inventory;
 pub mod notifications;
 pub mod orders;
 pub mod payments;
+pub mod reporting;
 pub mod rewards;
 
 pub use sea_orm_migration::MigratorTrait;

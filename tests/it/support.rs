@@ -78,7 +78,11 @@ pub struct TestApp {
     pub inventory: Arc<inventory::Inventory>,
     pub payments: Arc<payments::Payments>,
     pub carts: Arc<carts::Carts>,
+    pub orders: Arc<orders::Orders>,
+    pub fulfillment: Arc<fulfillment::Fulfillment>,
+    pub notifications: Arc<notifications::Notifications>,
     pub rewards: Arc<rewards::Rewards>,
+    pub reporting: Arc<reporting::Reporting>,
     pub payments_url: String,
     pub settings: Settings,
     shutdown: Option<oneshot::Sender<()>>,
@@ -134,7 +138,11 @@ impl TestApp {
         let inventory = platform.inventory.clone().expect("inventory state");
         let payments = platform.payments.clone().expect("payments state");
         let carts = platform.carts.clone().expect("carts state");
+        let orders = platform.orders.clone().expect("orders state");
+        let fulfillment = platform.fulfillment.clone().expect("fulfillment state");
+        let notifications = platform.notifications.clone().expect("notifications state");
         let rewards = platform.rewards.clone().expect("rewards state");
+        let reporting = platform.reporting.clone().expect("reporting state");
         let payments_url =
             format!("http://{}", platform.addr(Service::Payments).expect("payments run"));
         let (tx, rx) = oneshot::channel::<()>();
@@ -152,7 +160,11 @@ impl TestApp {
             inventory,
             payments,
             carts,
+            orders,
+            fulfillment,
+            notifications,
             rewards,
+            reporting,
             payments_url,
             settings,
             shutdown: Some(tx),

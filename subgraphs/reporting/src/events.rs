@@ -1,0 +1,32 @@
+//! The read model's feed (consumer group `reporting`): order and shipment events, kept and
+//! applied ([`crate::projection`]).
+
+use std::sync::Arc;
+
+use kernel::events::EventEnvelope;
+use kernel::events::consumer::EventHandler;
+use kernel::events::inbox::Work;
+use sea_orm::DatabaseTransaction;
+
+use crate::Reporting;
+use crate::projection::{self, EVENTS};
+
+/// The consumer group name.
+pub const GROUP: &str = "reporting";
+
+/// Handles the events the model is built from.
+pub struct ReportingEvents(pub Arc<Reporting>);
+
+impl EventHandler for ReportingEvents {
+    fn group(&self) -> &str {
+        GROUP
+    }
+
+    fn events(&self) -> &[&'static str] {
+        &EVENTS
+    }
+
+    fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
+        Box::pin(async move { projection::record(txn, event).await })
+    }
+}
