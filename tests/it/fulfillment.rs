@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::checkout::{ORDER, PLACE, a_product, add, card, level, place_input, settled};
-use crate::support::{TestApp, assert_no_errors, error_code};
+use crate::support::{TestApp, assert_follows_schema, assert_no_errors, error_code};
 
 const TRACKED: &str = "query($id: ID!) { order(id: $id) { status timeline { status reason } shipment { id carrier trackingNumber status reason items { productId name quantity } events { status description } } } }";
 const ADVANCE: &str = "mutation($id: ID!) { advanceShipment(id: $id) { status } }";
@@ -58,6 +58,7 @@ async fn the_carrier_delivers_a_confirmed_order_on_its_clock_and_the_order_compl
     better_store::seed::load(&app.identity, &app.catalog, Some(&app.inventory))
         .await
         .expect("seed");
+    let mut events = app.bus.subscribe("schema-check", &["order", "shipment"]);
     let admin = app.admin_token().await;
     let (token, id, product) = confirmed_order(&app, &admin, "parcel@example.com", 5).await;
 
@@ -104,6 +105,25 @@ async fn the_carrier_delivers_a_confirmed_order_on_its_clock_and_the_order_compl
     );
     let (other, _) = app.customer_token("nosy@example.com").await;
     let peek = "query($id: ID!) { order(id: $id) { shipment { trackingNumber } } }";
+    // Every event of the order's life follows its documented schema.
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(Some(event)) =
+        futures::FutureExt::now_or_never(futures::StreamExt::next(&mut events))
+    {
+        assert_follows_schema(&event);
+        seen.insert(event.event_type.clone());
+    }
+    for expected in [
+        "order.placed",
+        "order.confirmed",
+        "order.delivered",
+        "shipment.created",
+        "shipment.shipped",
+        "shipment.out_for_delivery",
+        "shipment.delivered",
+    ] {
+        assert!(seen.contains(expected), "{expected} not seen in {seen:?}");
+    }
     assert_eq!(
         error_code(&app.gateway(peek, json!({ "id": id }), Some(&other)).await),
         "FORBIDDEN"
