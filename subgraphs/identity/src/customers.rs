@@ -38,7 +38,7 @@ impl Customer {
             return Ok(());
         }
         let caller = authentication(ctx).require()?;
-        if caller.customer_id == self.0.id || caller.is_admin() {
+        if caller.speaks_for(self.0.id) {
             Ok(())
         } else {
             Err(AppError::Forbidden("only the customer or an administrator may see this".into())

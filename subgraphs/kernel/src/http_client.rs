@@ -195,16 +195,7 @@ impl ServiceClient {
                     Err(e) => last_error = e.to_string(),
                 },
                 Ok(response) if response.status().is_client_error() => {
-                    self.succeeded();
-                    let status = response.status();
-                    if status == StatusCode::NOT_FOUND {
-                        return Err(CallError::NotFound(self.name.clone()));
-                    }
-                    if status == StatusCode::UNPROCESSABLE_ENTITY {
-                        let text = response.text().await.unwrap_or_default();
-                        return Err(CallError::Refused(self.name.clone(), text));
-                    }
-                    return Err(CallError::Unexpected(self.name.clone(), status.to_string()));
+                    return Err(self.refusal(response).await);
                 }
                 Ok(response) => last_error = format!("HTTP {}", response.status()),
                 Err(e) => last_error = e.to_string(),
@@ -269,16 +260,7 @@ impl ServiceClient {
                     }
                 }
                 Ok(response) if response.status().is_client_error() => {
-                    // The other side understood and refused: retrying will not change that,
-                    // and it says nothing about its health.
-                    self.succeeded();
-                    if response.status() == StatusCode::NOT_FOUND {
-                        return Err(CallError::NotFound(self.name.clone()));
-                    }
-                    return Err(CallError::Unexpected(
-                        self.name.clone(),
-                        response.status().to_string(),
-                    ));
+                    return Err(self.refusal(response).await);
                 }
                 Ok(response) => last_error = format!("HTTP {}", response.status()),
                 Err(e) => last_error = e.to_string(),
@@ -291,6 +273,19 @@ impl ServiceClient {
         }
         self.failed();
         Err(CallError::Unreachable(self.name.clone(), last_error))
+    }
+
+    /// A `4xx`: the other side understood and refused. Retrying will not change that, and it
+    /// says nothing about its health.
+    async fn refusal(&self, response: reqwest::Response) -> CallError {
+        self.succeeded();
+        match response.status() {
+            StatusCode::NOT_FOUND => CallError::NotFound(self.name.clone()),
+            StatusCode::UNPROCESSABLE_ENTITY => {
+                CallError::Refused(self.name.clone(), response.text().await.unwrap_or_default())
+            }
+            other => CallError::Unexpected(self.name.clone(), other.to_string()),
+        }
     }
 
     /// Refuses at once while the breaker is open; lets one call through once it has been

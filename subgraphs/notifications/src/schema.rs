@@ -123,7 +123,7 @@ impl Customer {
         #[graphql(default = 20)] first: i32,
     ) -> Result<Vec<Notification>> {
         let caller = authentication(ctx).require()?;
-        if caller.customer_id != self.id && !caller.is_admin() {
+        if !caller.speaks_for(self.id) {
             return Err(AppError::Forbidden("these notifications are not yours".into()).into());
         }
         if !(1..=100).contains(&first) {

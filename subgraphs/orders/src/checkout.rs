@@ -334,12 +334,7 @@ async fn by_key<C: ConnectionTrait>(
 /// Orders are their customer's and administrators' (a guest order is reached by its random
 /// id alone).
 pub fn check_access(order: &order::Model, caller: Option<&Caller>) -> AppResult<()> {
-    match (order.customer_id, caller) {
-        (None, _) => Ok(()),
-        (Some(owner), Some(c)) if owner == c.customer_id || c.is_admin() => Ok(()),
-        (Some(_), None) => Err(AppError::Unauthenticated("sign in to see this order".into())),
-        (Some(_), Some(_)) => Err(AppError::Forbidden("this order is not yours".into())),
-    }
+    kernel::auth::may_see(order.customer_id, caller, "order")
 }
 
 /// An order by id for `caller`.

@@ -215,7 +215,7 @@ async fn orders_of(
     after: Option<String>,
 ) -> Result<OrderPage> {
     let caller = authentication(ctx).require()?;
-    if caller.customer_id != customer && !caller.is_admin() {
+    if !caller.speaks_for(customer) {
         return Err(AppError::Forbidden("these orders are not yours".into()).into());
     }
     let page = PageRequest::parse(first, after.as_deref())?;

@@ -140,7 +140,7 @@ impl Customer {
     /// The customer's loyalty points (the customer and administrators only).
     async fn rewards(&self, ctx: &Context<'_>) -> Result<RewardsAccount> {
         let caller = authentication(ctx).require()?;
-        if caller.customer_id != self.id && !caller.is_admin() {
+        if !caller.speaks_for(self.id) {
             return Err(AppError::Forbidden("these points are not yours".into()).into());
         }
         Ok(RewardsAccount { customer: self.id })

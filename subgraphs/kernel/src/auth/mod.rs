@@ -77,6 +77,24 @@ impl Caller {
     pub fn is_admin(&self) -> bool {
         self.roles.contains(&Role::Admin)
     }
+
+    /// Whether the caller may see and act on what is `customer`'s: they are that customer,
+    /// or an administrator.
+    pub fn speaks_for(&self, customer: Uuid) -> bool {
+        self.customer_id == customer || self.is_admin()
+    }
+}
+
+/// Whether `caller` may see a `what` (an order, its payment, its parcel) that belongs to
+/// `owner`; `None` is a guest's, reached by its unguessable id alone. Not signed in is
+/// `UNAUTHENTICATED`, someone else `FORBIDDEN`.
+pub fn may_see(owner: Option<Uuid>, caller: Option<&Caller>, what: &str) -> AppResult<()> {
+    match (owner, caller) {
+        (None, _) => Ok(()),
+        (Some(owner), Some(caller)) if caller.speaks_for(owner) => Ok(()),
+        (Some(_), None) => Err(AppError::Unauthenticated(format!("sign in to see this {what}"))),
+        (Some(_), Some(_)) => Err(AppError::Forbidden(format!("this {what} is not yours"))),
+    }
 }
 
 /// What a request proved about its caller. Resolvers ask it for what they need.
