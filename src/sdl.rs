@@ -46,7 +46,8 @@ pub async fn subgraph_sdl(service: Service) -> anyhow::Result<String> {
                 catalog: nowhere.clone(),
                 rewards: nowhere,
             };
-            let state = orders::Orders::new(db, relay, &upstream);
+            let feed = orders::feed::StatusFeed::in_process();
+            let state = orders::Orders::new(db, relay, &upstream, feed);
             orders::build_schema(state).execute("{ _service { sdl } }").await
         }
         Service::Fulfillment => {

@@ -239,9 +239,18 @@ pub async fn orders(
     bus: Arc<dyn EventBus>,
     upstream: &orders::Upstream,
 ) -> anyhow::Result<(Assembled, Arc<orders::Orders>)> {
+    use secrecy::ExposeSecret;
     migrations::orders::Migrator::up(&db, None).await.context("migrating the orders database")?;
-    let relay = OutboxRelay::new(db.clone(), bus.clone());
-    let state = orders::Orders::new(db.clone(), relay.clone(), upstream);
+    // Status changes go live through Redis pub/sub when events travel over Redis (every
+    // replica sees every change), else through this process's broadcast.
+    let feed = match &settings.events.redis_url {
+        Some(url) => {
+            orders::feed::StatusFeed::redis(url.expose_secret(), &settings.events.namespace)?
+        }
+        None => orders::feed::StatusFeed::in_process(),
+    };
+    let relay = OutboxRelay::new(db.clone(), bus.clone()).with_feed(feed.clone());
+    let state = orders::Orders::new(db.clone(), relay.clone(), upstream, feed.clone());
     let schema = orders::build_schema(state.clone());
     let router = subgraph_router(schema, endpoint_options(settings, verifier, &db));
     let handler = Arc::new(orders::saga::Saga(state.clone()));
@@ -254,7 +263,8 @@ pub async fn orders(
             async move { Ok(orders::saga::resume_stuck(&resumer, resume_after).await? as u64) },
         )
     });
-    Ok((Assembled { router, relay, background: vec![consumer, resume] }, state))
+    let listen: Background = Box::new(move |shutdown| Box::pin(feed.listen(shutdown)));
+    Ok((Assembled { router, relay, background: vec![consumer, resume, listen] }, state))
 }
 
 /// The fulfillment service over `db` (migrated here): its subgraph, its consumer of order

@@ -84,6 +84,7 @@ pub struct TestApp {
     pub rewards: Arc<rewards::Rewards>,
     pub reporting: Arc<reporting::Reporting>,
     pub payments_url: String,
+    pub orders_url: String,
     pub settings: Settings,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -145,6 +146,7 @@ impl TestApp {
         let reporting = platform.reporting.clone().expect("reporting state");
         let payments_url =
             format!("http://{}", platform.addr(Service::Payments).expect("payments run"));
+        let orders_url = format!("http://{}", platform.addr(Service::Orders).expect("orders run"));
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(platform.run(async move {
             let _ = rx.await;
@@ -166,6 +168,7 @@ impl TestApp {
             rewards,
             reporting,
             payments_url,
+            orders_url,
             settings,
             shutdown: Some(tx),
             task: Some(task),

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::Orders;
 use crate::domain::{self, Address, Status};
+use crate::feed::StatusChange;
 
 /// A checked request to place an order.
 pub struct Placement {
@@ -285,7 +286,15 @@ async fn store(
         cart.lines.iter().map(|l| (l.product_id, l.quantity)).collect();
     line::Entity::insert_many(lines).exec_without_returning(&txn).await?;
     record(&txn, id, &[Status::Pending], None).await?;
-    outbox::append(&txn, &placed_event(&saved, &event_lines)).await?;
+    let placed = StatusChange {
+        order_id: id,
+        customer_id: saved.customer_id,
+        status: Status::Pending.as_str().into(),
+        previous_status: None,
+        reason: None,
+        at: now,
+    };
+    outbox::append_all(&txn, &[placed_event(&saved, &event_lines), placed.envelope()]).await?;
     txn.commit().await?;
     orders.relay.wake();
     tracing::info!(order_id = %id, number = %saved.number, "order placed");
@@ -394,7 +403,36 @@ pub async fn advance(
     let Some(moved) = update.exec_with_returning(txn).await?.into_iter().next() else {
         return Ok(None);
     };
+    // The status left: known from the rules when only one status leads to the first step;
+    // otherwise the timeline's last entry says (read before this change is recorded).
+    let mut sources = Status::sources_of(*first);
+    let left = match (sources.next(), sources.next()) {
+        (Some(only), None) => only.as_str().to_string(),
+        _ => timeline::Entity::find()
+            .filter(timeline::Column::OrderId.eq(id))
+            .order_by_desc(timeline::Column::Id)
+            .one(txn)
+            .await?
+            .map(|t| t.status)
+            .unwrap_or_default(),
+    };
     record(txn, id, steps, reason).await?;
+    let mut previous = Some(left);
+    let changes: Vec<EventEnvelope> = steps
+        .iter()
+        .map(|step| {
+            let change = StatusChange {
+                order_id: id,
+                customer_id: moved.customer_id,
+                status: step.as_str().into(),
+                previous_status: previous.replace(step.as_str().into()),
+                reason: reason.filter(|_| step == last).map(str::to_string),
+                at: moved.updated_at,
+            };
+            change.envelope()
+        })
+        .collect();
+    outbox::append_all(txn, &changes).await?;
     Ok(Some(moved))
 }
 

@@ -10,6 +10,7 @@
 
 pub mod checkout;
 pub mod domain;
+pub mod feed;
 pub mod saga;
 pub mod schema;
 pub mod upstream;
@@ -46,14 +47,23 @@ pub struct Orders {
     pub catalog: upstream::CatalogClient,
     /// Points redeemed at checkout.
     pub rewards: upstream::RewardsClient,
+    /// Committed status changes, live.
+    pub feed: Arc<feed::StatusFeed>,
 }
 
 impl Orders {
-    /// Orders over `db`, reading carts, prices and points at these base URLs.
-    pub fn new(db: DatabaseConnection, relay: OutboxRelay, upstream: &Upstream) -> Arc<Self> {
+    /// Orders over `db`, reading carts, prices and points at these base URLs; `relay` hands
+    /// status changes to `feed`.
+    pub fn new(
+        db: DatabaseConnection,
+        relay: OutboxRelay,
+        upstream: &Upstream,
+        feed: Arc<feed::StatusFeed>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             db,
             relay,
+            feed,
             carts: upstream::CartsClient::new(&upstream.carts),
             catalog: upstream::CatalogClient::new(&upstream.catalog),
             rewards: upstream::RewardsClient::new(&upstream.rewards),

@@ -1,11 +1,12 @@
-//! The orders' GraphQL schema: `placeOrder`, `cancelOrder`, `order`, `myOrders`, and
-//! `Customer.orders` through federation.
+//! The orders' GraphQL schema: `placeOrder`, `cancelOrder`, `order`, `myOrders`,
+//! `Customer.orders` through federation, and the live subscriptions `orderStatusChanged` and
+//! `myOrderUpdates` (fed by [`crate::feed`]).
 
 use std::sync::Arc;
 
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{
-    Context, EmptySubscription, ID, InputObject, Object, Result, Schema, SimpleObject,
+    Context, ErrorExtensions, ID, InputObject, Object, Result, Schema, SimpleObject, Subscription,
 };
 use entities::orders::order;
 use kernel::AppError;
@@ -18,14 +19,16 @@ use uuid::Uuid;
 use crate::Orders;
 use crate::checkout::{self, Placement};
 use crate::domain::{self, Address, Status};
+use crate::feed::{FeedItem, StatusChange};
 
 /// The orders subgraph's schema.
-pub type OrdersSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type OrdersSchema = Schema<Query, Mutation, OrderSubscription>;
 
 /// Builds the schema over orders.
 pub fn build_schema(orders: Arc<Orders>) -> OrdersSchema {
-    Schema::build(Query, Mutation, EmptySubscription)
+    Schema::build(Query, Mutation, OrderSubscription)
         .enable_federation()
+        .enable_subscription_in_federation()
         .data(orders)
         .limit_depth(16)
         .finish()
@@ -359,5 +362,106 @@ impl Mutation {
     async fn cancel_order(&self, ctx: &Context<'_>, id: ID) -> Result<Order> {
         let caller = authentication(ctx).require()?;
         Ok(Order(checkout::cancel(state(ctx), parse(&id, "id")?, caller).await?))
+    }
+}
+
+/// A committed change of an order's status, as subscribers see it.
+pub struct OrderStatusEvent(Arc<StatusChange>);
+
+#[Object]
+impl OrderStatusEvent {
+    /// The status entered.
+    async fn status(&self) -> Result<Status> {
+        Ok(Status::parse(&self.0.status)?)
+    }
+    /// The status left (`null` when the order was placed).
+    async fn previous_status(&self) -> Result<Option<Status>> {
+        Ok(self.0.previous_status.as_deref().map(Status::parse).transpose()?)
+    }
+    /// When.
+    async fn at(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0.at
+    }
+    /// Why (for a cancellation or a failed delivery).
+    async fn reason(&self) -> Option<&str> {
+        self.0.reason.as_deref()
+    }
+    /// The order as it is now.
+    async fn order(&self, ctx: &Context<'_>) -> Result<Order> {
+        let row = order::Entity::find_by_id(self.0.order_id)
+            .one(&state(ctx).db)
+            .await
+            .map_err(AppError::from)?
+            .ok_or_else(|| AppError::NotFound("no such order".into()))?;
+        Ok(Order(row))
+    }
+}
+
+/// The error a subscriber gets in its stream when it missed changes (it fell behind, or the
+/// feed reconnected): the stream goes on; read the order to catch up.
+fn missed() -> async_graphql::Error {
+    async_graphql::Error::new("some status changes were missed; read the order to catch up")
+        .extend_with(|_, e| e.set("code", "UPDATES_MISSED"))
+}
+
+/// The changes `keep` selects, from `feed`; ends after a final status when `until_final`.
+fn changes(
+    feed: tokio::sync::broadcast::Receiver<FeedItem>,
+    keep: impl Fn(&StatusChange) -> bool + Send + 'static,
+    until_final: bool,
+) -> impl futures::Stream<Item = Result<OrderStatusEvent>> {
+    use tokio::sync::broadcast::error::RecvError;
+    futures::stream::unfold((feed, false, keep), move |(mut feed, ended, keep)| async move {
+        if ended {
+            return None;
+        }
+        loop {
+            match feed.recv().await {
+                Ok(FeedItem::Change(change)) if keep(&change) => {
+                    let last = until_final && change.is_final();
+                    return Some((Ok(OrderStatusEvent(change)), (feed, last, keep)));
+                }
+                Ok(FeedItem::Change(_)) => {}
+                Ok(FeedItem::Gap) | Err(RecvError::Lagged(_)) => {
+                    return Some((Err(missed()), (feed, false, keep)));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    })
+}
+
+/// Live order updates.
+pub struct OrderSubscription;
+
+#[Subscription(name = "Subscription")]
+impl OrderSubscription {
+    /// Every committed status change of one order, from now until it is delivered, fails
+    /// delivery or is cancelled (then the stream completes; at once if it already has). Its
+    /// owner's and administrators' (a guest order's for whoever has its id).
+    async fn order_status_changed(
+        &self,
+        ctx: &Context<'_>,
+        order_id: ID,
+    ) -> Result<impl futures::Stream<Item = Result<OrderStatusEvent>> + use<>> {
+        let orders = state(ctx);
+        let caller = authentication(ctx).caller()?;
+        let id = parse(&order_id, "orderId")?;
+        // Listening before reading: a change committed in between is not lost.
+        let feed = orders.feed.subscribe();
+        let row = checkout::find(orders, id, caller).await?;
+        let done = Status::parse(&row.status)?.is_final();
+        let stream = changes(feed, move |c| c.order_id == id, true);
+        Ok(futures::StreamExt::take_while(stream, move |_| std::future::ready(!done)))
+    }
+
+    /// Every committed status change of the signed-in customer's orders, as they happen.
+    async fn my_order_updates(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<impl futures::Stream<Item = Result<OrderStatusEvent>> + use<>> {
+        let customer = authentication(ctx).require()?.customer_id;
+        let feed = state(ctx).feed.subscribe();
+        Ok(changes(feed, move |c| c.customer_id == Some(customer), false))
     }
 }

@@ -123,7 +123,20 @@ impl From<entity::Model> for EventEnvelope {
 /// Rows the relay reads at a time.
 const BATCH: u64 = 100;
 
-/// Moves committed outbox rows to the bus.
+/// Where a context's own notices go instead of the bus: events recorded in the outbox so
+/// that they leave only once their transaction committed, but meant for live readers (such
+/// as a status feed), not for other contexts' consumer groups.
+pub trait LocalFeed: Send + Sync {
+    /// The event types that go here.
+    fn types(&self) -> &[&'static str];
+    /// Hands committed events over, in outbox order.
+    fn deliver<'a>(
+        &'a self,
+        events: &'a [EventEnvelope],
+    ) -> futures::future::BoxFuture<'a, anyhow::Result<()>>;
+}
+
+/// Moves committed outbox rows to the bus (or, for a [`LocalFeed`]'s types, to the feed).
 ///
 /// Services call [`OutboxRelay::wake`] after committing so events go out at once; a periodic
 /// sweep catches anything left behind (a crash between commit and publish, a bus outage).
@@ -132,12 +145,19 @@ pub struct OutboxRelay {
     db: DatabaseConnection,
     bus: Arc<dyn EventBus>,
     wake: Arc<Notify>,
+    feed: Option<Arc<dyn LocalFeed>>,
 }
 
 impl OutboxRelay {
     /// A relay from `db`'s outbox to `bus`.
     pub fn new(db: DatabaseConnection, bus: Arc<dyn EventBus>) -> Self {
-        Self { db, bus, wake: Arc::new(Notify::new()) }
+        Self { db, bus, wake: Arc::new(Notify::new()), feed: None }
+    }
+
+    /// The same relay, handing `feed`'s event types to it instead of the bus.
+    pub fn with_feed(mut self, feed: Arc<dyn LocalFeed>) -> Self {
+        self.feed = Some(feed);
+        self
     }
 
     /// Asks the relay to publish now (call after a commit that appended events).
@@ -163,10 +183,21 @@ impl OutboxRelay {
             let last = (batch.len() as u64) < BATCH;
             // Published in order; marked in one statement per batch (one commit, not one
             // per event), including after a failure for what did go out.
-            let ids: Vec<Uuid> = batch.iter().map(|row| row.id).collect();
-            let events: Vec<EventEnvelope> = batch.into_iter().map(EventEnvelope::from).collect();
-            let (sent, failure) = self.bus.publish_all(&events).await;
-            let published = &ids[..sent.min(ids.len())];
+            let (local, events): (Vec<EventEnvelope>, Vec<EventEnvelope>) =
+                batch.into_iter().map(EventEnvelope::from).partition(|e| {
+                    self.feed.as_ref().is_some_and(|f| f.types().contains(&e.event_type.as_str()))
+                });
+            let mut published: Vec<Uuid> = Vec::with_capacity(local.len() + events.len());
+            let mut failure = None;
+            if let (Some(feed), false) = (&self.feed, local.is_empty()) {
+                match feed.deliver(&local).await {
+                    Ok(()) => published.extend(local.iter().map(|e| e.id)),
+                    Err(error) => failure = Some(error),
+                }
+            }
+            let (sent, bus_failure) = self.bus.publish_all(&events).await;
+            published.extend(events.iter().take(sent).map(|e| e.id));
+            let failure = failure.or(bus_failure);
             if !published.is_empty() {
                 entity::Entity::update_many()
                     .col_expr(entity::Column::PublishedAt, Expr::value(Utc::now()))
