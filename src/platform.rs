@@ -397,6 +397,7 @@ pub fn gateway_options(settings: &Settings) -> gateway::GatewayOptions {
             body_limit_bytes: settings.server.body_limit_bytes,
             cors_origins: g.cors_origins.clone(),
             graphiql: g.graphiql,
+            ..gateway::HttpOptions::default()
         },
         limits: gateway::Limits {
             max_depth: g.max_depth,

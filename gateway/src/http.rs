@@ -10,6 +10,7 @@ use axum::Router;
 use axum::body::Bytes;
 use std::net::SocketAddr;
 
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -18,6 +19,7 @@ use serde::Deserialize;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::JwtVerifier;
+use crate::live::{self, Clients, LiveLimits};
 use crate::pipeline::{Gateway, GraphQLRequest, Outcome, RequestErrorKind, ResponseData};
 use crate::transport::ForwardedHeaders;
 
@@ -32,25 +34,34 @@ pub struct HttpOptions {
     pub cors_origins: Vec<String>,
     /// Serve GraphiQL to browsers at `GET /graphql`.
     pub graphiql: bool,
+    /// Limits on subscriptions and live connections.
+    pub live: LiveLimits,
 }
 
 impl Default for HttpOptions {
     fn default() -> Self {
-        Self { body_limit_bytes: 2 * 1024 * 1024, cors_origins: Vec::new(), graphiql: true }
+        Self {
+            body_limit_bytes: 2 * 1024 * 1024,
+            cors_origins: Vec::new(),
+            graphiql: true,
+            live: LiveLimits::default(),
+        }
     }
 }
 
 struct AppState {
     gateway: Arc<Gateway>,
-    jwt: Option<JwtVerifier>,
+    jwt: Option<Arc<JwtVerifier>>,
     options: HttpOptions,
+    clients: Arc<Clients>,
 }
 
 /// The gateway's router.
 pub fn router(gateway: Arc<Gateway>, jwt: Option<JwtVerifier>, options: HttpOptions) -> Router {
     let body_limit = options.body_limit_bytes;
     let cors = cors_layer(&options.cors_origins);
-    let state = Arc::new(AppState { gateway, jwt, options });
+    let jwt = jwt.map(Arc::new);
+    let state = Arc::new(AppState { gateway, jwt, options, clients: Arc::default() });
     let router = Router::new()
         .route("/graphql", get(get_graphql).post(post_graphql))
         .route("/health", get(|| async { "ok" }))
@@ -143,7 +154,8 @@ async fn post_graphql(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(media) = negotiate(&headers) else {
+    let streaming = live::streaming(&headers);
+    let Some(media) = negotiate(&headers).or(streaming.map(|_| MediaType::Json)) else {
         return error_response(
             StatusCode::NOT_ACCEPTABLE,
             MediaType::Json,
@@ -174,6 +186,14 @@ async fn post_graphql(
         Ok(r) => r,
         Err(message) => return error_response(StatusCode::BAD_REQUEST, media, &message),
     };
+    if let Some(kind) = streaming {
+        if let Some(refusal) = verify(&state, &headers, media).await {
+            return refusal;
+        }
+        let gateway = state.gateway.clone();
+        let keep_alive = state.options.live.keep_alive;
+        return live::respond(gateway, request, forwarded(&headers, peer), kind, keep_alive).await;
+    }
     run(&state, request, &headers, peer, media, false).await
 }
 
@@ -189,8 +209,21 @@ async fn get_graphql(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
     params: Query<GetParams>,
 ) -> Response {
+    if let Ok(upgrade) = upgrade {
+        return live::upgrade(
+            state.gateway.clone(),
+            state.jwt.clone(),
+            state.clients.clone(),
+            state.options.live.clone(),
+            upgrade,
+            &headers,
+            forwarded(&headers, peer),
+            peer.ip(),
+        );
+    }
     let wants_html = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -226,7 +259,7 @@ async fn get_graphql(
     run(&state, request, &headers, peer, media, true).await
 }
 
-fn request_from(
+pub(crate) fn request_from(
     query: Option<serde_json::Value>,
     operation_name: Option<serde_json::Value>,
     variables: Option<serde_json::Value>,
@@ -251,6 +284,22 @@ fn request_from(
     Ok(GraphQLRequest { query, operation_name, variables })
 }
 
+/// A `401` when the request carries a token that does not verify; `None` to go on.
+async fn verify(state: &AppState, headers: &HeaderMap, media: MediaType) -> Option<Response> {
+    let (Some(jwt), Some(authorization)) = (&state.jwt, headers.get(header::AUTHORIZATION)) else {
+        return None;
+    };
+    let verdict = match authorization.to_str() {
+        Ok(value) => jwt.verify(value).await,
+        Err(_) => Err("malformed Authorization header".to_string()),
+    };
+    let reason = verdict.err()?;
+    let body = serde_json::json!({ "errors": [{ "message": reason, "extensions": { "code": "UNAUTHENTICATED" } }] });
+    let mut response = respond(StatusCode::UNAUTHORIZED, media, body.to_string());
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    Some(response)
+}
+
 async fn run(
     state: &AppState,
     request: GraphQLRequest,
@@ -259,19 +308,8 @@ async fn run(
     media: MediaType,
     is_get: bool,
 ) -> Response {
-    if let (Some(jwt), Some(authorization)) = (&state.jwt, headers.get(header::AUTHORIZATION)) {
-        let verdict = match authorization.to_str() {
-            Ok(value) => jwt.verify(value).await,
-            Err(_) => Err("malformed Authorization header".to_string()),
-        };
-        if let Err(reason) = verdict {
-            let body = serde_json::json!({ "errors": [{ "message": reason, "extensions": { "code": "UNAUTHENTICATED" } }] });
-            let mut response = respond(StatusCode::UNAUTHORIZED, media, body.to_string());
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return response;
-        }
+    if let Some(refusal) = verify(state, headers, media).await {
+        return refusal;
     }
     let forwarded = forwarded(headers, peer);
     match state.gateway.execute(request, &forwarded, is_get).await {
@@ -304,7 +342,7 @@ struct ResponseBody<'a> {
     errors: &'a [GraphQLError],
 }
 
-fn body(data: ResponseData, errors: &[GraphQLError], with_data: bool) -> Vec<u8> {
+pub(crate) fn body(data: ResponseData, errors: &[GraphQLError], with_data: bool) -> Vec<u8> {
     let failed = || br#"{"errors":[{"message":"internal error"}]}"#.to_vec();
     match data {
         ResponseData::Tree(tree) => {
@@ -345,8 +383,14 @@ const GRAPHIQL: &str = r#"<!doctype html>
   <script crossorigin src="https://unpkg.com/react@18.3.1/umd/react.production.min.js"></script>
   <script crossorigin src="https://unpkg.com/react-dom@18.3.1/umd/react-dom.production.min.js"></script>
   <script crossorigin src="https://unpkg.com/graphiql@3.8.3/graphiql.min.js"></script>
+  <script crossorigin src="https://unpkg.com/graphql-ws@5.16.0/umd/graphql-ws.min.js"></script>
   <script>
-    const fetcher = GraphiQL.createFetcher({ url: window.location.pathname });
+    // Subscriptions go over WebSocket to this same address (graphql-transport-ws).
+    const wsUrl = window.location.href.replace(/^http/, 'ws').split('?')[0].split('#')[0];
+    const fetcher = GraphiQL.createFetcher({
+      url: window.location.pathname,
+      wsClient: graphqlWs.createClient({ url: wsUrl, lazy: true }),
+    });
     ReactDOM.createRoot(document.getElementById('graphiql')).render(
       React.createElement(GraphiQL, { fetcher, defaultEditorToolsVisibility: true })
     );

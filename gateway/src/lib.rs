@@ -10,10 +10,12 @@ pub mod auth;
 pub mod compose;
 pub mod execution;
 pub mod http;
+pub mod live;
 pub mod pipeline;
 pub mod planning;
 pub mod supergraph;
 pub mod transport;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

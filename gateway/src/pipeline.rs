@@ -13,9 +13,11 @@ use apollo_compiler::{Name, collections::HashMap};
 
 use crate::execution::projection::{Projection, plan::Plan};
 use crate::execution::value::{Bodies, Value};
-use crate::execution::{Execution, introspection};
+use crate::execution::{Execution, introspection, split_subscription, subscription_request};
+use crate::planning::PreparedOperation;
 use crate::supergraph::Supergraph;
 use crate::transport::{ForwardedHeaders, Transport};
+use crate::upstream::{Upstream, Upstreams};
 
 /// Limits on what one operation may ask.
 #[derive(Debug, Clone)]
@@ -71,11 +73,79 @@ pub enum Outcome {
     Executed { data: ResponseData, errors: Vec<GraphQLError> },
 }
 
+/// What a request on a streaming transport became.
+pub enum Subscribed {
+    /// One result: a query or mutation, or a subscription refused before it began.
+    Once(Outcome),
+    /// One result per event.
+    Stream(futures::stream::BoxStream<'static, Outcome>),
+}
+
+/// An open subscription's fixed parts, shared by its events.
+struct Live {
+    gateway: Arc<Gateway>,
+    prepared: Arc<PreparedOperation>,
+    variables: Valid<JsonMap>,
+    headers: ForwardedHeaders,
+    root: String,
+    service: String,
+}
+
+impl Live {
+    /// One event: the rest of the plan run from it, then projected.
+    async fn event(&self, payload: axum::body::Bytes) -> Outcome {
+        let gateway = &self.gateway;
+        let Some((_, rest)) = self.prepared.plan.node.as_ref().and_then(split_subscription) else {
+            return failed("the subscription could not be planned");
+        };
+        let bodies = Bodies::default();
+        let execution = Execution::new(
+            &gateway.transport,
+            &bodies,
+            self.variables.as_ref(),
+            &self.headers,
+            &gateway.supergraph.possible_types,
+        );
+        execution.seed(&self.service, payload);
+        let (data, errors) = execution.run_rest(&rest).await;
+        gateway.project(&self.prepared, &self.root, self.variables.as_ref(), &bodies, &data, errors)
+    }
+}
+
+/// A result with no data and one error.
+fn failed(message: &str) -> Outcome {
+    let error = GraphQLError::new(message, None, &Default::default());
+    Outcome::Executed { data: ResponseData::Tree(None), errors: vec![error] }
+}
+
+/// A request that passed every check before planning.
+struct Checked {
+    document: Arc<Valid<ExecutableDocument>>,
+    variables: Valid<JsonMap>,
+    introspects: bool,
+    concrete: bool,
+    is_subscription: bool,
+}
+
+impl Checked {
+    /// The operation the request names (found when checked).
+    fn operation<'d>(
+        &'d self,
+        request: &GraphQLRequest,
+    ) -> Result<&'d apollo_compiler::Node<apollo_compiler::executable::Operation>, Outcome> {
+        self.document.operations.get(request.operation_name.as_deref()).map_err(|_| {
+            let error = GraphQLError::new("unknown operation", None, &self.document.sources);
+            Outcome::RequestError(RequestErrorKind::Invalid, vec![error])
+        })
+    }
+}
+
 /// The gateway: a supergraph, its subgraphs' client, and the limits.
 pub struct Gateway {
     supergraph: Arc<Supergraph>,
     implementers: HashMap<Name, Implementers>,
     transport: Transport,
+    upstreams: Upstreams,
     limits: Limits,
     /// Validated documents by their text: validation is per document, not per request.
     documents: std::sync::Mutex<lru::LruCache<String, Arc<Valid<ExecutableDocument>>>>,
@@ -87,7 +157,8 @@ impl Gateway {
         let implementers = supergraph.api_schema.implementers_map();
         let capacity = std::num::NonZeroUsize::new(1024).unwrap_or(std::num::NonZeroUsize::MIN);
         let documents = std::sync::Mutex::new(lru::LruCache::new(capacity));
-        Self { supergraph, implementers, transport, limits, documents }
+        let upstreams = Upstreams::new(Arc::new(supergraph.subgraph_urls.clone()));
+        Self { supergraph, implementers, transport, upstreams, limits, documents }
     }
 
     /// The loaded supergraph.
@@ -95,13 +166,9 @@ impl Gateway {
         &self.supergraph
     }
 
-    /// Runs one request. `is_get` marks a GET request (queries only).
-    pub async fn execute(
-        &self,
-        request: GraphQLRequest,
-        headers: &ForwardedHeaders,
-        is_get: bool,
-    ) -> Outcome {
+    /// Parses, validates and checks a request, picks its operation and coerces its
+    /// variables: everything before planning. A refusal is the outcome to answer with.
+    fn check(&self, request: &GraphQLRequest, is_get: bool) -> Result<Checked, Outcome> {
         let schema = &self.supergraph.api_schema;
         let invalid = |errors| Outcome::RequestError(RequestErrorKind::Invalid, errors);
         let cached =
@@ -120,7 +187,7 @@ impl Gateway {
                     document
                 }
                 Err(with_errors) => {
-                    return invalid(with_errors.errors.iter().map(|d| d.to_json()).collect());
+                    return Err(invalid(with_errors.errors.iter().map(|d| d.to_json()).collect()));
                 }
             },
         };
@@ -132,18 +199,18 @@ impl Gateway {
                     None => "Must provide operation name if query contains multiple operations."
                         .to_string(),
                 };
-                return invalid(vec![GraphQLError::new(message, None, &document.sources)]);
+                return Err(invalid(vec![GraphQLError::new(message, None, &document.sources)]));
             }
         };
         if is_get && !operation.operation_type.is_query() {
             let message = "Only queries may be sent with GET; use POST for mutations.";
-            return Outcome::RequestError(
+            return Err(Outcome::RequestError(
                 RequestErrorKind::MutationOverGet,
                 vec![GraphQLError::new(message, None, &document.sources)],
-            );
+            ));
         }
         if let Some(error) = self.check_limits(&document, operation) {
-            return invalid(vec![GraphQLError::new(error, None, &document.sources)]);
+            return Err(invalid(vec![GraphQLError::new(error, None, &document.sources)]));
         }
         let variables = match apollo_compiler::request::coerce_variable_values(
             schema,
@@ -151,7 +218,7 @@ impl Gateway {
             &request.variables,
         ) {
             Ok(v) => v,
-            Err(e) => return invalid(vec![e.to_graphql_error(&document.sources)]),
+            Err(e) => return Err(invalid(vec![e.to_graphql_error(&document.sources)])),
         };
         let mut introspects = false;
         let mut concrete = false;
@@ -163,37 +230,72 @@ impl Gateway {
             }
         }
         if introspects && !self.limits.introspection {
-            return invalid(vec![GraphQLError::new(
+            return Err(invalid(vec![GraphQLError::new(
                 "Introspection is disabled.",
                 None,
                 &document.sources,
-            )]);
+            )]));
         }
+        let is_subscription = operation.operation_type.is_subscription();
+        Ok(Checked { document, variables, introspects, concrete, is_subscription })
+    }
 
-        let prepared = if concrete {
+    /// Plans a checked operation (cached); `Err` is the outcome of a failed planning.
+    fn plan(
+        &self,
+        request: &GraphQLRequest,
+        checked: &Checked,
+    ) -> Result<Option<Arc<PreparedOperation>>, Outcome> {
+        let (document, operation) = (&checked.document, checked.operation(request)?);
+        let (introspects, concrete) = (checked.introspects, checked.concrete);
+        if concrete {
             // The planner knows nothing of introspection: plan the operation without it.
             let plan_query = if introspects {
-                without_introspection(&document, operation)
+                without_introspection(document, operation)
             } else {
                 request.query.clone()
             };
             match self.supergraph.planner.prepare(&plan_query, request.operation_name.as_deref()) {
-                Ok(p) => Some(p),
+                Ok(p) => Ok(Some(p)),
                 Err(e) => {
                     tracing::error!(error = %e, "query planning failed");
-                    return Outcome::Executed {
+                    Err(Outcome::Executed {
                         data: ResponseData::Tree(None),
                         errors: vec![GraphQLError::new(
                             format!("query planning failed: {e}"),
                             None,
                             &document.sources,
                         )],
-                    };
+                    })
                 }
             }
         } else {
-            None
+            Ok(None)
+        }
+    }
+
+    /// Runs one request. `is_get` marks a GET request (queries only).
+    pub async fn execute(
+        &self,
+        request: GraphQLRequest,
+        headers: &ForwardedHeaders,
+        is_get: bool,
+    ) -> Outcome {
+        let checked = match self.check(&request, is_get) {
+            Ok(checked) => checked,
+            Err(outcome) => return outcome,
         };
+        let prepared = match self.plan(&request, &checked) {
+            Ok(prepared) => prepared,
+            Err(outcome) => return outcome,
+        };
+        let operation = match checked.operation(&request) {
+            Ok(operation) => operation,
+            Err(outcome) => return outcome,
+        };
+        let (document, variables, introspects) =
+            (&checked.document, &checked.variables, checked.introspects);
+        let schema = &self.supergraph.api_schema;
         // The subgraphs' answers: the response tree borrows from them until it is projected.
         let bodies = Bodies::default();
         let (data, mut errors) = if let Some(prepared) = &prepared {
@@ -216,31 +318,15 @@ impl Gateway {
             |e: &GraphQLError| covered.iter().any(|p| !p.is_empty() && e.path.starts_with(p));
 
         if let (Some(prepared), false) = (&prepared, introspects) {
-            let mut projection = Projection::new(schema, &self.implementers, variables.as_ref());
             let root = operation.object_type().as_str();
-            let selections = &prepared
-                .projection
-                .get_or_init(|| {
-                    Plan::build(schema, &self.implementers, root, &prepared.operation.selection_set)
-                })
-                .root;
-            let mut buf = Vec::with_capacity(bodies.total_len() / 4 * 5 + 4096);
-            let data = if prepared.repeats_keys {
-                ResponseData::Tree(projection.run(root, selections, &data))
-            } else if projection.write(root, selections, &data, &mut buf) {
-                ResponseData::Raw(Some(buf))
-            } else {
-                ResponseData::Raw(None)
-            };
-            errors.extend(projection.errors.into_iter().filter(|e| !explained(e)));
-            return Outcome::Executed { data, errors };
+            return self.project(prepared, root, variables, &bodies, &data, errors);
         }
         match introspection::project(
             schema,
             &self.implementers,
-            &document,
+            document,
             operation,
-            &variables,
+            variables,
             &data.to_json(),
             introspects,
         ) {
@@ -248,8 +334,142 @@ impl Gateway {
                 errors.extend(response.errors.into_iter().filter(|e| !explained(e)));
                 Outcome::Executed { data: ResponseData::Tree(response.data), errors }
             }
-            Err(error) => invalid(vec![*error]),
+            Err(error) => Outcome::RequestError(RequestErrorKind::Invalid, vec![*error]),
         }
+    }
+
+    /// The client's selection out of the merged tree, with GraphQL's null propagation.
+    fn project<'v>(
+        &self,
+        prepared: &PreparedOperation,
+        root: &str,
+        variables: &JsonMap,
+        bodies: &Bodies,
+        data: &Value<'v>,
+        mut errors: Vec<GraphQLError>,
+    ) -> Outcome {
+        let schema = &self.supergraph.api_schema;
+        // A null caused by a subgraph error is already explained by that error.
+        let covered: Vec<Vec<ResponseDataPathSegment>> =
+            errors.iter().map(|e| e.path.clone()).collect();
+        let explained =
+            |e: &GraphQLError| covered.iter().any(|p| !p.is_empty() && e.path.starts_with(p));
+        let mut projection = Projection::new(schema, &self.implementers, variables);
+        let selections = &prepared
+            .projection
+            .get_or_init(|| {
+                Plan::build(schema, &self.implementers, root, &prepared.operation.selection_set)
+            })
+            .root;
+        let mut buf = Vec::with_capacity(bodies.total_len() / 4 * 5 + 4096);
+        let data = if prepared.repeats_keys {
+            ResponseData::Tree(projection.run(root, selections, data))
+        } else if projection.write(root, selections, data, &mut buf) {
+            ResponseData::Raw(Some(buf))
+        } else {
+            ResponseData::Raw(None)
+        };
+        errors.extend(projection.errors.into_iter().filter(|e| !explained(e)));
+        Outcome::Executed { data, errors }
+    }
+
+    /// Starts a subscription: checked and planned like any operation, its primary fetch
+    /// opened on its subgraph over WebSocket, and for each event the rest of the plan run
+    /// and the client's selection projected. A query or mutation sent this way gives one
+    /// result. The stream ends when the subgraph ends it, after an error, or when the
+    /// subgraph connection drops (with an error saying so).
+    pub async fn subscribe(
+        self: &Arc<Self>,
+        request: GraphQLRequest,
+        headers: ForwardedHeaders,
+    ) -> Subscribed {
+        let checked = match self.check(&request, false) {
+            Ok(checked) => checked,
+            Err(outcome) => return Subscribed::Once(outcome),
+        };
+        if !checked.is_subscription {
+            return Subscribed::Once(self.execute(request, &headers, false).await);
+        }
+        let prepared = match self.plan(&request, &checked) {
+            Ok(Some(prepared)) => prepared,
+            Ok(None) => return Subscribed::Once(failed("a subscription must select a field")),
+            Err(outcome) => return Subscribed::Once(outcome),
+        };
+        let Some((primary, _)) = prepared.plan.node.as_ref().and_then(split_subscription) else {
+            return Subscribed::Once(failed("the subscription could not be planned"));
+        };
+        let body = subscription_request(primary, checked.variables.as_ref());
+        let service = primary.service_name.clone();
+        let upstream =
+            match self.upstreams.subscribe(&service, headers.authorization.as_ref(), &body).await {
+                Ok(upstream) => upstream,
+                Err(error) => {
+                    tracing::warn!(%error, "opening a subscription failed");
+                    return Subscribed::Once(failed(&error.to_string()));
+                }
+            };
+        let root = match checked.operation(&request) {
+            Ok(operation) => operation.object_type().to_string(),
+            Err(outcome) => return Subscribed::Once(outcome),
+        };
+        let live = Arc::new(Live {
+            gateway: self.clone(),
+            prepared,
+            variables: checked.variables,
+            headers,
+            root,
+            service,
+        });
+        let stream = futures::stream::unfold(Some(upstream), move |upstream| {
+            let live = live.clone();
+            async move {
+                let mut upstream = upstream?;
+                match upstream.next().await? {
+                    Upstream::Next(payload) => Some((live.event(payload).await, Some(upstream))),
+                    Upstream::Error(payload) => {
+                        let errors: Vec<GraphQLError> =
+                            serde_json::from_slice(&payload).unwrap_or_default();
+                        let errors = if errors.is_empty() {
+                            vec![GraphQLError::new(
+                                "the subscription failed",
+                                None,
+                                &Default::default(),
+                            )]
+                        } else {
+                            errors
+                        };
+                        Some((Outcome::Executed { data: ResponseData::Tree(None), errors }, None))
+                    }
+                    Upstream::Complete => None,
+                    Upstream::Dropped(reason) => {
+                        let mut error = GraphQLError::new(
+                            format!(
+                                "the connection to subgraph `{}` was lost: {reason}",
+                                live.service
+                            ),
+                            None,
+                            &Default::default(),
+                        );
+                        error
+                            .extensions
+                            .insert("code", serde_json_bytes::json!("SUBSCRIPTION_UPSTREAM_LOST"));
+                        Some((
+                            Outcome::Executed {
+                                data: ResponseData::Tree(None),
+                                errors: vec![error],
+                            },
+                            None,
+                        ))
+                    }
+                }
+            }
+        });
+        Subscribed::Stream(Box::pin(stream))
+    }
+
+    /// Open subgraph subscription connections (for tests and metrics).
+    pub fn upstream_connections(&self) -> usize {
+        self.upstreams.open_connections()
     }
 
     fn check_limits(

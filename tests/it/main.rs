@@ -10,6 +10,7 @@ mod gateway;
 mod identity;
 mod inventory;
 mod live;
+mod live_gateway;
 mod notifications;
 mod payments;
 mod platform;

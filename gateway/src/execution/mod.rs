@@ -115,6 +115,32 @@ impl<'a> Execution<'a> {
         (data, errors)
     }
 
+    /// Takes one event of a subscription (a subgraph's `next` payload, a GraphQL response)
+    /// as the result of the plan's primary fetch: its data becomes the tree the rest of the
+    /// plan fills in.
+    pub fn seed(&self, service: &str, payload: axum::body::Bytes) {
+        match parse_response(200, self.bodies.keep(payload)) {
+            Ok(parsed) => {
+                if let Some(returned) = parsed.data {
+                    let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
+                    data::deep_merge(&mut data, returned);
+                }
+                self.push_errors(&parsed.errors, service, |p| Some(p.to_vec()));
+            }
+            Err(err) => self.error(format!("subgraph `{service}` failed: {err}"), Some(service)),
+        }
+    }
+
+    /// Runs the plan's nodes after a subscription's primary fetch.
+    pub async fn run_rest(self, rest: &[&'a PlanNode]) -> (Value<'a>, Vec<GraphQLError>) {
+        for node in rest {
+            self.node(node).await;
+        }
+        let data = self.data.into_inner().unwrap_or_else(|p| p.into_inner());
+        let errors = self.errors.into_inner().unwrap_or_else(|p| p.into_inner());
+        (data, errors)
+    }
+
     fn node<'n>(&'n self, node: &'a PlanNode) -> BoxFuture<'n, ()> {
         Box::pin(async move {
             match node {
@@ -394,4 +420,33 @@ fn kind(node: &PlanNode) -> &'static str {
         PlanNode::Subscription(_) => "Subscription",
         PlanNode::Defer(_) => "Defer",
     }
+}
+
+/// A subscription's plan, taken apart: the primary fetch (sent to its subgraph once, over
+/// WebSocket) and the nodes to run for each event it yields.
+pub fn split_subscription(node: &PlanNode) -> Option<(&FetchNode, Vec<&PlanNode>)> {
+    match node {
+        PlanNode::Subscription(sub) => Some((&sub.primary, Vec::new())),
+        PlanNode::Sequence(seq) => match seq.nodes.split_first() {
+            Some((PlanNode::Subscription(sub), rest)) => {
+                Some((&sub.primary, rest.iter().collect()))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The body of a subscription's primary fetch: its operation and the client variables it uses.
+pub fn subscription_request(fetch: &FetchNode, variables: &JsonMap) -> Vec<u8> {
+    let mut body = request_head(&fetch.operation.document_str);
+    for name in fetch.variable_usages.iter().flatten() {
+        if let Some(value) = variables.get(name.as_str()) {
+            push_variable(&mut body, name, |b| {
+                let _ = serde_json::to_writer(b, value);
+            });
+        }
+    }
+    body.extend_from_slice(b"}}");
+    body
 }

@@ -330,7 +330,7 @@ async fn expire_customer(
     let mut lapsed = 0;
     for grant in &due {
         entry::Entity::update_many()
-            .col_expr(entry::Column::Remaining, Expr::value(0))
+            .col_expr(entry::Column::Remaining, Expr::value(0i64))
             .filter(entry::Column::Id.eq(grant.id))
             .exec(txn)
             .await?;

@@ -1,0 +1,192 @@
+//! Live order tracking through the gateway: every transport a storefront uses, each event
+//! resolved across the graph (catalog, fulfillment), refusals at subscribe, and clean-up when
+//! a client goes away.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::checkout::{PLACE, a_product, add, card, place_input};
+use crate::support::{TestApp, assert_no_errors};
+use crate::ws_client::{Heard, WsClient};
+
+const TRACK: &str = "subscription($id: ID!) { orderStatusChanged(orderId: $id) { status previousStatus at reason order { number total { amount currency } lines { quantity product { name } } shipment { trackingNumber } } } }";
+
+const STATUSES: [&str; 6] =
+    ["PENDING", "PAYMENT_AUTHORIZED", "CONFIRMED", "SHIPPED", "OUT_FOR_DELIVERY", "DELIVERED"];
+
+fn bearer(token: &str) -> Value {
+    json!({ "Authorization": format!("Bearer {token}") })
+}
+
+/// A platform whose carrier takes a second per step, and a customer's order just placed.
+async fn placed() -> (TestApp, String, String) {
+    let app = TestApp::spawn_with(|s| s.fulfillment.step_secs = 1).await;
+    better_store::seed::load(&app.identity, &app.catalog, Some(&app.inventory))
+        .await
+        .expect("seed");
+    let admin = app.admin_token().await;
+    let (token, _) = app.customer_token("tracker@example.com").await;
+    let product = a_product(&app, &admin, 5).await;
+    add(&app, None, &product, 2, Some(&token)).await;
+    let method = card(&app, "4242424242424242", Some(&token)).await;
+    let placed = app.gateway(PLACE, place_input(None, &method, "track"), Some(&token)).await;
+    assert_no_errors(&placed);
+    let id = placed["data"]["placeOrder"]["id"].as_str().unwrap().to_string();
+    (app, id, token)
+}
+
+/// Checks a stream of events: a suffix of the order's life, ending DELIVERED, every event
+/// resolved across the graph.
+fn check_events(events: &[Value]) {
+    let statuses: Vec<&str> = events.iter().map(|e| e["status"].as_str().unwrap()).collect();
+    assert!(!statuses.is_empty() && STATUSES.ends_with(&statuses), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&"DELIVERED"));
+    for event in events {
+        let order = &event["order"];
+        assert!(order["number"].as_str().unwrap().starts_with("BS-"), "{event}");
+        assert_eq!(order["total"]["currency"], "USD");
+        assert_eq!(order["lines"][0]["quantity"], 2);
+        assert!(order["lines"][0]["product"]["name"].is_string(), "the catalog named it: {event}");
+    }
+    let delivered = events.last().unwrap();
+    assert!(delivered["order"]["shipment"]["trackingNumber"].as_str().unwrap().starts_with("BSP"));
+}
+
+/// Reads a graphql-transport-ws or graphql-ws stream until `complete`.
+async fn until_complete(ws: &mut WsClient, next: &str) -> Vec<Value> {
+    let mut events = Vec::new();
+    loop {
+        let message = ws.message().await;
+        match message["type"].as_str() {
+            Some(t) if t == next => {
+                assert!(message["payload"]["errors"].is_null(), "{message}");
+                events.push(message["payload"]["data"]["orderStatusChanged"].clone());
+            }
+            Some("complete") => return events,
+            other => panic!("unexpected {other:?}: {message}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_order_is_tracked_live_through_the_gateway_over_websocket() {
+    let (app, id, token) = placed().await;
+    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": { "query": TRACK, "variables": { "id": id } } });
+    let mut modern = WsClient::connect(&app.gateway_url, "graphql-transport-ws").await;
+    let ack = modern.init(bearer(&token)).await;
+    assert!(matches!(&ack, Heard::Message(m) if m["type"] == "connection_ack"), "{ack:?}");
+    modern.send(subscribe).await;
+    let mut legacy = WsClient::connect(&app.gateway_url, "graphql-ws").await;
+    legacy.init(bearer(&token)).await;
+    legacy
+        .send(json!({ "id": "1", "type": "start", "payload": { "query": TRACK, "variables": { "id": id } } }))
+        .await;
+    check_events(&until_complete(&mut modern, "next").await);
+    check_events(&until_complete(&mut legacy, "data").await);
+    app.stop().await;
+}
+
+/// The chunks of a streaming HTTP response, as text, until it ends.
+async fn streamed(app: &TestApp, accept: &str, id: &str, token: &str) -> String {
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.gateway_url))
+        .header("accept", accept)
+        .header("authorization", format!("Bearer {token}"))
+        .json(&json!({ "query": TRACK, "variables": { "id": id } }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    let mut response = response;
+    let mut body = String::new();
+    loop {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), response.chunk())
+            .await
+            .expect("the stream moves within the deadline");
+        match chunk {
+            Ok(Some(bytes)) => body.push_str(&String::from_utf8_lossy(&bytes)),
+            _ => return body,
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_order_is_tracked_live_over_server_sent_events_and_multipart_http() {
+    let (app, id, token) = placed().await;
+    let (sse, multipart) = tokio::join!(
+        streamed(&app, "text/event-stream", &id, &token),
+        streamed(&app, "multipart/mixed;subscriptionSpec=1.0, application/json", &id, &token),
+    );
+    // Server-sent events: `next` events, then `complete`.
+    let events: Vec<Value> = sse
+        .split("\n\n")
+        .filter_map(|block| block.strip_prefix("event: next\ndata: "))
+        .map(|data| {
+            serde_json::from_str::<Value>(data).unwrap()["data"]["orderStatusChanged"].clone()
+        })
+        .collect();
+    check_events(&events);
+    assert!(sse.trim_end().ends_with("event: complete\ndata:"), "{sse}");
+    // Multipart: one JSON part per event (heartbeats are `{}`), then the closing boundary.
+    let events: Vec<Value> = multipart
+        .split("\r\n--graphql")
+        .filter_map(|part| part.split("\r\n\r\n").nth(1))
+        .filter_map(|json| serde_json::from_str::<Value>(json).ok())
+        .filter(|part| part.get("payload").is_some())
+        .map(|part| part["payload"]["data"]["orderStatusChanged"].clone())
+        .collect();
+    check_events(&events);
+    assert!(multipart.ends_with("\r\n--graphql--\r\n"), "{multipart:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn refused_subscriptions_stream_nothing_and_a_client_that_leaves_leaves_nothing_behind() {
+    let (app, id, token) = placed().await;
+    let subscribe = json!({ "id": "s", "type": "subscribe", "payload": { "query": TRACK, "variables": { "id": id } } });
+
+    // Another customer's order: the protocol's error, nothing streamed.
+    let (other, _) = app.customer_token("someone@example.com").await;
+    let mut ws = WsClient::connect(&app.gateway_url, "graphql-transport-ws").await;
+    ws.init(bearer(&other)).await;
+    ws.send(subscribe.clone()).await;
+    let refused = ws.message().await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["payload"][0]["extensions"]["code"], "FORBIDDEN", "{refused}");
+    // No token at all.
+    let mut ws = WsClient::connect(&app.gateway_url, "graphql-transport-ws").await;
+    ws.init(json!({})).await;
+    ws.send(subscribe.clone()).await;
+    let refused = ws.message().await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["payload"][0]["extensions"]["code"], "UNAUTHENTICATED", "{refused}");
+    // A token that does not verify (expired, forged): refused at connection_init.
+    let mut ws = WsClient::connect(&app.gateway_url, "graphql-transport-ws").await;
+    match ws.init(bearer("eyJhbGciOiJFZERTQSJ9.e30.c2lnbmF0dXJl")).await {
+        Heard::Closed(code) => assert_eq!(code, 4403),
+        Heard::Message(m) => panic!("accepted a bad token: {m}"),
+    }
+    // Subscribing before connection_init: 4401.
+    let mut ws = WsClient::connect(&app.gateway_url, "graphql-transport-ws").await;
+    ws.send(subscribe.clone()).await;
+    assert!(matches!(ws.next().await, Heard::Closed(4401)));
+
+    // The owner subscribes, then goes away mid-stream: the orders subgraph ends up with no
+    // subscriber (the gateway's upstream subscription went with the client).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut ws = WsClient::connect(&app.gateway_url, "graphql-transport-ws").await;
+    ws.init(bearer(&token)).await;
+    ws.send(subscribe).await;
+    while app.orders.feed.subscribers() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never subscribed upstream");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(ws);
+    while app.orders.feed.subscribers() > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "an upstream subscription was left behind");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.stop().await;
+}
