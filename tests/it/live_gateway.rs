@@ -21,7 +21,11 @@ fn bearer(token: &str) -> Value {
 
 /// A platform whose carrier takes a second per step, and a customer's order just placed.
 async fn placed() -> (TestApp, String, String) {
-    let app = TestApp::spawn_with(|s| s.fulfillment.step_secs = 1).await;
+    placed_with_carrier_step(1).await
+}
+
+async fn placed_with_carrier_step(step_secs: u64) -> (TestApp, String, String) {
+    let app = TestApp::spawn_with(|s| s.fulfillment.step_secs = step_secs).await;
     better_store::seed::load(&app.identity, &app.catalog, Some(&app.inventory))
         .await
         .expect("seed");
@@ -189,4 +193,37 @@ async fn refused_subscriptions_stream_nothing_and_a_client_that_leaves_leaves_no
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_subscriber_on_one_gateway_sees_a_change_made_through_another_replica() {
+    // Two processes sharing databases only make sense on PostgreSQL and Redis (CI runs them).
+    if std::env::var("TEST_DATABASE_URL").is_err() || std::env::var("TEST_REDIS_URL").is_err() {
+        eprintln!("skipped: needs TEST_DATABASE_URL and TEST_REDIS_URL");
+        return;
+    }
+    // The carrier waits an hour: the order stays cancellable.
+    let (a, id, token) = placed_with_carrier_step(3600).await;
+    let b = a.replica().await;
+    crate::checkout::settled(&a, &id, Some(&token)).await;
+    // Subscribed on gateway A (and so on A's orders replica)...
+    let mut ws = WsClient::connect(&a.gateway_url, "graphql-transport-ws").await;
+    ws.init(bearer(&token)).await;
+    let query = "subscription($id: ID!) { orderStatusChanged(orderId: $id) { status reason } }";
+    ws.send(json!({ "id": "x", "type": "subscribe", "payload": { "query": query, "variables": { "id": id } } }))
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while a.orders.feed.subscribers() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never subscribed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ...the change is made through gateway B and B's orders replica.
+    let cancel = "mutation($id: ID!) { cancelOrder(id: $id) { status } }";
+    assert_no_errors(&b.gateway(cancel, json!({ "id": id }), Some(&token)).await);
+    let event = ws.message().await;
+    assert_eq!(event["payload"]["data"]["orderStatusChanged"]["status"], "CANCELLED", "{event}");
+    assert_eq!(event["payload"]["data"]["orderStatusChanged"]["reason"], "CUSTOMER_CANCELLED");
+    assert_eq!(ws.message().await["type"], "complete");
+    b.stop_replica().await;
+    a.stop().await;
 }

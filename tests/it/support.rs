@@ -114,6 +114,14 @@ impl TestApp {
         Self::start(settings, dir).await
     }
 
+    /// A second platform process on the same databases, Redis namespace and signing key (the
+    /// same data folder), as another replica of every service and of the gateway. Only
+    /// meaningful on PostgreSQL and Redis.
+    pub async fn replica(&self) -> Self {
+        // The folder belongs to the first app: this one must not remove it.
+        Self::start(self.settings.clone(), TempDir(PathBuf::new())).await
+    }
+
     /// Stops every service (what was in flight in the process is lost, as in a crash of
     /// everything but the databases and Redis) and starts them again on the same data, after
     /// `configure` adjusts the settings.
@@ -193,6 +201,11 @@ impl TestApp {
                     redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.expect("deleted");
             }
         }
+    }
+
+    /// Stops a [`TestApp::replica`], leaving the shared Redis namespace to the first app.
+    pub async fn stop_replica(mut self) {
+        self.halt().await;
     }
 
     /// Stops the platform and waits for every server and relay to finish.
