@@ -7,8 +7,11 @@
 //! PUBLISHes each change on one channel and every orders replica SUBSCRIBEs to it, so a
 //! subscriber on any replica sees a change made on any other.
 //!
-//! A subscriber that falls behind the broadcast, or a replica whose Redis subscription broke,
-//! gets a [`FeedItem::Gap`]: it is told it missed changes, never silently skipped.
+//! Subscribers listen to one order or to one customer's orders: a change is handed only to
+//! the listeners of its order and of its customer (an index, not a broadcast to every
+//! subscriber), so ten thousand subscriptions cost a change two lookups, not ten thousand
+//! wake-ups. A subscriber that falls behind, or a replica whose Redis subscription broke, gets
+//! a [`FeedItem::Gap`]: it is told it missed changes, never silently skipped.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +30,16 @@ use crate::domain::Status;
 pub const STATUS_CHANGED: &str = "order.status_changed";
 
 /// How many changes a slow subscriber may be behind before it is told it missed some.
-const CAPACITY: usize = 4096;
+const CAPACITY: usize = 64;
+
+/// What a subscriber listens to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// One order's changes.
+    Order(Uuid),
+    /// Every change of one customer's orders.
+    Customer(Uuid),
+}
 
 /// One committed change of an order's status.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -71,7 +83,7 @@ pub enum FeedItem {
 
 /// The feed of one orders process.
 pub struct StatusFeed {
-    local: broadcast::Sender<FeedItem>,
+    topics: std::sync::Mutex<std::collections::HashMap<Topic, broadcast::Sender<FeedItem>>>,
     redis: Option<RedisFeed>,
 }
 
@@ -84,7 +96,7 @@ struct RedisFeed {
 impl StatusFeed {
     /// An in-process feed.
     pub fn in_process() -> Arc<Self> {
-        Arc::new(Self { local: broadcast::channel(CAPACITY).0, redis: None })
+        Arc::new(Self { topics: Default::default(), redis: None })
     }
 
     /// A feed over Redis pub/sub on `{namespace}:order-status`; call [`StatusFeed::listen`]
@@ -93,7 +105,7 @@ impl StatusFeed {
         let client = redis::Client::open(url)
             .map_err(|_| anyhow::anyhow!("events.redis_url is not a valid Redis URL"))?;
         Ok(Arc::new(Self {
-            local: broadcast::channel(CAPACITY).0,
+            topics: Default::default(),
             redis: Some(RedisFeed {
                 client,
                 channel: format!("{namespace}:order-status"),
@@ -102,14 +114,38 @@ impl StatusFeed {
         }))
     }
 
-    /// Changes from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<FeedItem> {
-        self.local.subscribe()
+    /// Changes of `topic` from now on.
+    pub fn subscribe(&self, topic: Topic) -> broadcast::Receiver<FeedItem> {
+        let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        topics.entry(topic).or_insert_with(|| broadcast::channel(CAPACITY).0).subscribe()
     }
 
     /// Live subscribers in this process.
     pub fn subscribers(&self) -> usize {
-        self.local.receiver_count()
+        let topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        topics.values().map(broadcast::Sender::receiver_count).sum()
+    }
+
+    /// Hands a change to the listeners of its order and of its customer; forgets topics
+    /// nobody listens to any more.
+    fn publish(&self, change: StatusChange) {
+        let change = Arc::new(change);
+        let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        let mut keys = vec![Topic::Order(change.order_id)];
+        keys.extend(change.customer_id.map(Topic::Customer));
+        for key in keys {
+            if let Some(sender) = topics.get(&key)
+                && sender.send(FeedItem::Change(change.clone())).is_err()
+            {
+                topics.remove(&key);
+            }
+        }
+    }
+
+    /// Tells every listener it may have missed changes.
+    fn gap(&self) {
+        let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        topics.retain(|_, sender| sender.send(FeedItem::Gap).is_ok());
     }
 
     /// With Redis: subscribes to the channel and passes what arrives to this process's
@@ -132,7 +168,7 @@ impl StatusFeed {
             match pubsub {
                 Ok(pubsub) => {
                     if !first {
-                        let _ = self.local.send(FeedItem::Gap);
+                        self.gap();
                     }
                     first = false;
                     let mut messages = pubsub.into_on_message();
@@ -143,9 +179,7 @@ impl StatusFeed {
                                 Some(message) => {
                                     let payload: Vec<u8> = message.get_payload().unwrap_or_default();
                                     match serde_json::from_slice::<StatusChange>(&payload) {
-                                        Ok(change) => {
-                                            let _ = self.local.send(FeedItem::Change(Arc::new(change)));
-                                        }
+                                        Ok(change) => self.publish(change),
                                         Err(error) => tracing::warn!(%error, "unreadable status change"),
                                     }
                                 }
@@ -159,7 +193,7 @@ impl StatusFeed {
                     tracing::warn!(%error, "subscribing to the status feed failed; retrying");
                 }
             }
-            let _ = self.local.send(FeedItem::Gap);
+            self.gap();
             tokio::select! {
                 _ = &mut shutdown => return,
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -181,7 +215,7 @@ impl LocalFeed for StatusFeed {
                     for payload in changes {
                         if let Ok(change) = serde_json::from_value::<StatusChange>(payload.clone())
                         {
-                            let _ = self.local.send(FeedItem::Change(Arc::new(change)));
+                            self.publish(change);
                         }
                     }
                 }
@@ -200,5 +234,49 @@ impl LocalFeed for StatusFeed {
             }
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(order: Uuid, customer: Uuid, status: &str) -> StatusChange {
+        StatusChange {
+            order_id: order,
+            customer_id: Some(customer),
+            status: status.into(),
+            previous_status: None,
+            reason: None,
+            at: Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_change_reaches_only_its_order_and_customer_listeners() {
+        let feed = StatusFeed::in_process();
+        let (order, other_order, customer) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let mut by_order = feed.subscribe(Topic::Order(order));
+        let mut by_other = feed.subscribe(Topic::Order(other_order));
+        let mut by_customer = feed.subscribe(Topic::Customer(customer));
+        let envelope = change(order, customer, "CONFIRMED").envelope();
+        feed.deliver(std::slice::from_ref(&envelope)).await.unwrap();
+        for receiver in [&mut by_order, &mut by_customer] {
+            match receiver.try_recv() {
+                Ok(FeedItem::Change(c)) => {
+                    assert_eq!((c.order_id, c.status.as_str()), (order, "CONFIRMED"))
+                }
+                other => panic!("expected the change, got {other:?}"),
+            }
+        }
+        assert!(by_other.try_recv().is_err(), "another order's listener hears nothing");
+        assert_eq!(feed.subscribers(), 3);
+        // A topic nobody listens to any more is forgotten at its next change.
+        drop(by_order);
+        feed.publish(change(order, customer, "SHIPPED"));
+        assert_eq!(feed.topics.lock().unwrap().len(), 2);
+        // A gap reaches everyone.
+        feed.gap();
+        assert!(matches!(by_other.try_recv(), Ok(FeedItem::Gap)));
     }
 }

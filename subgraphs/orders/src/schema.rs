@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::Orders;
 use crate::checkout::{self, Placement};
 use crate::domain::{self, Address, Status};
-use crate::feed::{FeedItem, StatusChange};
+use crate::feed::{FeedItem, StatusChange, Topic};
 
 /// The orders subgraph's schema.
 pub type OrdersSchema = Schema<Query, Mutation, OrderSubscription>;
@@ -448,7 +448,7 @@ impl OrderSubscription {
         let caller = authentication(ctx).caller()?;
         let id = parse(&order_id, "orderId")?;
         // Listening before reading: a change committed in between is not lost.
-        let feed = orders.feed.subscribe();
+        let feed = orders.feed.subscribe(Topic::Order(id));
         let row = checkout::find(orders, id, caller).await?;
         let done = Status::parse(&row.status)?.is_final();
         let stream = changes(feed, move |c| c.order_id == id, true);
@@ -461,7 +461,7 @@ impl OrderSubscription {
         ctx: &Context<'_>,
     ) -> Result<impl futures::Stream<Item = Result<OrderStatusEvent>> + use<>> {
         let customer = authentication(ctx).require()?.customer_id;
-        let feed = state(ctx).feed.subscribe();
+        let feed = state(ctx).feed.subscribe(Topic::Customer(customer));
         Ok(changes(feed, move |c| c.customer_id == Some(customer), false))
     }
 }
