@@ -397,7 +397,11 @@ pub fn gateway_options(settings: &Settings) -> gateway::GatewayOptions {
             body_limit_bytes: settings.server.body_limit_bytes,
             cors_origins: g.cors_origins.clone(),
             graphiql: g.graphiql,
-            ..gateway::HttpOptions::default()
+            live: gateway::live::LiveLimits {
+                subscriptions_per_connection: g.subscriptions_per_connection.max(1),
+                connections_per_client: g.live_connections_per_client.max(1),
+                ..gateway::live::LiveLimits::default()
+            },
         },
         limits: gateway::Limits {
             max_depth: g.max_depth,

@@ -459,6 +459,10 @@ pub struct GatewaySettings {
     pub introspection: bool,
     /// Serve GraphiQL to browsers at `GET /graphql` (default true).
     pub graphiql: bool,
+    /// Subscriptions one WebSocket connection may hold at once (default 100).
+    pub subscriptions_per_connection: usize,
+    /// Live connections (WebSocket) one client address may hold at once (default 1000).
+    pub live_connections_per_client: usize,
 }
 
 impl Default for GatewaySettings {
@@ -471,6 +475,8 @@ impl Default for GatewaySettings {
             cors_origins: Vec::new(),
             max_depth: 15,
             max_aliases: 30,
+            subscriptions_per_connection: 100,
+            live_connections_per_client: 1000,
             introspection: true,
             graphiql: true,
         }
