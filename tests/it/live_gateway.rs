@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 
 use crate::checkout::{PLACE, a_product, add, card, place_input};
@@ -226,4 +227,86 @@ async fn a_subscriber_on_one_gateway_sees_a_change_made_through_another_replica(
     assert_eq!(ws.message().await["type"], "complete");
     b.stop_replica().await;
     a.stop().await;
+}
+
+/// A subgraph that accepts one subscription, sends one result, then drops the connection
+/// (as a crashed process does). Speaks `graphql-transport-ws` by hand.
+#[allow(clippy::result_large_err)] // tungstenite's handshake callback returns its Response.
+async fn a_subgraph_that_dies() -> String {
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/graphql", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let callback = |_: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                                mut response: tokio_tungstenite::tungstenite::handshake::server::Response| {
+                    response.headers_mut().insert(
+                        "Sec-WebSocket-Protocol",
+                        "graphql-transport-ws".parse().unwrap(),
+                    );
+                    Ok(response)
+                };
+                let Ok(mut socket) = tokio_tungstenite::accept_hdr_async(stream, callback).await
+                else {
+                    return;
+                };
+                while let Some(Ok(Message::Text(text))) = socket.next().await {
+                    let message: Value = serde_json::from_str(&text).unwrap_or_default();
+                    match message["type"].as_str() {
+                        Some("connection_init") => {
+                            let ack = json!({ "type": "connection_ack" }).to_string();
+                            let _ = socket.send(Message::text(ack)).await;
+                        }
+                        Some("subscribe") => {
+                            let next = json!({ "id": message["id"], "type": "next", "payload": { "data": { "ticks": 1 } } });
+                            let _ = socket.send(Message::text(next.to_string())).await;
+                            // Gone, without a goodbye.
+                            return;
+                        }
+                        _ => {}
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn when_a_subgraph_connection_drops_the_client_stream_ends_with_an_error() {
+    let url = a_subgraph_that_dies().await;
+    let sdl = r#"extend schema @link(url: "https://specs.apollo.dev/federation/v2.3", import: ["@key"])
+type Query { hello: String }
+type Subscription { ticks: Int! }
+"#;
+    let supergraph = gateway::compose::compose(&[gateway::compose::SubgraphSdl {
+        name: "ticker".into(),
+        url,
+        sdl: sdl.into(),
+    }])
+    .expect("composes");
+    let app = gateway::app(&supergraph, &gateway::GatewayOptions::default()).await.expect("app");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway_url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(gateway::serve(listener, app, async {
+        let _ = stopped.await;
+    }));
+
+    let mut ws = WsClient::connect(&gateway_url, "graphql-transport-ws").await;
+    ws.init(json!({})).await;
+    ws.send(
+        json!({ "id": "t", "type": "subscribe", "payload": { "query": "subscription { ticks }" } }),
+    )
+    .await;
+    let first = ws.message().await;
+    assert_eq!(first["payload"]["data"]["ticks"], 1, "{first}");
+    let lost = ws.message().await;
+    assert_eq!(lost["type"], "next", "{lost}");
+    assert_eq!(lost["payload"]["errors"][0]["extensions"]["code"], "SUBSCRIPTION_UPSTREAM_LOST");
+    assert_eq!(ws.message().await["type"], "complete", "the stream ends; it does not hang");
+    let _ = stop.send(());
+    drop(ws);
+    let _ = served.await;
 }
