@@ -146,6 +146,14 @@ pub fn upgrade(
         Protocol::TransportWs => "graphql-transport-ws",
         Protocol::Legacy => "graphql-ws",
     };
+    // Small buffers: a storefront's messages are small, and ten thousand idle connections
+    // should not hold ten thousand 128 KiB read buffers (tungstenite's default). Messages
+    // from clients are operations: 64 KiB is plenty.
+    let upgrade = upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_message_size(64 * 1024)
+        .max_frame_size(64 * 1024);
     upgrade.protocols([name]).on_upgrade(move |socket| async move {
         let connection = WsConnection { gateway, jwt, limits, protocol, forwarded };
         connection.serve(socket).await;

@@ -1,6 +1,8 @@
-//! Subscriptions to subgraphs over WebSocket (`graphql-transport-ws`), multiplexed: one
-//! connection per subgraph and credentials carries every client subscription that shares
-//! them, each under its own id. A connection opens on first use and closes when its last
+//! Subscriptions to subgraphs over WebSocket (`graphql-transport-ws`), multiplexed: a
+//! connection per subgraph and credentials carries up to [`PER_CONNECTION`] client
+//! subscriptions that share them, each under its own id (a subgraph server may look at every
+//! subscription of a connection when any one of them has news, so connections are kept to a
+//! few hundred subscriptions each). A connection opens on first use and closes when its last
 //! subscription ends. When it drops, every subscription on it is told ([`Upstream::Dropped`]),
 //! so no client stream is left hanging.
 
@@ -33,10 +35,13 @@ pub enum Upstream {
 /// A connection is shared by a subgraph and credentials (the `Authorization` value).
 type Key = (String, Option<String>);
 
+/// Most subscriptions one upstream connection carries.
+pub const PER_CONNECTION: usize = 256;
+
 /// Subgraph WebSocket connections, shared.
 pub struct Upstreams {
     urls: Arc<HashMap<String, String>>,
-    connections: Mutex<HashMap<Key, Weak<Connection>>>,
+    connections: Mutex<HashMap<Key, Vec<Weak<Connection>>>>,
 }
 
 struct Connection {
@@ -94,7 +99,7 @@ impl Upstreams {
     /// Open upstream connections.
     pub fn open_connections(&self) -> usize {
         let connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
-        connections.values().filter(|c| c.strong_count() > 0).count()
+        connections.values().flatten().filter(|c| c.strong_count() > 0).count()
     }
 
     /// Subscribes on `service` with `body` (`{"query", "variables"}`), on the connection for
@@ -109,7 +114,9 @@ impl Upstreams {
         let key = (service.to_string(), auth.clone());
         let existing = {
             let connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
-            connections.get(&key).and_then(Weak::upgrade)
+            connections.get(&key).into_iter().flatten().filter_map(Weak::upgrade).find(|c| {
+                c.routes.lock().unwrap_or_else(|p| p.into_inner()).len() < PER_CONNECTION
+            })
         };
         let connection = match existing {
             Some(connection) => connection,
@@ -122,8 +129,11 @@ impl Upstreams {
                     .await
                     .map_err(|e| UpstreamError::Connect(service.to_string(), e))?;
                 let mut connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
-                connections.retain(|_, c| c.strong_count() > 0);
-                connections.insert(key, Arc::downgrade(&connection));
+                for shared in connections.values_mut() {
+                    shared.retain(|c| c.strong_count() > 0);
+                }
+                connections.retain(|_, shared| !shared.is_empty());
+                connections.entry(key).or_default().push(Arc::downgrade(&connection));
                 connection
             }
         };

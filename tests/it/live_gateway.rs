@@ -310,3 +310,41 @@ type Subscription { ticks: Int! }
     drop(ws);
     let _ = served.await;
 }
+
+#[tokio::test]
+async fn a_connection_holds_a_bounded_number_of_subscriptions_and_a_client_a_bounded_number_of_connections()
+ {
+    let app = TestApp::spawn_with(|s| {
+        s.gateway.subscriptions_per_connection = 2;
+        s.gateway.live_connections_per_client = 1;
+    })
+    .await;
+    let (token, _) = app.customer_token("busy@example.com").await;
+    let mut ws = WsClient::connect(&app.gateway_url, "graphql-transport-ws").await;
+    ws.init(bearer(&token)).await;
+    for id in ["1", "2", "3"] {
+        let query = "subscription { myOrderUpdates { status } }";
+        ws.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query } })).await;
+    }
+    let refused = ws.message().await;
+    assert_eq!(refused["id"], "3", "{refused}");
+    assert_eq!(refused["type"], "error");
+    assert_eq!(refused["payload"][0]["extensions"]["code"], "TOO_MANY_SUBSCRIPTIONS");
+    // A second live connection from the same address is turned away.
+    let url = format!("{}/graphql", app.gateway_url.replacen("http", "ws", 1));
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
+            .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        tokio_tungstenite::tungstenite::http::HeaderValue::from_static("graphql-transport-ws"),
+    );
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429)
+        }
+        other => panic!("a second connection was let in: {:?}", other.map(|(_, r)| r.status())),
+    }
+    drop(ws);
+    app.stop().await;
+}

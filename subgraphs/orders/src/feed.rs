@@ -30,7 +30,7 @@ use crate::domain::Status;
 pub const STATUS_CHANGED: &str = "order.status_changed";
 
 /// How many changes a slow subscriber may be behind before it is told it missed some.
-const CAPACITY: usize = 64;
+const CAPACITY: usize = 16;
 
 /// What a subscriber listens to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
