@@ -112,12 +112,13 @@ impl Upstreams {
     ) -> Result<Subscription, UpstreamError> {
         let auth = authorization.and_then(|h| h.to_str().ok()).map(str::to_string);
         let key = (service.to_string(), auth.clone());
-        let existing = {
-            let connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
-            connections.get(&key).into_iter().flatten().filter_map(Weak::upgrade).find(|c| {
-                c.routes.lock().unwrap_or_else(|p| p.into_inner()).len() < PER_CONNECTION
-            })
-        };
+        let existing =
+            {
+                let connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+                connections.get(&key).into_iter().flatten().filter_map(Weak::upgrade).find(|c| {
+                    c.routes.lock().unwrap_or_else(|p| p.into_inner()).len() < PER_CONNECTION
+                })
+            };
         let connection = match existing {
             Some(connection) => connection,
             None => {
