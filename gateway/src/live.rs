@@ -91,16 +91,24 @@ impl Drop for Counted {
     }
 }
 
-/// The JSON of one result.
-fn payload(outcome: Outcome) -> (Json, bool) {
+/// One result: its response body, serialised once and sent as it is; and, when it is a
+/// refusal (no data, only errors), those errors for the protocol's `error` message.
+fn payload(outcome: Outcome) -> (String, Option<Json>) {
     let (data, errors) = match outcome {
         Outcome::RequestError(_, errors) => (ResponseData::Tree(None), errors),
         Outcome::Executed { data, errors } => (data, errors),
     };
     let refused =
         matches!(data, ResponseData::Tree(None) | ResponseData::Raw(None)) && !errors.is_empty();
+    let refusal = refused.then(|| serde_json::to_value(&errors).unwrap_or(Json::Null));
     let body = crate::http::body(data, &errors, true);
-    (serde_json::from_slice(&body).unwrap_or(Json::Null), refused)
+    (String::from_utf8(body).unwrap_or_else(|_| "null".into()), refusal)
+}
+
+/// A protocol message around a result body already serialised.
+fn result_message(id: &str, kind: &str, body: &str) -> Message {
+    let id = serde_json::to_string(id).unwrap_or_else(|_| "\"\"".into());
+    Message::text(format!("{{\"id\":{id},\"type\":\"{kind}\",\"payload\":{body}}}"))
 }
 
 /// The WebSocket protocols spoken.
@@ -368,27 +376,27 @@ async fn run_one(
     };
     match gateway.subscribe(request, forwarded).await {
         Subscribed::Once(outcome) => {
-            let (payload, refused) = payload(outcome);
-            let message = if refused && protocol == Protocol::TransportWs {
-                json!({ "id": id, "type": "error", "payload": payload["errors"] })
-            } else {
-                json!({ "id": id, "type": next, "payload": payload })
+            let message = match payload(outcome) {
+                (_, Some(errors)) if protocol == Protocol::TransportWs => {
+                    text(json!({ "id": id, "type": "error", "payload": errors }))
+                }
+                (body, _) => result_message(&id, next, &body),
             };
-            let _ = out.send(text(message)).await;
+            let _ = out.send(message).await;
         }
         Subscribed::Stream(mut results) => {
             let mut first = true;
             while let Some(outcome) = results.next().await {
-                let (payload, refused) = payload(outcome);
+                let (body, refusal) = payload(outcome);
                 // Refused when it began (not yours, not signed in): the protocol's error,
                 // and nothing streamed.
-                if first && refused {
+                if let (true, Some(errors)) = (first, refusal) {
                     let message = match protocol {
                         Protocol::TransportWs => {
-                            json!({ "id": id, "type": "error", "payload": payload["errors"] })
+                            json!({ "id": id, "type": "error", "payload": errors })
                         }
                         Protocol::Legacy => {
-                            json!({ "id": id, "type": "error", "payload": payload["errors"][0] })
+                            json!({ "id": id, "type": "error", "payload": errors[0] })
                         }
                     };
                     let _ = out.send(text(message)).await;
@@ -398,11 +406,7 @@ async fn run_one(
                     break;
                 }
                 first = false;
-                if out
-                    .send(text(json!({ "id": id, "type": next, "payload": payload })))
-                    .await
-                    .is_err()
-                {
+                if out.send(result_message(&id, next, &body)).await.is_err() {
                     return;
                 }
             }
@@ -466,10 +470,10 @@ pub async fn respond(
             let chunk = tokio::select! {
                 result = results.next() => match result {
                     Some(outcome) => {
-                        let (payload, _) = payload(outcome);
+                        let (body, _) = payload(outcome);
                         match kind {
-                            Streaming::Sse => format!("event: next\ndata: {payload}\n\n").into_bytes(),
-                            Streaming::Multipart => format!("\r\n--graphql\r\ncontent-type: application/json; charset=utf-8\r\n\r\n{}", json!({ "payload": payload })).into_bytes(),
+                            Streaming::Sse => format!("event: next\ndata: {body}\n\n").into_bytes(),
+                            Streaming::Multipart => format!("\r\n--graphql\r\ncontent-type: application/json; charset=utf-8\r\n\r\n{{\"payload\":{body}}}").into_bytes(),
                         }
                     }
                     None => break,

@@ -404,29 +404,24 @@ fn missed() -> async_graphql::Error {
         .extend_with(|_, e| e.set("code", "UPDATES_MISSED"))
 }
 
-/// The changes `keep` selects, from `feed`; ends after a final status when `until_final`.
+/// The changes of a feed topic (the feed routes only the topic's own); ends after a final
+/// status when `until_final`.
 fn changes(
     feed: tokio::sync::broadcast::Receiver<FeedItem>,
-    keep: impl Fn(&StatusChange) -> bool + Send + 'static,
     until_final: bool,
 ) -> impl futures::Stream<Item = Result<OrderStatusEvent>> {
     use tokio::sync::broadcast::error::RecvError;
-    futures::stream::unfold((feed, false, keep), move |(mut feed, ended, keep)| async move {
+    futures::stream::unfold((feed, false), move |(mut feed, ended)| async move {
         if ended {
             return None;
         }
-        loop {
-            match feed.recv().await {
-                Ok(FeedItem::Change(change)) if keep(&change) => {
-                    let last = until_final && change.is_final();
-                    return Some((Ok(OrderStatusEvent(change)), (feed, last, keep)));
-                }
-                Ok(FeedItem::Change(_)) => {}
-                Ok(FeedItem::Gap) | Err(RecvError::Lagged(_)) => {
-                    return Some((Err(missed()), (feed, false, keep)));
-                }
-                Err(RecvError::Closed) => return None,
+        match feed.recv().await {
+            Ok(FeedItem::Change(change)) => {
+                let last = until_final && change.is_final();
+                Some((Ok(OrderStatusEvent(change)), (feed, last)))
             }
+            Ok(FeedItem::Gap) | Err(RecvError::Lagged(_)) => Some((Err(missed()), (feed, false))),
+            Err(RecvError::Closed) => None,
         }
     })
 }
@@ -451,7 +446,7 @@ impl OrderSubscription {
         let feed = orders.feed.subscribe(Topic::Order(id));
         let row = checkout::find(orders, id, caller).await?;
         let done = Status::parse(&row.status)?.is_final();
-        let stream = changes(feed, move |c| c.order_id == id, true);
+        let stream = changes(feed, true);
         Ok(futures::StreamExt::take_while(stream, move |_| std::future::ready(!done)))
     }
 
@@ -462,6 +457,6 @@ impl OrderSubscription {
     ) -> Result<impl futures::Stream<Item = Result<OrderStatusEvent>> + use<>> {
         let customer = authentication(ctx).require()?.customer_id;
         let feed = state(ctx).feed.subscribe(Topic::Customer(customer));
-        Ok(changes(feed, move |c| c.customer_id == Some(customer), false))
+        Ok(changes(feed, false))
     }
 }
