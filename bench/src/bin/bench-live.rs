@@ -9,12 +9,19 @@
 //! subscription is the platform's (gateway and orders) cost of one live subscriber. Then
 //! orders move through PAYMENT_AUTHORIZED → CONFIRMED → SHIPPED → OUT_FOR_DELIVERY →
 //! DELIVERED by the real transition (`orders::checkout::advance`, one commit per change) at
-//! `--rate` changes per second, and the clients measure the delay from each change's commit
-//! time (`at`) to its arrival. Prints subscriptions held, memory per subscription, changes
-//! published and received, and the p50/p99/max delay.
+//! `--rate` changes per second. The writers note the time each commit returned, the clients
+//! the time each change arrived (both processes read the same clock), and this process
+//! prints subscriptions held, memory per subscription, changes published and received, and
+//! the p50/p99/max delay from commit to client (and, for comparison, from the transition's
+//! own time `at`, taken inside the transaction before it commits).
 //!
 //! Usage: `cargo build --release -p bench && ./target/release/bench-live
-//!         [--subscriptions 10000] [--rate 1000] [--database-url URL] [--redis-url URL]`
+//!         [--subscriptions 10000] [--rate 1000] [--database-url URL] [--redis-url URL]
+//!         [--writers 16] [--db-connections N]`
+//!
+//! `--writers` is how many transitions may be committing at once (a PostgreSQL commit waits
+//! for its WAL flush, so reaching the rate there takes more of them than on SQLite);
+//! `--db-connections` overrides `database.max_connections`.
 
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
@@ -32,11 +39,19 @@ struct Options {
     rate: f64,
     database_url: Option<String>,
     redis_url: Option<String>,
+    db_connections: Option<u32>,
+    writers: usize,
 }
 
 fn parse_args(args: &[String]) -> anyhow::Result<Options> {
-    let mut options =
-        Options { subscriptions: 10_000, rate: 1000.0, database_url: None, redis_url: None };
+    let mut options = Options {
+        subscriptions: 10_000,
+        rate: 1000.0,
+        database_url: None,
+        redis_url: None,
+        db_connections: None,
+        writers: 16,
+    };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let mut value = || args.next().cloned().with_context(|| format!("{arg} needs a value"));
@@ -45,6 +60,8 @@ fn parse_args(args: &[String]) -> anyhow::Result<Options> {
             "--rate" => options.rate = value()?.parse()?,
             "--database-url" => options.database_url = Some(value()?),
             "--redis-url" => options.redis_url = Some(value()?),
+            "--db-connections" => options.db_connections = Some(value()?.parse()?),
+            "--writers" => options.writers = value()?.parse()?,
             other => anyhow::bail!("unknown argument {other}"),
         }
     }
@@ -82,6 +99,9 @@ async fn platform(options: Options) -> anyhow::Result<()> {
     // The carrier and the sweeps stay out of the way: this benchmark moves the orders.
     settings.fulfillment.step_secs = 24 * 3600;
     settings.orders.resume_after_secs = 24 * 3600;
+    if let Some(connections) = options.db_connections {
+        settings.database.max_connections = Some(connections);
+    }
     if let Some(db) = &options.database_url {
         settings.database.url = Some(db.clone().into());
         settings.database.schema_prefix = format!("benchlive{}_", std::process::id());
@@ -181,26 +201,30 @@ async fn platform(options: Options) -> anyhow::Result<()> {
     });
     let began = Instant::now();
     let mut writers = tokio::task::JoinSet::new();
-    for _ in 0..16 {
+    for _ in 0..options.writers {
         let (rx, orders) = (rx.clone(), orders.clone());
         writers.spawn(async move {
-            let mut moved = 0usize;
+            let mut committed = Vec::new();
             loop {
-                let Some((id, step)) = rx.lock().await.recv().await else { return Ok(moved) };
+                let Some((id, step)) = rx.lock().await.recv().await else { return Ok(committed) };
                 let txn = orders.db.begin().await?;
                 let done = orders::checkout::advance(&txn, id, &[step], None)
                     .await
                     .map_err(|e| anyhow::anyhow!("{e:?}"))?;
                 txn.commit().await?;
+                let at = chrono::Utc::now();
                 orders.relay.wake();
-                moved += usize::from(done.is_some());
+                if done.is_some() {
+                    committed.push(((id, step.as_str()), at));
+                }
             }
         });
     }
-    let mut published = 0usize;
+    let mut commits = std::collections::HashMap::with_capacity(total);
     while let Some(result) = writers.join_next().await {
-        published += result?.map_err(|e: anyhow::Error| e)?;
+        commits.extend(result?.map_err(|e: anyhow::Error| e)?);
     }
+    let published = commits.len();
     pacer.await?;
     let took = began.elapsed();
     println!(
@@ -214,14 +238,45 @@ async fn platform(options: Options) -> anyhow::Result<()> {
     writeln!(stdin, "{published}")?;
     drop(stdin);
     let stdout = child.stdout.take().context("stdout")?;
+    let mut from_commit = Vec::with_capacity(published);
     for line in std::io::BufReader::new(stdout).lines() {
-        println!("{}", line?);
+        let line = line?;
+        // `E <order> <status> <received, µs since the epoch>`: one change as it arrived.
+        let Some(arrival) = line.strip_prefix("E ") else {
+            println!("{line}");
+            continue;
+        };
+        let mut parts = arrival.split(' ');
+        let (Some(id), Some(status), Some(micros)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let (Ok(id), Ok(micros)) = (id.parse::<uuid::Uuid>(), micros.parse::<i64>()) else {
+            continue;
+        };
+        if let Some(at) = commits.get(&(id, status)) {
+            from_commit.push((micros - at.timestamp_micros()) as f64 / 1000.0);
+        }
     }
     child.wait()?;
+    let (p50, p99, max) = percentiles(&mut from_commit);
+    println!(
+        "delay commit → client ({} changes): p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms",
+        from_commit.len()
+    );
     let _ = stop.send(());
     running.await??;
     let _ = std::fs::remove_dir_all(&data);
     Ok(())
+}
+
+/// p50, p99 and max of `values`, in their unit.
+fn percentiles(values: &mut [f64]) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let at = |p: f64| {
+        values.get(((values.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or(0.0)
+    };
+    (at(0.5), at(0.99), values.last().copied().unwrap_or(0.0))
 }
 
 /// Orders of `customer`, PENDING, stored directly (this benchmark is about what follows).
@@ -272,10 +327,13 @@ async fn clients(args: &[String]) -> anyhow::Result<()> {
     let [gateway, token, list] = args else { anyhow::bail!("--clients GATEWAY TOKEN LIST") };
     let ids: Vec<String> = std::fs::read_to_string(list)?.lines().map(str::to_string).collect();
     let url = format!("{}/graphql", gateway.replacen("http", "ws", 1));
-    let (delays_tx, mut delays_rx) = tokio::sync::mpsc::unbounded_channel::<f64>();
+    // Per change: its order, its status, when it arrived (µs) and its delay from `at`.
+    let (delays_tx, mut delays_rx) =
+        tokio::sync::mpsc::unbounded_channel::<(std::sync::Arc<str>, String, i64, f64)>();
     let query = "subscription($id: ID!) { orderStatusChanged(orderId: $id) { status at } }";
     let connect = futures::stream::iter(ids.into_iter().map(|id| {
         let (url, token, delays) = (url.clone(), token.clone(), delays_tx.clone());
+        let order: std::sync::Arc<str> = id.clone().into();
         async move {
             use tokio_tungstenite::tungstenite::Message;
             use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -297,15 +355,21 @@ async fn clients(args: &[String]) -> anyhow::Result<()> {
                     let message: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
                     match message["type"].as_str() {
                         Some("next") => {
-                            let at = message["payload"]["data"]["orderStatusChanged"]["at"]
+                            let change = &message["payload"]["data"]["orderStatusChanged"];
+                            let at = change["at"]
                                 .as_str()
                                 .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok());
-                            if let Some(at) = at {
+                            if let (Some(at), Some(status)) = (at, change["status"].as_str()) {
                                 let delay = (received - at.with_timezone(&chrono::Utc))
                                     .num_microseconds()
                                     .unwrap_or(0) as f64
                                     / 1000.0;
-                                let _ = delays.send(delay);
+                                let _ = delays.send((
+                                    order.clone(),
+                                    status.to_string(),
+                                    received.timestamp_micros(),
+                                    delay,
+                                ));
                             }
                         }
                         Some("ping") => {
@@ -331,29 +395,29 @@ async fn clients(args: &[String]) -> anyhow::Result<()> {
         line.trim().parse().unwrap_or(0)
     })
     .await?;
-    let mut delays = Vec::with_capacity(expected);
+    let mut arrivals = Vec::with_capacity(expected);
     let grace = Instant::now() + Duration::from_secs(30);
-    while delays.len() < expected && Instant::now() < grace {
+    while arrivals.len() < expected && Instant::now() < grace {
         match tokio::time::timeout(Duration::from_secs(1), delays_rx.recv()).await {
-            Ok(Some(delay)) => delays.push(delay),
+            Ok(Some(arrival)) => arrivals.push(arrival),
             Ok(None) => break,
             Err(_) => {}
         }
     }
-    while let Ok(delay) = delays_rx.try_recv() {
-        delays.push(delay);
+    while let Ok(arrival) = delays_rx.try_recv() {
+        arrivals.push(arrival);
     }
-    delays.sort_by(f64::total_cmp);
-    let at = |p: f64| {
-        delays.get(((delays.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or(0.0)
-    };
-    println!(
-        "changes received: {} of {expected} ({failed} connections failed); delay commit → client: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for (order, status, received, _) in &arrivals {
+        writeln!(out, "E {order} {status} {received}")?;
+    }
+    let mut delays: Vec<f64> = arrivals.iter().map(|a| a.3).collect();
+    let (p50, p99, max) = percentiles(&mut delays);
+    writeln!(
+        out,
+        "changes received: {} of {expected} ({failed} connections failed); delay from the transition's time `at` (before its commit) → client: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms",
         delays.len(),
-        at(0.5),
-        at(0.99),
-        delays.last().copied().unwrap_or(0.0)
-    );
-    let _ = std::io::stdout().flush();
+    )?;
+    out.flush()?;
     Ok(())
 }
