@@ -195,7 +195,9 @@ impl OutboxRelay {
                     Err(error) => failure = Some(error),
                 }
             }
-            let (sent, bus_failure) = self.bus.publish_all(&events).await;
+            // A batch of feed events only has nothing for the bus.
+            let (sent, bus_failure) =
+                if events.is_empty() { (0, None) } else { self.bus.publish_all(&events).await };
             published.extend(events.iter().take(sent).map(|e| e.id));
             let failure = failure.or(bus_failure);
             if !published.is_empty() {

@@ -425,6 +425,10 @@ impl EventBus for RedisStreamsBus {
         events: &'a [EventEnvelope],
     ) -> BoxFuture<'a, (usize, Option<anyhow::Error>)> {
         Box::pin(async move {
+            // Redis refuses an empty pipeline ("empty command"); nothing to send is no failure.
+            if events.is_empty() {
+                return (0, None);
+            }
             // One pipeline, in order, on one connection: the entries land in their streams in
             // the order given. When it fails, none counts as sent (some may have been; the
             // relay sends them again and inboxes drop the duplicates).

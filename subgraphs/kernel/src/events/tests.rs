@@ -306,3 +306,58 @@ async fn events_that_wait_are_handled_together_and_a_failing_batch_is_undone_the
         assert_eq!(dead[0].0.id, poison.id, "{name}");
     }
 }
+
+/// A feed that keeps what it is handed.
+#[derive(Default)]
+struct KeptFeed(std::sync::Mutex<Vec<uuid::Uuid>>);
+
+impl super::outbox::LocalFeed for KeptFeed {
+    fn types(&self) -> &[&'static str] {
+        &["thing.noticed"]
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        events: &'a [EventEnvelope],
+    ) -> futures::future::BoxFuture<'a, anyhow::Result<()>> {
+        self.0.lock().unwrap().extend(events.iter().map(|e| e.id));
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test]
+async fn a_relay_hands_feed_events_to_the_feed_and_the_rest_to_the_bus_without_failing_on_either_alone()
+ {
+    use super::outbox::{self, OutboxRelay};
+    for (name, bus) in buses().await {
+        let (db, _scratch) = database().await;
+        let create =
+            Schema::new(db.get_database_backend()).create_table_from_entity(outbox::entity::Entity);
+        db.execute(&create).await.unwrap();
+        let feed = Arc::new(KeptFeed::default());
+        let relay = OutboxRelay::new(db.clone(), bus.clone()).with_feed(feed.clone());
+        let mut watched = bus.subscribe("test", &["thing"]);
+
+        // Feed events only: nothing for the bus, and no failure (Redis refuses an empty
+        // pipeline; the relay used to send one and report the batch as failed).
+        let noticed = [event("thing.noticed", "a", 1), event("thing.noticed", "a", 2)];
+        outbox::append_all(&db, &noticed).await.unwrap();
+        assert_eq!(relay.drain().await.unwrap(), 2, "{name}");
+        assert_eq!(*feed.0.lock().unwrap(), vec![noticed[0].id, noticed[1].id], "{name}");
+        assert!(bus.publish_all(&[]).await.1.is_none(), "{name}: publishing nothing");
+
+        // Bus events only, then both kinds in one batch.
+        let changed = event("thing.changed", "a", 3);
+        outbox::append(&db, &changed).await.unwrap();
+        assert_eq!(relay.drain().await.unwrap(), 1, "{name}");
+        let mixed = [event("thing.noticed", "a", 4), event("thing.changed", "a", 5)];
+        outbox::append_all(&db, &mixed).await.unwrap();
+        assert_eq!(relay.drain().await.unwrap(), 2, "{name}");
+        assert_eq!(relay.drain().await.unwrap(), 0, "{name}: nothing left pending");
+        assert_eq!(feed.0.lock().unwrap().len(), 3, "{name}");
+        for expected in [changed.id, mixed[1].id] {
+            let next = tokio::time::timeout(Duration::from_secs(20), watched.next());
+            assert_eq!(next.await.expect("published").expect("open").id, expected, "{name}");
+        }
+    }
+}
