@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0002PendingByAge),
             Box::new(M0003LineCategory),
             Box::new(M0004Discount),
+            Box::new(M0005TimelineByOrder),
         ]
     }
 }
@@ -215,5 +216,45 @@ impl MigrationTrait for M0004Discount {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// An order's timeline is read newest or oldest first (`WHERE order_id = ? ORDER BY id`). With
+/// an index on `order_id` alone, PostgreSQL may answer "newest first, one row" by walking the
+/// primary key backwards from the newest entry of any order until it meets one of this order:
+/// measured at 40–50 ms per read once an order's last step lay ten thousand entries back.
+/// Indexed by (order, id), each read is one short range.
+struct M0005TimelineByOrder;
+
+impl MigrationName for M0005TimelineByOrder {
+    fn name(&self) -> &str {
+        "m0005_order_timeline_by_order_and_id"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0005TimelineByOrder {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_index(
+                Index::create()
+                    .name("order_timeline_order_id")
+                    .table(col("order_timeline"))
+                    .col(col("order_id"))
+                    .col(col("id"))
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await?;
+        // The new index serves every lookup the old one did.
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("order_timeline_order")
+                    .table(col("order_timeline"))
+                    .if_exists()
+                    .to_owned(),
+            )
+            .await
     }
 }
