@@ -322,30 +322,12 @@ async fn main() -> anyhow::Result<()> {
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), running).await;
     let _ = std::fs::remove_dir_all(&data);
-    // What the run left in PostgreSQL and Redis goes too: they outlive it.
-    if let Some(db) = &catalog_db {
-        use sea_orm::ConnectionTrait;
-        let prefix = format!("bench{}\\_%", std::process::id());
-        let schemas = db
-            .query_all_raw(sea_orm::Statement::from_sql_and_values(
-                sea_orm::DbBackend::Postgres,
-                "SELECT nspname FROM pg_namespace WHERE nspname LIKE $1",
-                [prefix.into()],
-            ))
-            .await?;
-        for row in schemas {
-            let schema: String = row.try_get("", "nspname")?;
-            db.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE")).await?;
-        }
-    }
-    if let Some(url) = &options.redis_url {
-        let mut conn =
-            redis::Client::open(url.as_str())?.get_multiplexed_async_connection().await?;
-        let pattern = format!("bench{}:*", std::process::id());
-        let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query_async(&mut conn).await?;
-        if !keys.is_empty() {
-            let _: i64 = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await?;
-        }
-    }
+    bench::leftovers::remove(
+        catalog_db.as_ref(),
+        &format!("bench{}_", std::process::id()),
+        options.redis_url.as_deref(),
+        &format!("bench{}", std::process::id()),
+    )
+    .await?;
     Ok(())
 }

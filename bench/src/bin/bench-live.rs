@@ -114,6 +114,7 @@ async fn platform(options: Options) -> anyhow::Result<()> {
     let platform = Platform::build(&settings, &[], Listen::Ephemeral).await?;
     let identity = platform.identity.clone().context("identity")?;
     let orders = platform.orders.clone().context("orders")?;
+    let orders_db = orders.db.clone();
     let gateway = format!("http://{}", platform.gateway_addr().context("gateway")?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(platform.run(async {
@@ -267,7 +268,13 @@ async fn platform(options: Options) -> anyhow::Result<()> {
     let _ = stop.send(());
     running.await??;
     let _ = std::fs::remove_dir_all(&data);
-    Ok(())
+    bench::leftovers::remove(
+        options.database_url.is_some().then_some(&orders_db),
+        &settings.database.schema_prefix,
+        options.redis_url.as_deref(),
+        &settings.events.namespace,
+    )
+    .await
 }
 
 /// p50, p99 and max of `values`, in their unit.
