@@ -3,6 +3,25 @@
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
+/// Points `settings` at PostgreSQL and/or Redis when given, under names of this run's own:
+/// schemas `{run}{pid}_*`, keys `{run}{pid}:*`.
+pub fn isolate(
+    settings: &mut kernel::config::Settings,
+    run: &str,
+    database_url: Option<&str>,
+    redis_url: Option<&str>,
+) {
+    let own = format!("{run}{}", std::process::id());
+    if let Some(db) = database_url {
+        settings.database.url = Some(db.to_string().into());
+        settings.database.schema_prefix = format!("{own}_");
+    }
+    if let Some(redis) = redis_url {
+        settings.events.redis_url = Some(redis.to_string().into());
+        settings.events.namespace = own;
+    }
+}
+
 /// Drops every schema whose name starts with `schema_prefix` (through `db`, any pool of the
 /// run), and deletes every Redis key under `namespace` at `redis_url`.
 pub async fn remove(

@@ -41,6 +41,25 @@ pub(crate) async fn a_product(app: &TestApp, admin: &str, stock: i64) -> String 
     id
 }
 
+/// Customer `email` signs in and buys `quantity` units of the newest product (its stock set to
+/// `stock` first) with the approving test card: (token, product id, the `placeOrder` answer).
+pub(crate) async fn a_placed_order(
+    app: &TestApp,
+    admin: &str,
+    email: &str,
+    stock: i64,
+    quantity: i64,
+) -> (String, String, Value) {
+    let (token, _) = app.customer_token(email).await;
+    let product = a_product(app, admin, stock).await;
+    add(app, None, &product, quantity, Some(&token)).await;
+    let method = card(app, "4242424242424242", Some(&token)).await;
+    let key = format!("order-of-{email}");
+    let placed = app.gateway(PLACE, place_input(None, &method, &key), Some(&token)).await;
+    assert_no_errors(&placed);
+    (token, product, placed["data"]["placeOrder"].clone())
+}
+
 pub(crate) async fn add(
     app: &TestApp,
     cart: Option<&str>,

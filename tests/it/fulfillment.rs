@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::checkout::{ORDER, PLACE, a_product, add, card, level, place_input, settled};
+use crate::checkout::{ORDER, a_placed_order, level, settled};
 use crate::support::{TestApp, assert_follows_schema, assert_no_errors, error_code};
 
 const TRACKED: &str = "query($id: ID!) { order(id: $id) { status timeline { status reason } shipment { id carrier trackingNumber status reason items { productId name quantity } events { status description } } } }";
@@ -41,13 +41,8 @@ async fn confirmed_order(
     email: &str,
     stock: i64,
 ) -> (String, String, String) {
-    let (token, _) = app.customer_token(email).await;
-    let product = a_product(app, admin, stock).await;
-    add(app, None, &product, 2, Some(&token)).await;
-    let method = card(app, "4242424242424242", Some(&token)).await;
-    let placed = app.gateway(PLACE, place_input(None, &method, "ship-1"), Some(&token)).await;
-    assert_no_errors(&placed);
-    let id = placed["data"]["placeOrder"]["id"].as_str().unwrap().to_string();
+    let (token, product, order) = a_placed_order(app, admin, email, stock, 2).await;
+    let id = order["id"].as_str().unwrap().to_string();
     assert_eq!(settled(app, &id, Some(&token)).await["status"], "CONFIRMED");
     (token, id, product)
 }
@@ -195,15 +190,8 @@ async fn a_delivered_parcel_cannot_be_advanced_and_a_cancelled_order_cancels_its
     order_until(&app, &id, Some(&token), |o| o["status"] == "DELIVERED").await;
 
     // Another order, cancelled while its parcel is being prepared: the parcel is cancelled.
-    let (token, id, _) = {
-        let (token, _) = app.customer_token("changed-mind@example.com").await;
-        let product = a_product(&app, &admin, 5).await;
-        add(&app, None, &product, 1, Some(&token)).await;
-        let method = card(&app, "4242424242424242", Some(&token)).await;
-        let placed = app.gateway(PLACE, place_input(None, &method, "k"), Some(&token)).await;
-        let id = placed["data"]["placeOrder"]["id"].as_str().unwrap().to_string();
-        (token, id, product)
-    };
+    let (token, _, order) = a_placed_order(&app, &admin, "changed-mind@example.com", 5, 1).await;
+    let id = order["id"].as_str().unwrap().to_string();
     order_until(&app, &id, Some(&token), |o| o["shipment"].is_object()).await;
     let cancel = "mutation($id: ID!) { cancelOrder(id: $id) { status } }";
     assert_no_errors(&app.gateway(cancel, json!({ "id": id }), Some(&token)).await);

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::checkout::{PLACE, a_product, add, card, place_input};
+use crate::checkout::{PLACE, a_placed_order, a_product, add, card, place_input};
 use crate::support::{TestApp, assert_no_errors};
 use crate::ws_client::{Heard, WsClient};
 
@@ -17,13 +17,8 @@ fn bearer(token: &str) -> Value {
 /// A signed-in customer's order, placed: (order id, token).
 async fn an_order(app: &TestApp, email: &str) -> (String, String) {
     let admin = app.admin_token().await;
-    let (token, _) = app.customer_token(email).await;
-    let product = a_product(app, &admin, 5).await;
-    add(app, None, &product, 1, Some(&token)).await;
-    let method = card(app, "4242424242424242", Some(&token)).await;
-    let placed = app.gateway(PLACE, place_input(None, &method, "live"), Some(&token)).await;
-    assert_no_errors(&placed);
-    (placed["data"]["placeOrder"]["id"].as_str().unwrap().to_string(), token)
+    let (token, _, order) = a_placed_order(app, &admin, email, 5, 1).await;
+    (order["id"].as_str().unwrap().to_string(), token)
 }
 
 #[tokio::test]

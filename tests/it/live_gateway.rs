@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 
-use crate::checkout::{PLACE, a_product, add, card, place_input};
+use crate::checkout::a_placed_order;
 use crate::support::{TestApp, assert_no_errors};
 use crate::ws_client::{Heard, WsClient};
 
@@ -31,13 +31,8 @@ async fn placed_with_carrier_step(step_secs: u64) -> (TestApp, String, String) {
         .await
         .expect("seed");
     let admin = app.admin_token().await;
-    let (token, _) = app.customer_token("tracker@example.com").await;
-    let product = a_product(&app, &admin, 5).await;
-    add(&app, None, &product, 2, Some(&token)).await;
-    let method = card(&app, "4242424242424242", Some(&token)).await;
-    let placed = app.gateway(PLACE, place_input(None, &method, "track"), Some(&token)).await;
-    assert_no_errors(&placed);
-    let id = placed["data"]["placeOrder"]["id"].as_str().unwrap().to_string();
+    let (token, _, order) = a_placed_order(&app, &admin, "tracker@example.com", 5, 2).await;
+    let id = order["id"].as_str().unwrap().to_string();
     (app, id, token)
 }
 

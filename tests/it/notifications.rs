@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::checkout::{PLACE, a_product, add, card, place_input, settled};
+use crate::checkout::{a_placed_order, settled};
 use crate::smtp_sink::SmtpSink;
 use crate::support::{TestApp, assert_no_errors};
 
@@ -35,13 +35,7 @@ async fn notifications_until(
 /// A signed-in customer's confirmed order: (token, order id, order number).
 async fn a_confirmed_order(app: &TestApp, email: &str) -> (String, String, String) {
     let admin = app.admin_token().await;
-    let (token, _) = app.customer_token(email).await;
-    let product = a_product(app, &admin, 5).await;
-    add(app, None, &product, 2, Some(&token)).await;
-    let method = card(app, "4242424242424242", Some(&token)).await;
-    let placed = app.gateway(PLACE, place_input(None, &method, "mail-1"), Some(&token)).await;
-    assert_no_errors(&placed);
-    let order = &placed["data"]["placeOrder"];
+    let (token, _, order) = a_placed_order(app, &admin, email, 5, 2).await;
     let id = order["id"].as_str().unwrap().to_string();
     assert_eq!(settled(app, &id, Some(&token)).await["status"], "CONFIRMED");
     (token, id, order["number"].as_str().unwrap().to_string())

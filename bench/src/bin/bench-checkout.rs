@@ -137,14 +137,12 @@ async fn main() -> anyhow::Result<()> {
     let mut settings = kernel::config::Settings { data_dir: data.clone(), ..Default::default() };
     // Quiet by default; `BENCH_LOG=warn` shows retries and the like.
     settings.telemetry.filter = std::env::var("BENCH_LOG").unwrap_or_else(|_| "error".into());
-    if let Some(db) = &options.database_url {
-        settings.database.url = Some(db.clone().into());
-        settings.database.schema_prefix = format!("bench{}_", std::process::id());
-    }
-    if let Some(redis) = &options.redis_url {
-        settings.events.redis_url = Some(redis.clone().into());
-        settings.events.namespace = format!("bench{}", std::process::id());
-    }
+    bench::leftovers::isolate(
+        &mut settings,
+        "bench",
+        options.database_url.as_deref(),
+        options.redis_url.as_deref(),
+    );
     if let Some(lanes) = options.lanes {
         settings.events.lanes = lanes;
     }
@@ -324,9 +322,9 @@ async fn main() -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&data);
     bench::leftovers::remove(
         catalog_db.as_ref(),
-        &format!("bench{}_", std::process::id()),
+        &settings.database.schema_prefix,
         options.redis_url.as_deref(),
-        &format!("bench{}", std::process::id()),
+        &settings.events.namespace,
     )
     .await?;
     Ok(())

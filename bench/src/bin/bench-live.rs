@@ -102,14 +102,12 @@ async fn platform(options: Options) -> anyhow::Result<()> {
     if let Some(connections) = options.db_connections {
         settings.database.max_connections = Some(connections);
     }
-    if let Some(db) = &options.database_url {
-        settings.database.url = Some(db.clone().into());
-        settings.database.schema_prefix = format!("benchlive{}_", std::process::id());
-    }
-    if let Some(redis) = &options.redis_url {
-        settings.events.redis_url = Some(redis.clone().into());
-        settings.events.namespace = format!("benchlive{}", std::process::id());
-    }
+    bench::leftovers::isolate(
+        &mut settings,
+        "benchlive",
+        options.database_url.as_deref(),
+        options.redis_url.as_deref(),
+    );
     kernel::telemetry::init(&settings.telemetry);
     let platform = Platform::build(&settings, &[], Listen::Ephemeral).await?;
     let identity = platform.identity.clone().context("identity")?;
