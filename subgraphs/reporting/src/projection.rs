@@ -8,7 +8,7 @@ use kernel::AppResult;
 use kernel::events::EventEnvelope;
 use kernel::money::{Currency, Money};
 use rust_decimal::Decimal;
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, TransactionTrait,
@@ -168,15 +168,34 @@ async fn apply(
         "order.placed" => {
             let placed: Placed = serde_json::from_value(payload.clone())?;
             let (total, currency) = placed.total.minor()?;
-            ensure_order(txn, placed.order_id, &placed.number, at, &currency).await?;
-            // Until confirmed, what it would come to.
-            sale::Entity::update_many()
-                .col_expr(sale::Column::Currency, Expr::value(currency))
-                .col_expr(sale::Column::SubtotalMinor, Expr::value(total))
-                .col_expr(sale::Column::TotalMinor, Expr::value(total))
-                .filter(sale::Column::OrderId.eq(placed.order_id))
-                .filter(sale::Column::Confirmed.eq(false))
-                .exec(txn)
+            // Created here, or (when another event came first) given what it would come to,
+            // until it is confirmed: one statement either way.
+            let row = sale::Model {
+                order_id: placed.order_id,
+                number: placed.number.clone(),
+                day: day(at),
+                status: "PENDING".into(),
+                status_rank: rank("PENDING"),
+                confirmed: false,
+                currency,
+                subtotal_minor: total,
+                discount_minor: 0,
+                total_minor: total,
+            };
+            sale::Entity::insert(sale::ActiveModel::from(row))
+                .on_conflict(
+                    OnConflict::column(sale::Column::OrderId)
+                        .update_columns([
+                            sale::Column::Currency,
+                            sale::Column::SubtotalMinor,
+                            sale::Column::TotalMinor,
+                        ])
+                        .action_and_where(
+                            Expr::col((sale::Entity, sale::Column::Confirmed)).eq(false),
+                        )
+                        .to_owned(),
+                )
+                .exec_without_returning(txn)
                 .await?;
         }
         "order.confirmed" => {
@@ -187,22 +206,48 @@ async fn apply(
                 Some(d) => d.minor()?.0,
                 None => 0,
             };
-            ensure_order(txn, order.order_id, &order.number, order.placed_at, &currency).await?;
-            sale::Entity::update_many()
-                .col_expr(sale::Column::Confirmed, Expr::value(true))
-                .col_expr(sale::Column::Day, Expr::value(day(order.placed_at)))
-                .col_expr(sale::Column::Currency, Expr::value(currency.clone()))
-                .col_expr(sale::Column::SubtotalMinor, Expr::value(subtotal))
-                .col_expr(sale::Column::DiscountMinor, Expr::value(discount))
-                .col_expr(sale::Column::TotalMinor, Expr::value(total))
-                .filter(sale::Column::OrderId.eq(order.order_id))
-                .exec(txn)
+            // Created or filled in, its status moved forward to CONFIRMED unless it is already
+            // further along (cancelled meanwhile, say), in one statement that tells which.
+            let confirmed = rank("CONFIRMED");
+            let row = sale::Model {
+                order_id: order.order_id,
+                number: order.number.clone(),
+                day: day(order.placed_at),
+                status: "CONFIRMED".into(),
+                status_rank: confirmed,
+                confirmed: true,
+                currency,
+                subtotal_minor: subtotal,
+                discount_minor: discount,
+                total_minor: total,
+            };
+            let behind = || Expr::col((sale::Entity, sale::Column::StatusRank)).lt(confirmed);
+            let stored = sale::Entity::insert(sale::ActiveModel::from(row))
+                .on_conflict(
+                    OnConflict::column(sale::Column::OrderId)
+                        .update_columns([
+                            sale::Column::Confirmed,
+                            sale::Column::Day,
+                            sale::Column::Currency,
+                            sale::Column::SubtotalMinor,
+                            sale::Column::DiscountMinor,
+                            sale::Column::TotalMinor,
+                        ])
+                        .value(
+                            sale::Column::Status,
+                            Expr::case(behind(), "CONFIRMED")
+                                .finally(Expr::col((sale::Entity, sale::Column::Status))),
+                        )
+                        .value(
+                            sale::Column::StatusRank,
+                            Expr::case(behind(), confirmed)
+                                .finally(Expr::col((sale::Entity, sale::Column::StatusRank))),
+                        )
+                        .to_owned(),
+                )
+                .exec_with_returning(txn)
                 .await?;
-            advance(txn, order.order_id, "CONFIRMED").await?;
-            let cancelled = sale::Entity::find_by_id(order.order_id)
-                .one(txn)
-                .await?
-                .is_some_and(|s| s.status == "CANCELLED");
+            let cancelled = stored.status == "CANCELLED";
             if !cancelled {
                 let mut lines = Vec::with_capacity(order.lines.len());
                 for line in &order.lines {
@@ -294,4 +339,79 @@ pub async fn rebuild(reporting: &Reporting) -> AppResult<u64> {
 pub async fn history_len<C: ConnectionTrait>(db: &C) -> AppResult<u64> {
     use sea_orm::PaginatorTrait;
     Ok(event::Entity::find().count(db).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use migrations::MigratorTrait;
+    use sea_orm::{DatabaseConnection, TransactionTrait};
+
+    use super::*;
+
+    async fn model() -> (DatabaseConnection, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("bs-report-{}", Uuid::now_v7().simple()));
+        let db = kernel::db::connect(&Default::default(), &dir, "reporting").await.unwrap();
+        migrations::reporting::Migrator::up(&db, None).await.unwrap();
+        (db, dir)
+    }
+
+    async fn feed(db: &DatabaseConnection, event_type: &str, payload: serde_json::Value) {
+        let txn = db.begin().await.unwrap();
+        record(&txn, &EventEnvelope::new(event_type, 1, "o", payload)).await.unwrap();
+        txn.commit().await.unwrap();
+    }
+
+    fn money(amount: &str) -> serde_json::Value {
+        serde_json::json!({ "amount": amount, "currency": "USD" })
+    }
+
+    fn confirmed(order: Uuid) -> serde_json::Value {
+        serde_json::json!({
+            "orderId": order, "number": "BS-1", "placedAt": "2026-11-20T10:00:00Z",
+            "lines": [{ "productId": Uuid::nil(), "name": "Mug", "category": "Kitchen",
+                        "quantity": 2, "lineTotal": money("18.00") }],
+            "subtotal": money("18.00"), "discount": money("1.00"), "total": money("17.00"),
+        })
+    }
+
+    #[tokio::test]
+    async fn events_in_any_order_leave_the_same_row() {
+        let (db, dir) = model().await;
+        // Placed, then confirmed: the confirmed figures and status win.
+        let first = Uuid::now_v7();
+        let placed =
+            serde_json::json!({ "orderId": first, "number": "BS-1", "total": money("18.00") });
+        feed(&db, "order.placed", placed.clone()).await;
+        feed(&db, "order.confirmed", confirmed(first)).await;
+        // Placed arriving late changes nothing once confirmed.
+        feed(
+            &db,
+            "order.placed",
+            serde_json::json!({ "orderId": first, "number": "BS-1", "total": money("99.00") }),
+        )
+        .await;
+        let row = sale::Entity::find_by_id(first).one(&db).await.unwrap().unwrap();
+        assert_eq!((row.status.as_str(), row.confirmed), ("CONFIRMED", true));
+        assert_eq!((row.subtotal_minor, row.discount_minor, row.total_minor), (1800, 100, 1700));
+        assert_eq!(row.day, "2026-11-20");
+        let lines = sale_line::Entity::find().filter(sale_line::Column::OrderId.eq(first));
+        assert_eq!(lines.all(&db).await.unwrap().len(), 1);
+
+        // Cancelled news first (another topic), then the confirmation: it stays cancelled and
+        // sold nothing; a shipment's news first, then the confirmation: it stays shipped.
+        let second = Uuid::now_v7();
+        feed(&db, "order.cancelled", serde_json::json!({ "orderId": second, "number": "BS-2" }))
+            .await;
+        feed(&db, "order.confirmed", confirmed(second)).await;
+        let row = sale::Entity::find_by_id(second).one(&db).await.unwrap().unwrap();
+        assert_eq!(row.status, "CANCELLED");
+        let lines = sale_line::Entity::find().filter(sale_line::Column::OrderId.eq(second));
+        assert!(lines.all(&db).await.unwrap().is_empty());
+        let third = Uuid::now_v7();
+        feed(&db, "shipment.shipped", serde_json::json!({ "orderId": third })).await;
+        feed(&db, "order.confirmed", confirmed(third)).await;
+        let row = sale::Entity::find_by_id(third).one(&db).await.unwrap().unwrap();
+        assert_eq!((row.status.as_str(), row.confirmed, row.total_minor), ("SHIPPED", true, 1700));
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

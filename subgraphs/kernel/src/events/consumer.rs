@@ -163,10 +163,8 @@ impl Consumer {
         if handled.len() > 1 {
             let events: Vec<&EventEnvelope> = handled.iter().map(|d| &d.event).collect();
             match self.handle_together(&events).await {
-                Ok(()) => {
-                    if let Some(relay) = &self.relay {
-                        relay.wake();
-                    }
+                Ok(recorded) => {
+                    self.wake_relay(recorded);
                     let acks = handled.into_iter().map(Delivery::ack);
                     for settled in futures::future::join_all(acks).await {
                         self.finish(settled);
@@ -187,8 +185,9 @@ impl Consumer {
     }
 
     /// Applies every event not handled before in one transaction with their inbox rows.
-    /// The inbox rows go in one statement, and so do the events the handler records.
-    async fn handle_together(&self, events: &[&EventEnvelope]) -> anyhow::Result<()> {
+    /// The inbox rows go in one statement, and so do the events the handler records; how
+    /// many it recorded is returned.
+    async fn handle_together(&self, events: &[&EventEnvelope]) -> anyhow::Result<usize> {
         use sea_orm::TransactionTrait;
         let txn = self.db.begin().await?;
         let mut fresh = claim_all(&txn, self.handler.group(), events).await?;
@@ -205,7 +204,16 @@ impl Consumer {
         handled?;
         outbox::append_all(&txn, &recorded).await?;
         txn.commit().await?;
-        Ok(())
+        Ok(recorded.len())
+    }
+
+    /// Wakes the relay when a commit recorded events. Most handlings record none (the
+    /// after-purchase read models, confirmations of what is already known); waking the relay
+    /// for them would cost an outbox query that finds nothing.
+    fn wake_relay(&self, recorded: usize) {
+        if let (Some(relay), true) = (&self.relay, recorded > 0) {
+            relay.wake();
+        }
     }
 
     /// Handles one delivery to the end: acknowledged, or dead-lettered.
@@ -219,15 +227,23 @@ impl Consumer {
         loop {
             attempt += 1;
             let (handler, event) = (self.handler.clone(), delivery.event.clone());
+            let recorded = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let counted = recorded.clone();
             let result = handle_once(&self.db, group, &delivery.event, move |txn| {
-                Box::pin(async move { handler.handle(txn, &event).await })
+                Box::pin(async move {
+                    // What the handler records is written in one statement before the commit,
+                    // and counted, so the relay is woken only when there is something to send.
+                    let (handled, events) = outbox::deferring(handler.handle(txn, &event)).await;
+                    handled?;
+                    outbox::append_all(txn, &events).await?;
+                    counted.store(events.len(), std::sync::atomic::Ordering::Relaxed);
+                    Ok(())
+                })
             })
             .await;
             let error = match result {
                 Ok(_) => {
-                    if let Some(relay) = &self.relay {
-                        relay.wake();
-                    }
+                    self.wake_relay(recorded.load(std::sync::atomic::Ordering::Relaxed));
                     self.finish(delivery.ack().await);
                     return;
                 }

@@ -361,3 +361,85 @@ async fn a_relay_hands_feed_events_to_the_feed_and_the_rest_to_the_bus_without_f
         }
     }
 }
+
+/// Answers every `thing.changed` with a `reply.sent` recorded in its outbox, and nothing else.
+struct Replier;
+
+impl EventHandler for Replier {
+    fn group(&self) -> &str {
+        "replier"
+    }
+
+    fn events(&self) -> &[&'static str] {
+        &["thing.changed", "thing.noticed"]
+    }
+
+    fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
+        Box::pin(async move {
+            if event.event_type == "thing.changed" {
+                let seq = event.payload["seq"].as_i64().unwrap_or(-1);
+                let reply = EventEnvelope::new(
+                    "reply.sent",
+                    1,
+                    event.aggregate_id.clone(),
+                    serde_json::json!({ "seq": seq }),
+                );
+                super::outbox::append(txn, &reply.caused_by(event)).await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test]
+async fn what_a_handler_records_goes_out_after_its_commit_without_waiting_for_the_sweep() {
+    use super::outbox::{self, OutboxRelay};
+    for (name, bus) in buses().await {
+        let (db, _scratch) = database().await;
+        let create =
+            Schema::new(db.get_database_backend()).create_table_from_entity(outbox::entity::Entity);
+        db.execute(&create).await.unwrap();
+        let relay = OutboxRelay::new(db.clone(), bus.clone());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut relay_stop = stopped.clone();
+        // A sweep far beyond the deadline: only a wake after the commit sends the replies.
+        let relaying = tokio::spawn(relay.clone().run(Duration::from_secs(3600), async move {
+            let _ = relay_stop.changed().await;
+        }));
+        let mut replies = bus.subscribe("test", &["reply"]);
+        let mut consumer_stop = stopped.clone();
+        let consuming = Consumer {
+            bus: bus.clone(),
+            db: db.clone(),
+            handler: Arc::new(Replier),
+            name: format!("c-{}", unique()),
+            options: ConsumerOptions { lanes: 1, ..ConsumerOptions::default() },
+            relay: Some(relay),
+        }
+        .spawn(async move {
+            let _ = consumer_stop.changed().await;
+        });
+        // One at a time (handled alone), then a burst (handled together in one transaction),
+        // with events that record nothing in between.
+        let mut expected = Vec::new();
+        for seq in 0..12 {
+            bus.publish(&event("thing.noticed", "a", seq)).await.unwrap();
+            bus.publish(&event("thing.changed", "a", seq)).await.unwrap();
+            expected.push(seq);
+            if seq == 0 {
+                let first = tokio::time::timeout(Duration::from_secs(20), replies.next()).await;
+                assert_eq!(first.expect("replied").expect("open").payload["seq"], 0, "{name}");
+            }
+        }
+        let mut got = vec![0];
+        while got.len() < expected.len() {
+            let next = tokio::time::timeout(Duration::from_secs(20), replies.next()).await;
+            let reply = next.unwrap_or_else(|_| panic!("{name}: replies {got:?} only")).unwrap();
+            got.push(reply.payload["seq"].as_i64().unwrap());
+        }
+        assert_eq!(got, expected, "{name}: one reply per change, in order");
+        let _ = stop.send(true);
+        consuming.await.unwrap();
+        relaying.await.unwrap();
+    }
+}
