@@ -28,20 +28,6 @@ pub struct ForwardedHeaders {
     pub forwarded_for: Option<HeaderValue>,
 }
 
-impl ForwardedHeaders {
-    /// The headers that are set, by their (lowercase) names.
-    fn present(&self) -> impl Iterator<Item = (&'static str, &HeaderValue)> {
-        [
-            ("authorization", &self.authorization),
-            ("x-request-id", &self.request_id),
-            ("traceparent", &self.traceparent),
-            ("x-forwarded-for", &self.forwarded_for),
-        ]
-        .into_iter()
-        .filter_map(|(name, value)| value.as_ref().map(|v| (name, v)))
-    }
-}
-
 /// One fetch.
 pub struct SubgraphRequest<'a> {
     /// Subgraph name.
@@ -225,8 +211,15 @@ impl Transport {
             .header("content-type", "application/json")
             .header("accept", "application/graphql-response+json, application/json")
             .body(body);
-        for (name, value) in h.present() {
-            http = http.header(name, value.clone());
+        for (name, value) in [
+            ("authorization", &h.authorization),
+            ("x-request-id", &h.request_id),
+            ("traceparent", &h.traceparent),
+            ("x-forwarded-for", &h.forwarded_for),
+        ] {
+            if let Some(value) = value {
+                http = http.header(name, value.clone());
+            }
         }
         let failed = |e: reqwest::Error| {
             if e.is_timeout() {
@@ -265,8 +258,15 @@ async fn call_in_process(
         .header(ACCEPT, "application/graphql-response+json, application/json")
         .body(axum::body::Body::from(body))
         .map_err(|e| TransportError::Unreachable(e.to_string()))?;
-    for (name, value) in h.present() {
-        request.headers_mut().insert(HeaderName::from_static(name), value.clone());
+    for (name, value) in [
+        ("authorization", &h.authorization),
+        ("x-request-id", &h.request_id),
+        ("traceparent", &h.traceparent),
+        ("x-forwarded-for", &h.forwarded_for),
+    ] {
+        if let Some(value) = value {
+            request.headers_mut().insert(HeaderName::from_static(name), value.clone());
+        }
     }
     // What the server adds to every request it accepts; handlers may read it.
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
