@@ -368,14 +368,6 @@ async fn gateway(
     }
     let supergraph = gateway::compose::compose(&subgraphs)?;
     let mut options = gateway_options(settings);
-    // The subgraphs run in this process: the gateway calls their applications directly
-    // rather than through a loopback socket (subscriptions still use their WebSockets).
-    if settings.gateway.in_process_subgraphs {
-        for running in &platform.running {
-            let name = running.service.name().to_string();
-            options.transport.in_process.insert(name, running.assembled.router.clone());
-        }
-    }
     // Tokens are checked at the edge with identity's public key (or the shared secret).
     if let Some(identity) = &platform.identity {
         options.jwt.jwks = Some(identity.issuer.keys().jwks());
@@ -424,8 +416,6 @@ pub fn gateway_options(settings: &Settings) -> gateway::GatewayOptions {
                 .map(|(name, secs)| (name.clone(), Duration::from_secs(*secs)))
                 .collect(),
             compression: g.subgraph_compression,
-            // Filled in by the platform when the subgraphs run in its process.
-            in_process: Default::default(),
         },
         jwt: gateway::auth::JwtOptions::default(),
     }

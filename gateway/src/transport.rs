@@ -1,11 +1,8 @@
 //! Talking to subgraphs: one pooled keep-alive HTTP client, a timeout per subgraph, and the
-//! caller's `Authorization`, request id and W3C trace context passed along. A subgraph served
-//! by the gateway's own process can be called in process instead: its application gets the
-//! same HTTP request, without a socket, a connection or HTTP parsing in between.
+//! caller's `Authorization`, request id and W3C trace context passed along.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -92,9 +89,6 @@ pub struct TransportOptions {
     pub timeouts: HashMap<String, Duration>,
     /// Ask subgraphs for compressed responses (gzip or Brotli) and decompress them.
     pub compression: bool,
-    /// Subgraphs served by this process, by name: their applications are called directly.
-    /// Subscriptions still go over the subgraph's URL (a WebSocket).
-    pub in_process: HashMap<String, axum::Router>,
 }
 
 impl Default for TransportOptions {
@@ -103,7 +97,6 @@ impl Default for TransportOptions {
             default_timeout: Duration::from_secs(30),
             timeouts: HashMap::new(),
             compression: true,
-            in_process: HashMap::new(),
         }
     }
 }
@@ -116,7 +109,6 @@ pub struct Transport {
     timeouts: Arc<HashMap<String, Duration>>,
     default_timeout: Duration,
     in_flight: Arc<Mutex<HashMap<u64, SharedFetch>>>,
-    in_process: Arc<HashMap<String, axum::Router>>,
 }
 
 impl Transport {
@@ -126,8 +118,7 @@ impl Transport {
         urls: HashMap<String, String>,
         options: TransportOptions,
     ) -> Result<Self, TransportConfigError> {
-        let named = options.timeouts.keys().chain(options.in_process.keys());
-        if let Some(unknown) = named.into_iter().find(|name| !urls.contains_key(*name)) {
+        if let Some(unknown) = options.timeouts.keys().find(|name| !urls.contains_key(*name)) {
             return Err(TransportConfigError::UnknownSubgraph(unknown.clone()));
         }
         // Without compression the client must not advertise it: reqwest's defaults follow its
@@ -146,7 +137,6 @@ impl Transport {
             timeouts: Arc::new(options.timeouts),
             default_timeout: options.default_timeout,
             in_flight: Arc::new(Mutex::new(HashMap::new())),
-            in_process: Arc::new(options.in_process),
         })
     }
 
@@ -159,9 +149,8 @@ impl Transport {
         let url = self.urls.get(request.service).ok_or(TransportError::UnknownSubgraph)?.clone();
         let timeout = self.timeouts.get(request.service).copied().unwrap_or(self.default_timeout);
         let body = request.body;
-        let local = self.in_process.get(request.service).cloned();
         if !request.dedupe {
-            return self.send(local, url, timeout, body, request.headers.clone()).await;
+            return self.send(url, timeout, body, request.headers.clone()).await;
         }
         let key = {
             let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -178,7 +167,7 @@ impl Transport {
                     let this = self.clone();
                     let headers = request.headers.clone();
                     let fut: BoxFuture<'static, _> = Box::pin(async move {
-                        let result = this.send(local, url, timeout, body, headers).await;
+                        let result = this.send(url, timeout, body, headers).await;
                         // Whoever drives the fetch to its end retires it, so a finished answer
                         // is never handed to a later request (even if the first caller left).
                         this.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
@@ -195,15 +184,11 @@ impl Transport {
 
     async fn send(
         &self,
-        local: Option<axum::Router>,
         url: String,
         timeout: Duration,
         body: Vec<u8>,
         h: ForwardedHeaders,
     ) -> Result<SubgraphResponse, TransportError> {
-        if let Some(app) = local {
-            return call_in_process(app, &url, timeout, body, &h).await;
-        }
         let mut http = self
             .client
             .post(&url)
@@ -232,64 +217,6 @@ impl Transport {
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(failed)?;
         Ok(SubgraphResponse { status, body })
-    }
-}
-
-/// One fetch to a subgraph served by this process: its application gets the HTTP request it
-/// would have received over the socket (path, headers, body, a loopback client address), and
-/// its answer is read the same way. A subgraph that panics is an unreachable subgraph, as it
-/// would be over HTTP, not a failure of the gateway's own request.
-async fn call_in_process(
-    app: axum::Router,
-    url: &str,
-    timeout: Duration,
-    body: Vec<u8>,
-    h: &ForwardedHeaders,
-) -> Result<SubgraphResponse, TransportError> {
-    use axum::http::header::{ACCEPT, CONTENT_TYPE, HeaderName};
-    use tower::ServiceExt;
-    let path = url
-        .parse::<axum::http::Uri>()
-        .ok()
-        .and_then(|uri| uri.path_and_query().map(|p| p.as_str().to_string()))
-        .unwrap_or_else(|| "/graphql".into());
-    let mut request = axum::http::Request::post(path)
-        .header(CONTENT_TYPE, "application/json")
-        .header(ACCEPT, "application/graphql-response+json, application/json")
-        .body(axum::body::Body::from(body))
-        .map_err(|e| TransportError::Unreachable(e.to_string()))?;
-    for (name, value) in [
-        ("authorization", &h.authorization),
-        ("x-request-id", &h.request_id),
-        ("traceparent", &h.traceparent),
-        ("x-forwarded-for", &h.forwarded_for),
-    ] {
-        if let Some(value) = value {
-            request.headers_mut().insert(HeaderName::from_static(name), value.clone());
-        }
-    }
-    // What the server adds to every request it accepts; handlers may read it.
-    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    request.extensions_mut().insert(axum::extract::ConnectInfo(loopback));
-    let answer = async move {
-        let response = match app.oneshot(request).await {
-            Ok(response) => response,
-            Err(never) => match never {},
-        };
-        let status = response.status().as_u16();
-        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .map_err(|e| TransportError::InvalidResponse(e.to_string()))?;
-        Ok(SubgraphResponse { status, body })
-    };
-    let guarded = std::panic::AssertUnwindSafe(answer).catch_unwind();
-    match tokio::time::timeout(timeout, guarded).await {
-        Err(_) => Err(TransportError::Timeout(timeout)),
-        Ok(Err(_panic)) => {
-            tracing::error!("a subgraph served in process panicked answering a fetch");
-            Err(TransportError::Unreachable("the subgraph failed".into()))
-        }
-        Ok(Ok(answer)) => answer,
     }
 }
 
@@ -336,7 +263,7 @@ mod tests {
         let options = TransportOptions {
             default_timeout: Duration::from_secs(600),
             timeouts: HashMap::from([("s".to_string(), short)]),
-            ..TransportOptions::default()
+            compression: true,
         };
         let headers = ForwardedHeaders::default();
         let result = client(url, options).execute(request(&headers)).await;
@@ -444,73 +371,5 @@ mod tests {
                 "each later request asks the subgraph again"
             );
         }
-    }
-
-    #[tokio::test]
-    async fn a_subgraph_in_this_process_is_called_without_a_socket() {
-        use axum::extract::ConnectInfo;
-        use axum::http::HeaderMap;
-        let app = axum::Router::new()
-            .route(
-                "/graphql",
-                axum::routing::post(
-                    |ConnectInfo(client): ConnectInfo<SocketAddr>,
-                     headers: HeaderMap,
-                     body: Bytes| async move {
-                        let header = |name: &str| {
-                            headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
-                        };
-                        axum::Json(serde_json::json!({ "data": {
-                            "authorization": header("authorization"),
-                            "requestId": header("x-request-id"),
-                            "loopback": client.ip().is_loopback(),
-                            "asked": String::from_utf8_lossy(&body),
-                        } }))
-                    },
-                ),
-            )
-            .route(
-                "/broken",
-                axum::routing::post(|| async {
-                    if true {
-                        panic!("a bug in the subgraph");
-                    }
-                    "unreached"
-                }),
-            );
-        // Nothing listens at these addresses: only a call in process can answer.
-        let urls = HashMap::from([
-            ("s".to_string(), "http://127.0.0.1:9/graphql".to_string()),
-            ("b".to_string(), "http://127.0.0.1:9/broken".to_string()),
-        ]);
-        let options = TransportOptions {
-            in_process: HashMap::from([("s".to_string(), app.clone()), ("b".to_string(), app)]),
-            ..TransportOptions::default()
-        };
-        let transport = Transport::new(urls, options).unwrap();
-        let headers = ForwardedHeaders {
-            authorization: Some(HeaderValue::from_static("Bearer t")),
-            request_id: Some(HeaderValue::from_static("r-1")),
-            ..ForwardedHeaders::default()
-        };
-        let answer = transport.execute(request(&headers)).await.unwrap();
-        assert_eq!(answer.status, 200);
-        let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
-        assert_eq!(
-            body["data"],
-            serde_json::json!({ "authorization": "Bearer t", "requestId": "r-1",
-                                "loopback": true, "asked": r#"{"query":"{ ok }"}"# })
-        );
-        // A subgraph that panics is an unreachable subgraph, not a panicking gateway.
-        let broken = SubgraphRequest { service: "b", ..request(&headers) };
-        let failed = transport.execute(broken).await;
-        assert!(matches!(failed, Err(TransportError::Unreachable(_))), "{failed:?}");
-        // Naming a subgraph the supergraph does not have is a configuration mistake.
-        let options = TransportOptions {
-            in_process: HashMap::from([("typo".to_string(), axum::Router::new())]),
-            ..TransportOptions::default()
-        };
-        let refused = Transport::new(HashMap::from([("s".to_string(), String::new())]), options);
-        assert!(matches!(refused, Err(TransportConfigError::UnknownSubgraph(n)) if n == "typo"));
     }
 }

@@ -450,9 +450,6 @@ pub struct GatewaySettings {
     pub subgraph_timeouts_secs: std::collections::BTreeMap<String, u64>,
     /// Ask subgraphs for gzip or Brotli compressed responses (default true).
     pub subgraph_compression: bool,
-    /// Call the subgraphs that run in the gateway's own process directly, without a
-    /// loopback socket (default true; false sends every fetch over HTTP).
-    pub in_process_subgraphs: bool,
     /// Origins allowed by CORS; `*` for any (default none: no CORS headers).
     pub cors_origins: Vec<String>,
     /// Deepest field nesting a client operation may have (default 15).
@@ -476,7 +473,6 @@ impl Default for GatewaySettings {
             subgraph_timeout_secs: 30,
             subgraph_timeouts_secs: std::collections::BTreeMap::new(),
             subgraph_compression: true,
-            in_process_subgraphs: true,
             cors_origins: Vec::new(),
             max_depth: 15,
             max_aliases: 30,
