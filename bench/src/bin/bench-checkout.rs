@@ -3,11 +3,12 @@
 //!
 //! Starts the whole platform in this process (embedded: SQLite files and the in-process bus;
 //! or PostgreSQL with `--database-url` and/or Redis Streams with `--redis-url`), loads the demo
-//! store, stocks one product generously, then runs checkouts from `--clients` concurrent
-//! shoppers for `--duration` seconds (after a warm-up): each creates a guest cart, adds the
-//! product, and places the order with a test card. Every order's confirmation is watched on
-//! the event bus. Prints confirmed checkouts per second and the p50/p95/p99 time from the
-//! `placeOrder` request to `order.confirmed`, with the `placeOrder` response time beside it.
+//! store, stocks `--products` products (one by default) generously, then runs checkouts from
+//! `--clients` concurrent shoppers for `--duration` seconds (after a warm-up): each creates a
+//! guest cart, adds one of the products, and places the order with a test card. Every
+//! order's confirmation is watched on the event bus. Prints confirmed checkouts per second and
+//! the p50/p95/p99 time from the `placeOrder` request to `order.confirmed`, with the
+//! `placeOrder` response time beside it.
 //!
 //! With `--rate N`, checkouts start at N per second (an open loop: the latency of a load the
 //! platform sustains); without it, every client starts its next checkout as soon as the last
@@ -15,7 +16,7 @@
 //!
 //! Usage: `cargo build --release -p bench && ./target/release/bench-checkout
 //!         [--clients 32] [--duration 20] [--warmup 3] [--rate N]
-//!         [--database-url URL] [--redis-url URL] [--lanes N]`
+//!         [--database-url URL] [--redis-url URL] [--lanes N] [--products 1]`
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -39,6 +40,9 @@ struct Options {
     rate: Option<f64>,
     /// Consumer lanes (`events.lanes`); unset: the default.
     lanes: Option<usize>,
+    /// Products the shoppers buy, one per checkout in turn (1: every checkout reserves the
+    /// same stock row, a flash sale's worst case).
+    products: usize,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -50,6 +54,7 @@ fn parse_args() -> anyhow::Result<Options> {
         redis_url: None,
         rate: None,
         lanes: None,
+        products: 1,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -62,6 +67,7 @@ fn parse_args() -> anyhow::Result<Options> {
             "--redis-url" => options.redis_url = Some(value()?),
             "--rate" => options.rate = Some(value()?.parse()?),
             "--lanes" => options.lanes = Some(value()?.parse()?),
+            "--products" => options.products = value()?.parse::<usize>()?.clamp(1, 100),
             other => anyhow::bail!("unknown argument {other}"),
         }
     }
@@ -172,12 +178,26 @@ async fn main() -> anyhow::Result<()> {
     }));
 
     let client = reqwest::Client::builder().pool_max_idle_per_host(options.clients).build()?;
-    let products = gql(&client, &url, "{ products(first: 1) { nodes { id } } }", json!({})).await?;
-    let product = products["products"]["nodes"][0]["id"].as_str().context("a product")?.to_string();
-    let product_id: uuid::Uuid = product.parse()?;
-    inventory::stock::set_on_hand(&inventory, product_id, 100_000_000)
-        .await
-        .map_err(|e| anyhow::anyhow!("stocking: {e:?}"))?;
+    let listed = gql(
+        &client,
+        &url,
+        "query($n: Int!) { products(first: $n) { nodes { id } } }",
+        json!({ "n": options.products }),
+    )
+    .await?;
+    let products: Vec<String> = listed["products"]["nodes"]
+        .as_array()
+        .context("products")?
+        .iter()
+        .filter_map(|p| p["id"].as_str().map(str::to_string))
+        .collect();
+    anyhow::ensure!(products.len() == options.products, "the demo store has too few products");
+    for product in &products {
+        inventory::stock::set_on_hand(&inventory, product.parse()?, 100_000_000)
+            .await
+            .map_err(|e| anyhow::anyhow!("stocking: {e:?}"))?;
+    }
+    let products = Arc::new(products);
     let method = gql(
         &client,
         &url,
@@ -203,16 +223,17 @@ async fn main() -> anyhow::Result<()> {
     };
 
     println!(
-        "checkout benchmark: {mode}, {} clients, {}, {:?} warm-up, {:?} measured",
+        "checkout benchmark: {mode}, {} clients, {} product(s), {}, {:?} warm-up, {:?} measured",
         options.clients,
+        options.products,
         options.rate.map_or("closed loop".to_string(), |r| format!("{r} checkouts/s offered")),
         options.warmup,
         options.duration
     );
     let rate = options.rate;
     let run = |window: Duration, record: bool| {
-        let (client, url, product, method, timings) =
-            (client.clone(), url.clone(), product.clone(), method.clone(), timings.clone());
+        let (client, url, products, method, timings) =
+            (client.clone(), url.clone(), products.clone(), method.clone(), timings.clone());
         async move {
             let deadline = Instant::now() + window;
             // Open loop: a pacer hands out one start per 1/rate seconds.
@@ -228,8 +249,13 @@ async fn main() -> anyhow::Result<()> {
             });
             let mut tasks = tokio::task::JoinSet::new();
             for worker in 0..options.clients {
-                let (client, url, product, method, timings) =
-                    (client.clone(), url.clone(), product.clone(), method.clone(), timings.clone());
+                let (client, url, products, method, timings) = (
+                    client.clone(),
+                    url.clone(),
+                    products.clone(),
+                    method.clone(),
+                    timings.clone(),
+                );
                 let permits = permits.clone();
                 tasks.spawn(async move {
                     let mut n = 0u64;
@@ -242,7 +268,8 @@ async fn main() -> anyhow::Result<()> {
                         }
                         n += 1;
                         let key = format!("bench-{record}-{worker}-{n}");
-                        match checkout(&client, &url, &product, &method, &key).await {
+                        let product = &products[(worker + n as usize) % products.len()];
+                        match checkout(&client, &url, product, &method, &key).await {
                             Ok((id, started, response)) if record => {
                                 let mut t = timings.lock().unwrap_or_else(|p| p.into_inner());
                                 t.placed.insert(id, started);
