@@ -67,7 +67,10 @@ fn parse_args() -> anyhow::Result<Options> {
             "--redis-url" => options.redis_url = Some(value()?),
             "--rate" => options.rate = Some(value()?.parse()?),
             "--lanes" => options.lanes = Some(value()?.parse()?),
-            "--products" => options.products = value()?.parse::<usize>()?.clamp(1, 100),
+            "--products" => {
+                options.products = value()?.parse()?;
+                anyhow::ensure!((1..=100).contains(&options.products), "--products takes 1 to 100");
+            }
             other => anyhow::bail!("unknown argument {other}"),
         }
     }

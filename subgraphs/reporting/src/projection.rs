@@ -381,7 +381,7 @@ mod tests {
         let first = Uuid::now_v7();
         let placed =
             serde_json::json!({ "orderId": first, "number": "BS-1", "total": money("18.00") });
-        feed(&db, "order.placed", placed.clone()).await;
+        feed(&db, "order.placed", placed).await;
         feed(&db, "order.confirmed", confirmed(first)).await;
         // Placed arriving late changes nothing once confirmed.
         feed(
