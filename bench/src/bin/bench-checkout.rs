@@ -16,7 +16,17 @@
 //!
 //! Usage: `cargo build --release -p bench && ./target/release/bench-checkout
 //!         [--clients 32] [--duration 20] [--warmup 3] [--rate N]
-//!         [--database-url URL] [--redis-url URL] [--lanes N] [--products 1]`
+//!         [--database-url URL] [--redis-url URL] [--lanes N] [--products 1] [--timeline]
+//!         [--carrier-step 3600]`
+//!
+//! The simulated carrier moves each parcel one step (shipped, out for delivery, delivered)
+//! every `--carrier-step` seconds. By default an hour, as a real carrier is no faster: the
+//! run measures checkouts, and the parcels they create stay in the warehouse. The demo's own
+//! setting, `--carrier-step 10`, also ships and delivers every order within the run, which
+//! adds three parcel moves and their events to each checkout.
+//!
+//! `--timeline` also prints, for each second of the measured window, how many checkouts were
+//! placed in it and their p50/p99/slowest time to `CONFIRMED`: a stall shows as one bad second.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -43,6 +53,10 @@ struct Options {
     /// Products the shoppers buy, one per checkout in turn (1: every checkout reserves the
     /// same stock row, a flash sale's worst case).
     products: usize,
+    /// Print the latency of each second's checkouts too (to see stalls over time).
+    timeline: bool,
+    /// Seconds the simulated carrier takes per step (`fulfillment.step_secs`).
+    carrier_step: u64,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -55,6 +69,8 @@ fn parse_args() -> anyhow::Result<Options> {
         rate: None,
         lanes: None,
         products: 1,
+        timeline: false,
+        carrier_step: 3600,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -67,6 +83,14 @@ fn parse_args() -> anyhow::Result<Options> {
             "--redis-url" => options.redis_url = Some(value()?),
             "--rate" => options.rate = Some(value()?.parse()?),
             "--lanes" => options.lanes = Some(value()?.parse()?),
+            "--timeline" => options.timeline = true,
+            "--carrier-step" => {
+                options.carrier_step = value()?.parse()?;
+                anyhow::ensure!(
+                    options.carrier_step >= 1,
+                    "--carrier-step takes seconds, at least 1"
+                );
+            }
             "--products" => {
                 options.products = value()?.parse()?;
                 anyhow::ensure!((1..=100).contains(&options.products), "--products takes 1 to 100");
@@ -106,6 +130,27 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted
         .get(((sorted.len().max(1) - 1) as f64 * p).round() as usize)
         .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+}
+
+/// Each second's checkouts (by when they were placed) and their time to `CONFIRMED`.
+fn print_timeline(t: &Timings, started: Instant) {
+    let mut seconds: std::collections::BTreeMap<u64, Vec<Duration>> = Default::default();
+    for (id, placed) in &t.placed {
+        let second = placed.saturating_duration_since(started).as_secs();
+        let waited = t.confirmed.get(id).map(|c| c.saturating_duration_since(*placed));
+        seconds.entry(second).or_default().extend(waited);
+    }
+    println!("  second  placed  p50 ms  p99 ms  max ms");
+    for (second, mut waits) in seconds {
+        waits.sort();
+        let max = waits.last().map_or(0.0, |d| d.as_secs_f64() * 1e3);
+        println!(
+            "  {second:>6}  {:>6}  {:>6.1}  {:>6.1}  {max:>6.1}",
+            waits.len(),
+            percentile(&waits, 0.5),
+            percentile(&waits, 0.99)
+        );
+    }
 }
 
 async fn checkout(
@@ -152,6 +197,9 @@ async fn main() -> anyhow::Result<()> {
         options.database_url.as_deref(),
         options.redis_url.as_deref(),
     );
+    if let Ok(step) = std::env::var("BENCH_CARRIER_STEP") {
+        settings.fulfillment.step_secs = step.parse()?;
+    }
     if let Some(lanes) = options.lanes {
         settings.events.lanes = lanes;
     }
@@ -226,9 +274,10 @@ async fn main() -> anyhow::Result<()> {
     };
 
     println!(
-        "checkout benchmark: {mode}, {} clients, {} product(s), {}, {:?} warm-up, {:?} measured",
+        "checkout benchmark: {mode}, {} clients, {} product(s), carrier step {} s, {}, {:?} warm-up, {:?} measured",
         options.clients,
         options.products,
+        options.carrier_step,
         options.rate.map_or("closed loop".to_string(), |r| format!("{r} checkouts/s offered")),
         options.warmup,
         options.duration
@@ -345,6 +394,9 @@ async fn main() -> anyhow::Result<()> {
             percentile(&responses, 0.95),
             percentile(&responses, 0.99)
         );
+        if options.timeline {
+            print_timeline(&t, started);
+        }
     }
     watcher.abort();
     let _ = stop.send(());

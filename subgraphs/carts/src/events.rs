@@ -29,6 +29,11 @@ impl EventHandler for CartEvents {
         GROUP
     }
 
+    /// A bought cart's clean-up: no one waits on it.
+    fn may_linger(&self) -> bool {
+        true
+    }
+
     fn events(&self) -> &[&'static str] {
         &["order.placed"]
     }

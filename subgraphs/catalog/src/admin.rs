@@ -5,7 +5,7 @@
 use async_graphql::{ID, InputObject};
 use chrono::Utc;
 use entities::catalog::{category, product};
-use kernel::events::{EventEnvelope, outbox};
+use kernel::events::EventEnvelope;
 use kernel::money::MoneyInput;
 use kernel::{AppError, AppResult};
 use sea_orm::{
@@ -114,9 +114,7 @@ async fn commit_with_event(
     txn: DatabaseTransaction,
     event: EventEnvelope,
 ) -> AppResult<()> {
-    outbox::append(&txn, &event).await?;
-    txn.commit().await?;
-    catalog.relay.wake();
+    catalog.relay.commit(txn, vec![event]).await?;
     Ok(())
 }
 

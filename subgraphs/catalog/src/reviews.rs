@@ -11,7 +11,6 @@ use entities::catalog::{product, review};
 use kernel::auth::Caller;
 use kernel::connection::{PageRequest, has_next_page};
 use kernel::events::EventEnvelope;
-use kernel::events::outbox;
 use kernel::{AppError, AppResult};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
@@ -195,9 +194,7 @@ pub async fn add_review(
             "customerId": caller.customer_id, "rating": row.rating,
         }),
     );
-    outbox::append(&txn, &event).await?;
-    txn.commit().await?;
-    catalog.relay.wake();
+    catalog.relay.commit(txn, vec![event]).await?;
     tracing::info!(review_id = %row.id, product_id = %product_id, "review added");
     Ok(row)
 }

@@ -52,6 +52,11 @@ impl EventHandler for FulfillmentEvents {
         GROUP
     }
 
+    /// Parcels are made after the purchase: no shopper waits on it.
+    fn may_linger(&self) -> bool {
+        true
+    }
+
     fn events(&self) -> &[&'static str] {
         &["order.confirmed", "order.cancelled"]
     }

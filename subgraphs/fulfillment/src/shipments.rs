@@ -158,16 +158,20 @@ pub async fn advance_due(
         return Ok(0);
     }
     let txn = fulfillment.db.begin().await?;
-    let mut moved = 0;
-    for parcel in due {
-        let from = ShipmentStatus::parse(&parcel.status)?;
-        let Some(to) = from.next() else { continue };
-        if step(fulfillment, &txn, parcel.id, from, to, None, None).await?.is_some() {
-            moved += 1;
+    let (moved, events) = outbox::deferring(async {
+        let mut moved = 0;
+        for parcel in due {
+            let from = ShipmentStatus::parse(&parcel.status)?;
+            let Some(to) = from.next() else { continue };
+            if step(fulfillment, &txn, parcel.id, from, to, None, None).await?.is_some() {
+                moved += 1;
+            }
         }
-    }
-    txn.commit().await?;
-    fulfillment.relay.wake();
+        AppResult::Ok(moved)
+    })
+    .await;
+    let moved = moved?;
+    fulfillment.relay.commit(txn, events).await?;
     Ok(moved)
 }
 
@@ -215,9 +219,10 @@ async fn moved_by_hand(
     reason: Option<&str>,
 ) -> AppResult<shipment::Model> {
     let txn = fulfillment.db.begin().await?;
-    let moved = step(fulfillment, &txn, id, from, to, reason, None).await?;
-    txn.commit().await?;
-    fulfillment.relay.wake();
+    let (moved, events) =
+        outbox::deferring(step(fulfillment, &txn, id, from, to, reason, None)).await;
+    let moved = moved?;
+    fulfillment.relay.commit(txn, events).await?;
     moved.ok_or_else(|| AppError::Conflict("the shipment moved meanwhile; try again".into()))
 }
 

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use entities::identity::{customer, refresh_token};
 use kernel::auth::Role;
-use kernel::events::{EventEnvelope, outbox};
+use kernel::events::EventEnvelope;
 use kernel::{AppError, AppResult};
 use rand::RngCore;
 use sea_orm::sea_query::Expr;
@@ -110,9 +110,7 @@ pub async fn insert_account_with_id(
         inserted.id,
         serde_json::json!({ "customerId": inserted.id, "name": inserted.name }),
     );
-    outbox::append(&txn, &event).await?;
-    txn.commit().await?;
-    identity.relay.wake();
+    identity.relay.commit(txn, vec![event]).await?;
     tracing::debug!(customer_id = %inserted.id, "account created");
     Ok(inserted)
 }

@@ -52,6 +52,13 @@ impl EventHandler for InventoryEvents {
         GROUP
     }
 
+    /// Reservations lock the stock rows of their products; the events waiting in a lane are
+    /// applied in one transaction, so with several lanes two batches could lock the same
+    /// products in opposite orders and deadlock. One lane: batches follow one another.
+    fn max_lanes(&self) -> Option<usize> {
+        Some(1)
+    }
+
     fn events(&self) -> &[&'static str] {
         &["order.placed", "order.confirmed", "order.cancelled", "shipment.shipped"]
     }

@@ -382,9 +382,11 @@ pub async fn confirm(txn: &DatabaseTransaction, order_id: Uuid) -> AppResult<u64
 /// Takes `order_id`'s reserved units off the shelf (it shipped): on hand and reserved both
 /// go down.
 pub async fn commit(txn: &DatabaseTransaction, order_id: Uuid) -> AppResult<u64> {
+    // In product order, as reservations and releases lock the stock rows.
     let rows = reservation::Entity::find()
         .filter(reservation::Column::OrderId.eq(order_id))
         .filter(reservation::Column::Status.is_in([status::HELD, status::CONFIRMED]))
+        .order_by_asc(reservation::Column::ProductId)
         .all(txn)
         .await?;
     let now = Utc::now();
@@ -428,13 +430,15 @@ pub async fn expire_held(inventory: &Inventory, now: DateTime<Utc>) -> AppResult
             .filter(reservation::Column::Status.eq(status::HELD))
             .count(&txn)
             .await?;
-        if still_held > 0 && release(&txn, order_id, "EXPIRED", None).await? {
+        if still_held == 0 {
+            txn.rollback().await?;
+            continue;
+        }
+        let (freed, events) = outbox::deferring(release(&txn, order_id, "EXPIRED", None)).await;
+        if freed? {
             released += 1;
         }
-        txn.commit().await?;
-    }
-    if released > 0 {
-        inventory.relay.wake();
+        inventory.relay.commit(txn, events).await?;
     }
     Ok(released)
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use entities::notifications::mail;
 use kernel::events::EventEnvelope;
-use kernel::events::consumer::{EventHandler, read_payload as payload};
+use kernel::events::consumer::{EventHandler, names_a_customer, read_payload as payload};
 use kernel::events::inbox::Work;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{DatabaseTransaction, EntityTrait};
@@ -85,8 +85,18 @@ impl EventHandler for NotificationEvents {
         GROUP
     }
 
+    /// Mails go out after the purchase: no shopper waits on them.
+    fn may_linger(&self) -> bool {
+        true
+    }
+
     fn events(&self) -> &[&'static str] {
         &["order.confirmed", "shipment.shipped"]
+    }
+
+    /// Guests' orders are not written to (see above).
+    fn concerns(&self, event: &EventEnvelope) -> bool {
+        names_a_customer(event)
     }
 
     fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {

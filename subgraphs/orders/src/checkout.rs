@@ -294,9 +294,7 @@ async fn store(
         reason: None,
         at: now,
     };
-    outbox::append_all(&txn, &[placed_event(&saved, &event_lines), placed.envelope()]).await?;
-    txn.commit().await?;
-    orders.relay.wake();
+    orders.relay.commit(txn, vec![placed_event(&saved, &event_lines), placed.envelope()]).await?;
     tracing::info!(order_id = %id, number = %saved.number, "order placed");
     Ok(Stored::New(saved))
 }
@@ -462,9 +460,10 @@ pub async fn cancel_in(
 pub async fn cancel(orders: &Orders, id: Uuid, caller: &Caller) -> AppResult<order::Model> {
     let row = find(orders, id, Some(caller)).await?;
     let txn = orders.db.begin().await?;
-    let cancelled = cancel_in(&txn, row.id, "CUSTOMER_CANCELLED", None).await?;
-    txn.commit().await?;
-    orders.relay.wake();
+    let (cancelled, events) =
+        outbox::deferring(cancel_in(&txn, row.id, "CUSTOMER_CANCELLED", None)).await;
+    let cancelled = cancelled?;
+    orders.relay.commit(txn, events).await?;
     cancelled.ok_or_else(|| {
         AppError::Conflict(format!("a {} order cannot be cancelled", row.status.to_lowercase()))
     })

@@ -219,18 +219,15 @@ pub async fn resume_stuck(orders: &Orders, stuck_after: Duration) -> AppResult<u
                 lines.iter().map(|l| (l.product_id, l.quantity)).collect();
             crate::checkout::placed_event(order, &lines)
         };
-        outbox::append(&txn, &event).await?;
         // Touched, so the next sweep waits its turn before asking again.
         order::Entity::update_many()
             .col_expr(order::Column::UpdatedAt, Expr::value(Utc::now()))
             .filter(order::Column::Id.eq(order.id))
             .exec(&txn)
             .await?;
-        txn.commit().await?;
-        tracing::warn!(order_id = %order.id, step = %event.event_type, "resuming a stuck checkout");
-    }
-    if !stuck.is_empty() {
-        orders.relay.wake();
+        let step = event.event_type.clone();
+        orders.relay.commit(txn, vec![event]).await?;
+        tracing::warn!(order_id = %order.id, %step, "resuming a stuck checkout");
     }
     Ok(stuck.len())
 }

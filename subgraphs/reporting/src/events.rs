@@ -22,6 +22,11 @@ impl EventHandler for ReportingEvents {
         GROUP
     }
 
+    /// A read model for the back office: no shopper waits on it.
+    fn may_linger(&self) -> bool {
+        true
+    }
+
     fn events(&self) -> &[&'static str] {
         &EVENTS
     }

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use kernel::events::EventEnvelope;
-use kernel::events::consumer::{EventHandler, read_payload as payload};
+use kernel::events::consumer::{EventHandler, names_a_customer, read_payload as payload};
 use kernel::events::inbox::Work;
 use kernel::money::Money;
 use sea_orm::DatabaseTransaction;
@@ -54,8 +54,22 @@ impl EventHandler for RewardEvents {
         GROUP
     }
 
+    /// Points follow the purchase: no shopper waits on them.
+    fn may_linger(&self) -> bool {
+        true
+    }
+
     fn events(&self) -> &[&'static str] {
         &["order.placed", "order.confirmed", "order.delivered", "order.cancelled"]
+    }
+
+    /// A guest's order neither redeems nor earns points. (A cancellation does not say whose
+    /// order it was: it is always looked at.)
+    fn concerns(&self, event: &EventEnvelope) -> bool {
+        match event.event_type.as_str() {
+            "order.placed" | "order.confirmed" | "order.delivered" => names_a_customer(event),
+            _ => true,
+        }
     }
 
     fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {

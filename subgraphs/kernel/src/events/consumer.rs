@@ -15,7 +15,7 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction};
 
 use super::EventEnvelope;
 use super::bus::{Delivery, EventBus};
-use super::inbox::{Work, claim_all, handle_once};
+use super::inbox::{Work, claim_all};
 use super::outbox::{self, OutboxRelay};
 
 /// What a consuming context does with events.
@@ -30,6 +30,38 @@ pub trait EventHandler: Send + Sync + 'static {
     /// Applies `event` inside `txn` (the inbox row is in the same transaction). Events the
     /// handler appends to its outbox in `txn` go out once it commits.
     fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t>;
+
+    /// Whether no one waits on this handling (a read model, a follow-up after the purchase):
+    /// the consumer may then hold an event for [`ConsumerOptions::linger`] to handle what
+    /// arrives meanwhile in the same transaction. False by default.
+    fn may_linger(&self) -> bool {
+        false
+    }
+
+    /// The most lanes this handler may run in (default: as many as configured). A handler
+    /// whose events lock rows shared between aggregates (stock, by product) takes one: a
+    /// batch of several aggregates' events locks those rows in event order, and two lanes'
+    /// batches could lock them in opposite orders and deadlock.
+    fn max_lanes(&self) -> Option<usize> {
+        None
+    }
+
+    /// Whether `event`, of one of [`EventHandler::events`], asks anything of this context,
+    /// judged from the envelope alone (a guest's order asks nothing of a context that serves
+    /// customers, say). One that does not is acknowledged without a transaction or an inbox
+    /// row: with nothing to apply, there is nothing to apply twice. When in doubt (a payload
+    /// this version cannot read), say yes, and let [`EventHandler::handle`] judge.
+    fn concerns(&self, event: &EventEnvelope) -> bool {
+        let _ = event;
+        true
+    }
+}
+
+/// For [`EventHandler::concerns`]: false only when the payload names no customer
+/// (`"customerId": null`, a guest's order); a payload without the field is judged by
+/// the handler.
+pub fn names_a_customer(event: &EventEnvelope) -> bool {
+    !event.payload.get("customerId").is_some_and(serde_json::Value::is_null)
 }
 
 /// A failure that retrying cannot fix (a payload this version cannot read, say): the event
@@ -61,11 +93,19 @@ pub struct ConsumerOptions {
     pub backoff: Duration,
     /// Deliveries handled side by side (each aggregate always in the same lane).
     pub lanes: usize,
+    /// For a handler that [may linger](EventHandler::may_linger): how long a lane waits
+    /// after an event for more, to handle them together.
+    pub linger: Duration,
 }
 
 impl Default for ConsumerOptions {
     fn default() -> Self {
-        Self { max_attempts: 5, backoff: Duration::from_millis(50), lanes: 4 }
+        Self {
+            max_attempts: 5,
+            backoff: Duration::from_millis(50),
+            lanes: 4,
+            linger: Duration::ZERO,
+        }
     }
 }
 
@@ -80,6 +120,22 @@ fn lane_of(aggregate: &str, lanes: usize) -> usize {
     (hasher.finish() % lanes.max(1) as u64) as usize
 }
 
+/// Adds to `waiting` what arrives within `linger`, up to a full batch.
+async fn gather(
+    rx: &mut tokio::sync::mpsc::Receiver<Delivery>,
+    waiting: &mut Vec<Delivery>,
+    linger: Duration,
+) {
+    let until = tokio::time::Instant::now() + linger;
+    while waiting.len() < MAX_BATCH {
+        let room = MAX_BATCH - waiting.len();
+        match tokio::time::timeout_at(until, rx.recv_many(waiting, room)).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
 /// A running consumer of one group.
 pub struct Consumer {
     /// Carries the events.
@@ -92,7 +148,7 @@ pub struct Consumer {
     pub name: String,
     /// Retry policy.
     pub options: ConsumerOptions,
-    /// The consuming context's relay, woken after each commit.
+    /// The consuming context's relay, handed what each commit recorded.
     pub relay: Option<OutboxRelay>,
 }
 
@@ -119,13 +175,22 @@ impl Consumer {
         let this = Arc::new(self);
         let mut lanes = Vec::new();
         let mut workers = tokio::task::JoinSet::new();
-        for _ in 0..this.options.lanes.max(1) {
+        let lanes_wanted = this
+            .handler
+            .max_lanes()
+            .map_or(this.options.lanes, |most| this.options.lanes.min(most));
+        for _ in 0..lanes_wanted.max(1) {
             let (tx, mut rx) = tokio::sync::mpsc::channel::<Delivery>(16);
             lanes.push(tx);
             let this = this.clone();
+            let linger =
+                if this.handler.may_linger() { this.options.linger } else { Duration::ZERO };
             workers.spawn(async move {
                 let mut waiting = Vec::with_capacity(MAX_BATCH);
                 while rx.recv_many(&mut waiting, MAX_BATCH).await > 0 {
+                    if !linger.is_zero() {
+                        gather(&mut rx, &mut waiting, linger).await;
+                    }
                     this.settle_all(std::mem::take(&mut waiting)).await;
                 }
             });
@@ -149,13 +214,17 @@ impl Consumer {
         while workers.join_next().await.is_some() {}
     }
 
-    /// Handles deliveries that waited in one lane, in order: those of types the handler does
-    /// not apply are acknowledged at once, the rest handled in one transaction when there are
-    /// several (one by one, with retries, when that fails).
+    /// Whether the handler has anything to do with `event`.
+    fn applies(&self, event: &EventEnvelope) -> bool {
+        self.handler.events().contains(&event.event_type.as_str()) && self.handler.concerns(event)
+    }
+
+    /// Handles deliveries that waited in one lane, in order: those the handler has nothing
+    /// to do with are acknowledged at once, the rest handled in one transaction when there
+    /// are several (one by one, with retries, when that fails).
     pub(crate) async fn settle_all(&self, deliveries: Vec<Delivery>) {
-        let (handled, unread): (Vec<Delivery>, Vec<Delivery>) = deliveries
-            .into_iter()
-            .partition(|d| self.handler.events().contains(&d.event.event_type.as_str()));
+        let (handled, unread): (Vec<Delivery>, Vec<Delivery>) =
+            deliveries.into_iter().partition(|d| self.applies(&d.event));
         let acks = unread.into_iter().map(Delivery::ack);
         for settled in futures::future::join_all(acks).await {
             self.finish(settled);
@@ -163,8 +232,7 @@ impl Consumer {
         if handled.len() > 1 {
             let events: Vec<&EventEnvelope> = handled.iter().map(|d| &d.event).collect();
             match self.handle_together(&events).await {
-                Ok(recorded) => {
-                    self.wake_relay(recorded);
+                Ok(()) => {
                     let acks = handled.into_iter().map(Delivery::ack);
                     for settled in futures::future::join_all(acks).await {
                         self.finish(settled);
@@ -185,12 +253,17 @@ impl Consumer {
     }
 
     /// Applies every event not handled before in one transaction with their inbox rows.
-    /// The inbox rows go in one statement, and so do the events the handler records; how
-    /// many it recorded is returned.
-    async fn handle_together(&self, events: &[&EventEnvelope]) -> anyhow::Result<usize> {
+    /// The inbox rows go in one statement, and so do the events the handler records, which
+    /// are handed to the relay once committed.
+    async fn handle_together(&self, events: &[&EventEnvelope]) -> anyhow::Result<()> {
         use sea_orm::TransactionTrait;
         let txn = self.db.begin().await?;
         let mut fresh = claim_all(&txn, self.handler.group(), events).await?;
+        if fresh.is_empty() {
+            // All handled before: nothing to apply, nothing to commit.
+            txn.rollback().await?;
+            return Ok(());
+        }
         let (handled, recorded) = outbox::deferring(async {
             for event in events {
                 // `remove`: an event given twice in one batch is applied once.
@@ -202,48 +275,28 @@ impl Consumer {
         })
         .await;
         handled?;
-        outbox::append_all(&txn, &recorded).await?;
-        txn.commit().await?;
-        Ok(recorded.len())
-    }
-
-    /// Wakes the relay when a commit recorded events. Most handlings record none (the
-    /// after-purchase read models, confirmations of what is already known); waking the relay
-    /// for them would cost an outbox query that finds nothing.
-    fn wake_relay(&self, recorded: usize) {
-        if let (Some(relay), true) = (&self.relay, recorded > 0) {
-            relay.wake();
+        match &self.relay {
+            Some(relay) => relay.commit(txn, recorded).await?,
+            None => {
+                outbox::write_all(&txn, &recorded).await?;
+                txn.commit().await?;
+            }
         }
+        Ok(())
     }
 
     /// Handles one delivery to the end: acknowledged, or dead-lettered.
     pub async fn settle(&self, delivery: Delivery) {
         let group = self.handler.group();
-        if !self.handler.events().contains(&delivery.event.event_type.as_str()) {
+        if !self.applies(&delivery.event) {
             self.finish(delivery.ack().await);
             return;
         }
         let mut attempt = delivery.redeliveries;
         loop {
             attempt += 1;
-            let (handler, event) = (self.handler.clone(), delivery.event.clone());
-            let recorded = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-            let counted = recorded.clone();
-            let result = handle_once(&self.db, group, &delivery.event, move |txn| {
-                Box::pin(async move {
-                    // What the handler records is written in one statement before the commit,
-                    // and counted, so the relay is woken only when there is something to send.
-                    let (handled, events) = outbox::deferring(handler.handle(txn, &event)).await;
-                    handled?;
-                    outbox::append_all(txn, &events).await?;
-                    counted.store(events.len(), std::sync::atomic::Ordering::Relaxed);
-                    Ok(())
-                })
-            })
-            .await;
-            let error = match result {
-                Ok(_) => {
-                    self.wake_relay(recorded.load(std::sync::atomic::Ordering::Relaxed));
+            let error = match self.handle_together(&[&delivery.event]).await {
+                Ok(()) => {
                     self.finish(delivery.ack().await);
                     return;
                 }

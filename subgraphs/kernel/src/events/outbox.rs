@@ -1,14 +1,15 @@
 //! The transactional outbox: [`append`] writes an event in the caller's transaction, and the
-//! [`OutboxRelay`] publishes committed rows to the bus in order, marking each one published.
+//! [`OutboxRelay`] publishes committed events to the bus in order, marking each one published.
 //!
 //! Every context has its own `outbox` table (created by its migrator) in its own database.
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use sea_orm::entity::prelude::*;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder, QuerySelect};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseTransaction, QueryOrder, QuerySelect};
 use tokio::sync::Notify;
 
 use super::EventEnvelope;
@@ -72,16 +73,25 @@ fn row(event: &EventEnvelope) -> entity::ActiveModel {
 /// Records `event` in the outbox, inside whatever transaction `conn` is (or, inside
 /// [`deferring`], hands it to the caller of `deferring` to write with the others).
 pub async fn append<C: ConnectionTrait>(conn: &C, event: &EventEnvelope) -> Result<(), DbErr> {
-    let deferred = DEFERRED.try_with(|events| events.borrow_mut().push(event.clone()));
+    append_all(conn, std::slice::from_ref(event)).await
+}
+
+/// Records `events` in the outbox in one statement, inside whatever transaction `conn` is
+/// (or, inside [`deferring`], hands them to the caller of `deferring`, as [`append`] does).
+pub async fn append_all<C: ConnectionTrait>(
+    conn: &C,
+    events: &[EventEnvelope],
+) -> Result<(), DbErr> {
+    let deferred =
+        DEFERRED.try_with(|deferred| deferred.borrow_mut().extend(events.iter().cloned()));
     if deferred.is_ok() {
         return Ok(());
     }
-    entity::Entity::insert(row(event)).exec_without_returning(conn).await?;
-    Ok(())
+    write_all(conn, events).await
 }
 
-/// Records `events` in the outbox in one statement, inside whatever transaction `conn` is.
-pub async fn append_all<C: ConnectionTrait>(
+/// Writes `events` to the outbox in one statement, deferring or not.
+pub(crate) async fn write_all<C: ConnectionTrait>(
     conn: &C,
     events: &[EventEnvelope],
 ) -> Result<(), DbErr> {
@@ -92,10 +102,10 @@ pub async fn append_all<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Runs `work` with every [`append`] it makes (in this task) held back, and returns them in
-/// order beside its output: a consumer handling several events in one transaction writes all
-/// their outgoing events in one statement ([`append_all`]) before it commits. Work that
-/// fails drops what it appended, as its transaction would have.
+/// Runs `work` with every [`append`] and [`append_all`] it makes (in this task) held back,
+/// and returns them in order beside its output, for the caller to commit with
+/// [`OutboxRelay::commit`]: they are written in one statement, and handed to the relay once
+/// committed. Work that fails drops what it appended, as its transaction would have.
 pub async fn deferring<T>(work: impl Future<Output = T>) -> (T, Vec<EventEnvelope>) {
     DEFERRED
         .scope(std::cell::RefCell::new(Vec::new()), async move {
@@ -138,20 +148,123 @@ pub trait LocalFeed: Send + Sync {
 
 /// Moves committed outbox rows to the bus (or, for a [`LocalFeed`]'s types, to the feed).
 ///
-/// Services call [`OutboxRelay::wake`] after committing so events go out at once; a periodic
-/// sweep catches anything left behind (a crash between commit and publish, a bus outage).
+/// Writers commit through [`OutboxRelay::commit`], which hands the committed events to the
+/// relay in memory: they go out at once, without the relay reading them back, and are marked
+/// published a little later, many rows per statement. Rows written any other way, and rows a
+/// crash or a bus outage left behind, are found by reading the outbox: at start, after a
+/// failure, on [`OutboxRelay::wake`], and in a periodic sweep.
+///
+/// Order: each transaction takes a ticket just before committing; events go out in ticket
+/// order per aggregate (a ticket's events wait for every older ticket about one of the same
+/// aggregates, and for nothing else). A transaction that saw another's commit takes its
+/// ticket after that one did, so one aggregate's events leave in commit order. After
+/// a failure to publish, handed events are left to the outbox reading until it has caught
+/// up, so nothing newer overtakes what is still pending.
 #[derive(Clone)]
 pub struct OutboxRelay {
     db: DatabaseConnection,
     bus: Arc<dyn EventBus>,
-    wake: Arc<Notify>,
     feed: Option<Arc<dyn LocalFeed>>,
+    shared: Arc<Shared>,
 }
+
+/// What writers and the relay's task share.
+#[derive(Default)]
+struct Shared {
+    /// Wakes the relay's task: events were handed over, or a reading was asked for.
+    notify: Notify,
+    /// A reading of the outbox was asked for ([`OutboxRelay::wake`]).
+    read_asked: std::sync::atomic::AtomicBool,
+    handoffs: std::sync::Mutex<Handoffs>,
+}
+
+/// Tickets taken before commits, and the events of those that have settled.
+#[derive(Default)]
+struct Handoffs {
+    /// The next ticket to give out.
+    issued: u64,
+    /// Tickets not settled yet, with the aggregates their events are about.
+    open: BTreeMap<u64, Vec<String>>,
+    /// Settled tickets not taken yet, with their committed events.
+    settled: BTreeMap<u64, Vec<EventEnvelope>>,
+}
+
+impl Handoffs {
+    /// The events of the settled tickets that nothing older holds back, in ticket order: a
+    /// ticket waits for every older one, open or waiting itself, about one of its aggregates
+    /// (one slow commit does not hold up other aggregates' events).
+    fn take_ready(&mut self) -> Vec<EventEnvelope> {
+        let mut held: HashSet<&str> = HashSet::new();
+        let mut older_open = self.open.iter().peekable();
+        let mut ready_tickets = Vec::new();
+        for (&ticket, events) in &self.settled {
+            while let Some((_, aggregates)) = older_open.next_if(|(open, _)| **open < ticket) {
+                held.extend(aggregates.iter().map(String::as_str));
+            }
+            if events.iter().any(|e| held.contains(e.aggregate_id.as_str())) {
+                held.extend(events.iter().map(|e| e.aggregate_id.as_str()));
+            } else {
+                ready_tickets.push(ticket);
+            }
+        }
+        let mut ready = Vec::new();
+        for ticket in ready_tickets {
+            ready.extend(self.settled.remove(&ticket).unwrap_or_default());
+        }
+        ready
+    }
+}
+
+/// A place in the relay's order, taken just before a commit (with the aggregates of the
+/// events it wrote) and settled after it with those events. Dropped unsettled (the commit
+/// failed, or the task was cancelled), it hands nothing over: rows that did commit are then
+/// found by the relay's next reading.
+struct Handoff {
+    shared: Arc<Shared>,
+    ticket: u64,
+    events: Option<Vec<EventEnvelope>>,
+}
+
+impl Handoff {
+    /// Takes a place in the relay's order for a transaction about to commit `events`.
+    fn take(shared: &Arc<Shared>, events: &[EventEnvelope]) -> Self {
+        let mut aggregates: Vec<String> = events.iter().map(|e| e.aggregate_id.clone()).collect();
+        aggregates.sort_unstable();
+        aggregates.dedup();
+        let mut handoffs = shared.handoffs.lock().unwrap_or_else(|p| p.into_inner());
+        let ticket = handoffs.issued;
+        handoffs.issued += 1;
+        handoffs.open.insert(ticket, aggregates);
+        Self { shared: shared.clone(), ticket, events: None }
+    }
+
+    /// Hands over the events the commit recorded.
+    fn send(mut self, events: Vec<EventEnvelope>) {
+        self.events = Some(events);
+    }
+}
+
+impl Drop for Handoff {
+    fn drop(&mut self) {
+        let mut handoffs = self.shared.handoffs.lock().unwrap_or_else(|p| p.into_inner());
+        handoffs.open.remove(&self.ticket);
+        if let Some(events) = self.events.take() {
+            handoffs.settled.insert(self.ticket, events);
+        }
+        drop(handoffs);
+        self.shared.notify.notify_one();
+    }
+}
+
+/// Published rows marked in one statement once this many wait…
+const MARK_BATCH: usize = 256;
+/// …or once the oldest has waited this long.
+const MARK_DELAY: Duration = Duration::from_millis(100);
 
 impl OutboxRelay {
     /// A relay from `db`'s outbox to `bus`.
     pub fn new(db: DatabaseConnection, bus: Arc<dyn EventBus>) -> Self {
-        Self { db, bus, wake: Arc::new(Notify::new()), feed: None }
+        Self { db, bus, feed: None, shared: Arc::default() }
     }
 
     /// The same relay, handing `feed`'s event types to it instead of the bus.
@@ -160,12 +273,67 @@ impl OutboxRelay {
         self
     }
 
-    /// Asks the relay to publish now (call after a commit that appended events).
+    /// Asks the relay to read the outbox now (for rows written without
+    /// [`OutboxRelay::commit`]).
     pub fn wake(&self) {
-        self.wake.notify_one();
+        self.shared.read_asked.store(true, std::sync::atomic::Ordering::Release);
+        self.shared.notify.notify_one();
     }
 
-    /// Publishes pending rows until none are left; returns how many were published.
+    /// Records `events` in `txn`'s outbox, commits, and hands them to the relay.
+    pub async fn commit(
+        &self,
+        txn: DatabaseTransaction,
+        events: Vec<EventEnvelope>,
+    ) -> Result<(), DbErr> {
+        if events.is_empty() {
+            return txn.commit().await;
+        }
+        write_all(&txn, &events).await?;
+        let handoff = Handoff::take(&self.shared, &events);
+        txn.commit().await?;
+        handoff.send(events);
+        Ok(())
+    }
+
+    /// Hands `events` to the feed (its types) and the bus (the rest), in order; the ids of
+    /// those that went out, and the first failure.
+    async fn send(&self, events: Vec<EventEnvelope>) -> (Vec<Uuid>, Option<anyhow::Error>) {
+        let (local, events): (Vec<EventEnvelope>, Vec<EventEnvelope>) =
+            events.into_iter().partition(|e| {
+                self.feed.as_ref().is_some_and(|f| f.types().contains(&e.event_type.as_str()))
+            });
+        let mut sent: Vec<Uuid> = Vec::with_capacity(local.len() + events.len());
+        let mut failure = None;
+        if let (Some(feed), false) = (&self.feed, local.is_empty()) {
+            match feed.deliver(&local).await {
+                Ok(()) => sent.extend(local.iter().map(|e| e.id)),
+                Err(error) => failure = Some(error),
+            }
+        }
+        // A batch of feed events only has nothing for the bus.
+        let (published, bus_failure) =
+            if events.is_empty() { (0, None) } else { self.bus.publish_all(&events).await };
+        sent.extend(events.iter().take(published).map(|e| e.id));
+        (sent, failure.or(bus_failure))
+    }
+
+    /// Marks `ids` published, up to [`MARK_BATCH`] per statement (however many went out
+    /// while the database was slow: a statement takes a bounded number of parameters).
+    pub(crate) async fn mark(&self, ids: &[Uuid]) -> Result<(), DbErr> {
+        let now = Utc::now();
+        for chunk in ids.chunks(MARK_BATCH) {
+            entity::Entity::update_many()
+                .col_expr(entity::Column::PublishedAt, Expr::value(now))
+                .filter(entity::Column::Id.is_in(chunk.iter().copied()))
+                .exec(&self.db)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Reads the outbox and publishes its pending rows until none are left; returns how many
+    /// were published.
     #[tracing::instrument(skip_all, name = "outbox_drain")]
     pub async fn drain(&self) -> anyhow::Result<usize> {
         let mut total = 0;
@@ -181,33 +349,12 @@ impl OutboxRelay {
             }
             // A short batch was the last one: no need to ask again.
             let last = (batch.len() as u64) < BATCH;
-            // Published in order; marked in one statement per batch (one commit, not one
-            // per event), including after a failure for what did go out.
-            let (local, events): (Vec<EventEnvelope>, Vec<EventEnvelope>) =
-                batch.into_iter().map(EventEnvelope::from).partition(|e| {
-                    self.feed.as_ref().is_some_and(|f| f.types().contains(&e.event_type.as_str()))
-                });
-            let mut published: Vec<Uuid> = Vec::with_capacity(local.len() + events.len());
-            let mut failure = None;
-            if let (Some(feed), false) = (&self.feed, local.is_empty()) {
-                match feed.deliver(&local).await {
-                    Ok(()) => published.extend(local.iter().map(|e| e.id)),
-                    Err(error) => failure = Some(error),
-                }
-            }
-            // A batch of feed events only has nothing for the bus.
-            let (sent, bus_failure) =
-                if events.is_empty() { (0, None) } else { self.bus.publish_all(&events).await };
-            published.extend(events.iter().take(sent).map(|e| e.id));
-            let failure = failure.or(bus_failure);
-            if !published.is_empty() {
-                entity::Entity::update_many()
-                    .col_expr(entity::Column::PublishedAt, Expr::value(Utc::now()))
-                    .filter(entity::Column::Id.is_in(published.iter().copied()))
-                    .exec(&self.db)
-                    .await?;
-                total += published.len();
-            }
+            // Marked in one statement per batch, including after a failure for what did go
+            // out.
+            let (published, failure) =
+                self.send(batch.into_iter().map(EventEnvelope::from).collect()).await;
+            self.mark(&published).await?;
+            total += published.len();
             if let Some(error) = failure {
                 return Err(error);
             }
@@ -217,18 +364,124 @@ impl OutboxRelay {
         }
     }
 
-    /// Runs until `shutdown` resolves, publishing on every wake-up and every `sweep`.
+    /// Runs until `shutdown` resolves: publishes handed events as they come, reads the outbox
+    /// at start, when asked, after a failure and every `sweep`, and marks what went out.
     pub async fn run(self, sweep: Duration, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
+        // Published, not marked yet.
+        let mut unmarked: Vec<Uuid> = Vec::new();
+        let mut mark_by: Option<tokio::time::Instant> = None;
+        // The last marking failed: the next waits for `mark_by`, however many pile up.
+        let mut marks_failed = false;
+        // Whether the outbox may hold rows older than what is handed over now: at start (a
+        // previous run may have left some), and after a failure. Handed events then wait for
+        // a reading that catches up.
+        let mut behind = true;
+        let mut next_sweep = tokio::time::Instant::now();
         loop {
-            if let Err(err) = self.drain().await {
-                tracing::error!(error = ?err, "outbox relay failed; will retry");
+            let ready = {
+                let mut handoffs = self.shared.handoffs.lock().unwrap_or_else(|p| p.into_inner());
+                handoffs.take_ready()
+            };
+            // While behind, the reading below publishes these (they are committed rows).
+            if !ready.is_empty() && !behind {
+                let (sent, failure) = self.send(ready).await;
+                if unmarked.is_empty() && !sent.is_empty() {
+                    mark_by = Some(tokio::time::Instant::now() + MARK_DELAY);
+                }
+                unmarked.extend(sent);
+                if let Some(error) = failure {
+                    tracing::error!(error = ?error, "publishing events failed; will retry");
+                    behind = true;
+                    next_sweep = tokio::time::Instant::now() + RETRY;
+                }
             }
+            let now = tokio::time::Instant::now();
+            let read_asked =
+                self.shared.read_asked.swap(false, std::sync::atomic::Ordering::AcqRel);
+            let read = read_asked || now >= next_sweep;
+            // Marked before any reading, so that the reading does not send them again.
+            let full = unmarked.len() >= MARK_BATCH && !marks_failed;
+            if full || mark_by.is_some_and(|by| now >= by) || read {
+                match self.mark(&unmarked).await {
+                    Ok(()) => {
+                        unmarked.clear();
+                        mark_by = None;
+                        marks_failed = false;
+                    }
+                    // Left to try again a little later (not at once: the database may be
+                    // down); a reading meanwhile may send them twice, which consumers'
+                    // inboxes absorb.
+                    Err(error) => {
+                        tracing::error!(%error, "marking relayed events failed; will retry");
+                        mark_by = Some(now + RETRY);
+                        marks_failed = true;
+                    }
+                }
+            }
+            if read {
+                match self.drain().await {
+                    Ok(_) => {
+                        behind = false;
+                        next_sweep = tokio::time::Instant::now() + sweep;
+                    }
+                    Err(error) => {
+                        tracing::error!(error = ?error, "outbox relay failed; will retry");
+                        behind = true;
+                        next_sweep = tokio::time::Instant::now() + RETRY.min(sweep);
+                    }
+                }
+            }
+            let wake_at = mark_by.map_or(next_sweep, |by| by.min(next_sweep));
             tokio::select! {
-                _ = &mut shutdown => return,
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(sweep) => {}
+                _ = &mut shutdown => {
+                    if let Err(error) = self.mark(&unmarked).await {
+                        tracing::error!(%error, "marking relayed events failed");
+                    }
+                    return;
+                }
+                _ = self.shared.notify.notified() => {}
+                _ = tokio::time::sleep_until(wake_at) => {}
             }
         }
+    }
+}
+
+/// How soon the outbox is read again after a failure.
+const RETRY: Duration = Duration::from_millis(500);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(aggregate: &str, seq: i64) -> EventEnvelope {
+        EventEnvelope::new("thing.changed", 1, aggregate, serde_json::json!({ "seq": seq }))
+    }
+
+    #[test]
+    fn an_aggregates_events_leave_in_ticket_order_and_others_are_not_held_up() {
+        let shared = Arc::new(Shared::default());
+        let take = || shared.handoffs.lock().unwrap().take_ready();
+        let ids = |events: Vec<EventEnvelope>| events.iter().map(|e| e.id).collect::<Vec<_>>();
+        let (a1, b1, a2, a3) = (event("a", 1), event("b", 1), event("a", 2), event("a", 3));
+        let first = Handoff::take(&shared, std::slice::from_ref(&a1));
+        let other = Handoff::take(&shared, std::slice::from_ref(&b1));
+        let second = Handoff::take(&shared, std::slice::from_ref(&a2));
+        let third = Handoff::take(&shared, std::slice::from_ref(&a3));
+
+        // A later commit about `a` settles first: it waits for the one still in flight; one
+        // about `b` does not.
+        second.send(vec![a2.clone()]);
+        other.send(vec![b1.clone()]);
+        assert_eq!(ids(take()), vec![b1.id], "only the other aggregate's event goes");
+        first.send(vec![a1.clone()]);
+        assert_eq!(ids(take()), vec![a1.id, a2.id], "then `a`'s, in order");
+
+        // A commit that failed (its ticket dropped unsettled) holds nothing up.
+        let fourth = Handoff::take(&shared, std::slice::from_ref(&a3));
+        drop(third);
+        fourth.send(vec![a3.clone()]);
+        assert_eq!(ids(take()), vec![a3.id]);
+        assert!(take().is_empty(), "each event once");
     }
 }

@@ -56,6 +56,37 @@ async fn database() -> (DatabaseConnection, Scratch) {
     (db, Scratch(dir))
 }
 
+/// [`database`], with an outbox table too.
+async fn database_with_outbox() -> (DatabaseConnection, Scratch) {
+    let (db, scratch) = database().await;
+    let create = Schema::new(db.get_database_backend())
+        .create_table_from_entity(super::outbox::entity::Entity);
+    db.execute(&create).await.unwrap();
+    (db, scratch)
+}
+
+/// Runs a consumer of `handler` without a relay until `true` is sent on the returned stop.
+fn consume(
+    bus: &Arc<dyn EventBus>,
+    db: &DatabaseConnection,
+    handler: Arc<dyn EventHandler>,
+    options: ConsumerOptions,
+) -> (tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let consuming = Consumer {
+        bus: bus.clone(),
+        db: db.clone(),
+        handler,
+        name: format!("c-{}", unique()),
+        options,
+        relay: None,
+    }
+    .spawn(async move {
+        let _ = stopped.changed().await;
+    });
+    (stop, consuming)
+}
+
 /// Every bus to hold to the contract: in-process, and Redis when available.
 async fn buses() -> Vec<(&'static str, Arc<dyn EventBus>)> {
     let mut buses: Vec<(&'static str, Arc<dyn EventBus>)> =
@@ -143,7 +174,12 @@ fn consumer(bus: &Arc<dyn EventBus>, db: &DatabaseConnection, handler: Arc<Recor
         db: db.clone(),
         handler,
         name: format!("c-{}", unique()),
-        options: ConsumerOptions { max_attempts: 3, backoff: Duration::from_millis(5), lanes: 4 },
+        options: ConsumerOptions {
+            max_attempts: 3,
+            backoff: Duration::from_millis(5),
+            lanes: 4,
+            ..ConsumerOptions::default()
+        },
         relay: None,
     }
 }
@@ -330,10 +366,7 @@ async fn a_relay_hands_feed_events_to_the_feed_and_the_rest_to_the_bus_without_f
  {
     use super::outbox::{self, OutboxRelay};
     for (name, bus) in buses().await {
-        let (db, _scratch) = database().await;
-        let create =
-            Schema::new(db.get_database_backend()).create_table_from_entity(outbox::entity::Entity);
-        db.execute(&create).await.unwrap();
+        let (db, _scratch) = database_with_outbox().await;
         let feed = Arc::new(KeptFeed::default());
         let relay = OutboxRelay::new(db.clone(), bus.clone()).with_feed(feed.clone());
         let mut watched = bus.subscribe("test", &["thing"]);
@@ -393,12 +426,9 @@ impl EventHandler for Replier {
 
 #[tokio::test]
 async fn what_a_handler_records_goes_out_after_its_commit_without_waiting_for_the_sweep() {
-    use super::outbox::{self, OutboxRelay};
+    use super::outbox::OutboxRelay;
     for (name, bus) in buses().await {
-        let (db, _scratch) = database().await;
-        let create =
-            Schema::new(db.get_database_backend()).create_table_from_entity(outbox::entity::Entity);
-        db.execute(&create).await.unwrap();
+        let (db, _scratch) = database_with_outbox().await;
         let relay = OutboxRelay::new(db.clone(), bus.clone());
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut relay_stop = stopped.clone();
@@ -441,5 +471,296 @@ async fn what_a_handler_records_goes_out_after_its_commit_without_waiting_for_th
         let _ = stop.send(true);
         consuming.await.unwrap();
         relaying.await.unwrap();
+    }
+}
+
+/// A bus that refuses the first `failures` publications, then carries on as `inner`.
+struct Flaky {
+    inner: Arc<dyn EventBus>,
+    failures: AtomicU32,
+}
+
+impl EventBus for Flaky {
+    fn publish<'a>(
+        &'a self,
+        event: &'a EventEnvelope,
+    ) -> futures::future::BoxFuture<'a, anyhow::Result<()>> {
+        let fail = self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
+            return Box::pin(async { Err(anyhow::anyhow!("the bus is down")) });
+        }
+        self.inner.publish(event)
+    }
+
+    fn subscribe(
+        &self,
+        name: &str,
+        topics: &[&str],
+    ) -> futures::stream::BoxStream<'static, EventEnvelope> {
+        self.inner.subscribe(name, topics)
+    }
+
+    fn consume(
+        &self,
+        group: &str,
+        consumer: &str,
+        topics: &[&str],
+    ) -> futures::stream::BoxStream<'static, super::bus::Delivery> {
+        self.inner.consume(group, consumer, topics)
+    }
+
+    fn dead_letters<'a>(
+        &'a self,
+        group: &'a str,
+    ) -> futures::future::BoxFuture<'a, anyhow::Result<Vec<(EventEnvelope, String)>>> {
+        self.inner.dead_letters(group)
+    }
+}
+
+#[tokio::test]
+async fn committed_events_go_out_in_order_without_a_sweep_and_after_a_bus_failure() {
+    use super::outbox::{self, OutboxRelay};
+    use sea_orm::{EntityTrait, TransactionTrait};
+    for (name, bus) in buses().await {
+        let (db, _scratch) = database_with_outbox().await;
+        // Part way, the bus refuses one publication: the relay must then read the outbox,
+        // in order, rather than let later events overtake the one that failed.
+        let flaky = Arc::new(Flaky { inner: bus.clone(), failures: AtomicU32::new(0) });
+        let relay = OutboxRelay::new(db.clone(), flaky.clone());
+        let mut watched = bus.subscribe("test", &["thing"]);
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        // A sweep far beyond the deadline: what goes out, goes out because it was handed over
+        // (or because a failure made the relay read).
+        let relaying = tokio::spawn(relay.clone().run(Duration::from_secs(3600), async move {
+            let _ = stopped.changed().await;
+        }));
+        let mut sent = Vec::new();
+        for seq in 0..6 {
+            if seq == 2 {
+                flaky.failures.store(1, Ordering::SeqCst);
+            }
+            let txn = db.begin().await.unwrap();
+            // Appended inside `deferring`, one by one and several at once, as handlers do.
+            let ((), events) = outbox::deferring(async {
+                outbox::append(&txn, &event("thing.changed", "a", seq * 2)).await.unwrap();
+                let more = [event("thing.changed", "a", seq * 2 + 1)];
+                outbox::append_all(&txn, &more).await.unwrap();
+            })
+            .await;
+            sent.extend(events.iter().map(|e| e.id));
+            relay.commit(txn, events).await.unwrap();
+        }
+        let mut got = Vec::new();
+        while got.len() < sent.len() {
+            let next = tokio::time::timeout(Duration::from_secs(20), watched.next()).await;
+            let event =
+                next.unwrap_or_else(|_| panic!("{name}: {} of {} only", got.len(), sent.len()));
+            let id = event.expect("open").id;
+            // A failure may send an event twice (at least once); never out of order.
+            if got.last() != Some(&id) && !got.contains(&id) {
+                got.push(id);
+            }
+        }
+        assert_eq!(got, sent, "{name}: every event once, in commit order");
+        // Marked published soon after, so that a later reading does not send them again.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let pending = outbox::entity::Entity::find()
+                .all(&db)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|row| row.published_at.is_none())
+                .count();
+            if pending == 0 {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{name}: {pending} rows left unmarked");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = stop.send(true);
+        relaying.await.unwrap();
+    }
+}
+
+/// Handles the `thing.changed` events with an even `seq` only: the others ask nothing of it.
+#[derive(Default)]
+struct Picky(std::sync::Mutex<Vec<i64>>);
+
+impl EventHandler for Picky {
+    fn group(&self) -> &str {
+        "picky"
+    }
+
+    fn events(&self) -> &[&'static str] {
+        &["thing.changed"]
+    }
+
+    fn concerns(&self, event: &EventEnvelope) -> bool {
+        event.payload["seq"].as_i64().is_some_and(|seq| seq % 2 == 0)
+    }
+
+    fn handle<'t>(&'t self, _txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
+        self.0.lock().unwrap().push(event.payload["seq"].as_i64().unwrap_or(-1));
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test]
+async fn events_that_ask_nothing_of_a_consumer_are_acknowledged_without_touching_its_database() {
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    for (name, bus) in buses().await {
+        let (db, _scratch) = database().await;
+        let picky = Arc::new(Picky::default());
+        let options = ConsumerOptions { lanes: 1, ..ConsumerOptions::default() };
+        let (stop, consuming) = consume(&bus, &db, picky.clone(), options);
+        for seq in [0, 1, 2, 3, 5, 100] {
+            bus.publish(&event("thing.changed", "a", seq)).await.unwrap();
+        }
+        // One lane, in order: once the last one is handled, the others were settled.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !picky.0.lock().unwrap().contains(&100) {
+            assert!(tokio::time::Instant::now() < deadline, "{name}: the last event never came");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(*picky.0.lock().unwrap(), vec![0, 2, 100], "{name}");
+        let rows = inbox::entity::Entity::find().count(&db).await.unwrap();
+        assert_eq!(rows, 3, "{name}: inbox rows for the handled events only");
+        let _ = stop.send(true);
+        consuming.await.unwrap();
+        assert!(bus.dead_letters("picky").await.unwrap().is_empty(), "{name}");
+    }
+}
+
+/// Takes its time over nothing, and may linger: a read model no one waits on.
+struct Patient;
+
+impl EventHandler for Patient {
+    fn group(&self) -> &str {
+        "patient"
+    }
+
+    fn events(&self) -> &[&'static str] {
+        &["thing.changed"]
+    }
+
+    fn may_linger(&self) -> bool {
+        true
+    }
+
+    fn handle<'t>(&'t self, _txn: &'t DatabaseTransaction, _event: &'t EventEnvelope) -> Work<'t> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test]
+async fn a_consumer_that_may_linger_handles_events_arriving_close_together_in_one_transaction() {
+    use sea_orm::EntityTrait;
+    for (name, bus) in buses().await {
+        let (db, _scratch) = database().await;
+        // Far longer than publishing the eight events takes.
+        let options = ConsumerOptions {
+            lanes: 1,
+            linger: Duration::from_secs(2),
+            ..ConsumerOptions::default()
+        };
+        let (stop, consuming) = consume(&bus, &db, Arc::new(Patient), options);
+        // A little apart, as events come under load: each would be handled alone at once.
+        for seq in 0..8 {
+            bus.publish(&event("thing.changed", &format!("agg-{seq}"), seq)).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let rows = loop {
+            let rows = inbox::entity::Entity::find().all(&db).await.unwrap();
+            if rows.len() == 8 {
+                break rows;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{name}: {} of 8 handled", rows.len());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        // One transaction writes all its inbox rows with one timestamp.
+        let mut commits: Vec<_> = rows.iter().map(|r| r.handled_at).collect();
+        commits.dedup();
+        assert_eq!(commits.len(), 1, "{name}: handled together, not one by one");
+        let _ = stop.send(true);
+        consuming.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_relay_marks_any_number_of_published_rows() {
+    use super::outbox::{self, OutboxRelay};
+    use sea_orm::EntityTrait;
+    let (db, _scratch) = database_with_outbox().await;
+    let relay = OutboxRelay::new(db.clone(), Arc::new(InProcessBus::default()));
+    let kept = [event("thing.changed", "a", 1), event("thing.changed", "a", 2)];
+    outbox::append_all(&db, &kept).await.unwrap();
+    // More than one statement may carry (SQLite takes 32,766 parameters): what piled up
+    // while the database was slow.
+    let mut ids: Vec<uuid::Uuid> = (0..40_000).map(|_| uuid::Uuid::now_v7()).collect();
+    ids.extend(kept.iter().map(|e| e.id));
+    relay.mark(&ids).await.expect("marked in several statements");
+    let rows = outbox::entity::Entity::find().all(&db).await.unwrap();
+    assert!(rows.iter().all(|r| r.published_at.is_some()), "every row marked");
+}
+
+/// Counts how many of its handlings overlap, and allows one lane only.
+#[derive(Default)]
+struct OneAtATime {
+    running: AtomicU32,
+    most: AtomicU32,
+    handled: AtomicU32,
+}
+
+impl EventHandler for OneAtATime {
+    fn group(&self) -> &str {
+        "one-at-a-time"
+    }
+
+    fn events(&self) -> &[&'static str] {
+        &["thing.changed"]
+    }
+
+    fn max_lanes(&self) -> Option<usize> {
+        Some(1)
+    }
+
+    fn handle<'t>(&'t self, _txn: &'t DatabaseTransaction, _event: &'t EventEnvelope) -> Work<'t> {
+        Box::pin(async move {
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            // Long enough for other lanes, were there any, to start theirs meanwhile.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            self.handled.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+    }
+}
+
+/// Telling on PostgreSQL (CI), where four lanes would overlap; on SQLite the pool's one
+/// connection serializes every handling anyway.
+#[tokio::test]
+async fn a_handler_limited_to_one_lane_never_handles_two_aggregates_at_once() {
+    for (name, bus) in buses().await {
+        let (db, _scratch) = database().await;
+        let handler = Arc::new(OneAtATime::default());
+        let options = ConsumerOptions { lanes: 4, ..ConsumerOptions::default() };
+        let (stop, consuming) = consume(&bus, &db, handler.clone(), options);
+        for seq in 0..16 {
+            bus.publish(&event("thing.changed", &format!("agg-{seq}"), seq)).await.unwrap();
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while handler.handled.load(Ordering::SeqCst) < 16 {
+            assert!(tokio::time::Instant::now() < deadline, "{name}: not all handled");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(handler.most.load(Ordering::SeqCst), 1, "{name}: one lane, one at a time");
+        let _ = stop.send(true);
+        consuming.await.unwrap();
     }
 }
