@@ -43,7 +43,11 @@ pub fn test_settings(dir: &TempDir) -> Settings {
         settings.database.url = Some(url.into());
         settings.database.schema_prefix =
             format!("t{}_", &uuid::Uuid::now_v7().simple().to_string()[20..]);
-        settings.database.max_connections = Some(4);
+        // Two tests run at once, some with two platforms (replicas) or consumers of their
+        // own, all on one server: two connections per context keeps them inside
+        // PostgreSQL's default of 100 connections (three did not, with some to spare: a
+        // replica test beside another peaked at 86). SQLite passes the same tests with one.
+        settings.database.max_connections = Some(2);
     }
     if let Ok(url) = std::env::var("TEST_REDIS_URL") {
         // Events go through Redis Streams, in a namespace of this test's own.
@@ -219,6 +223,24 @@ impl TestApp {
                 .expect("platform stops within the deadline")
                 .expect("platform task")
                 .expect("platform ran cleanly");
+        }
+        // A stopped process holds no connection. On PostgreSQL, a pool left open until the
+        // test ends would keep its connections: a restarted app then holds twice its share
+        // while another test runs beside it, and the server (100 connections by default)
+        // turns the next one away.
+        for db in [
+            &self.catalog.db,
+            &self.identity.db,
+            &self.inventory.db,
+            &self.payments.db,
+            &self.carts.db,
+            &self.orders.db,
+            &self.fulfillment.db,
+            &self.notifications.db,
+            &self.rewards.db,
+            &self.reporting.db,
+        ] {
+            let _ = db.close_by_ref().await;
         }
     }
 
