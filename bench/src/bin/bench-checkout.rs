@@ -17,7 +17,7 @@
 //! Usage: `cargo build --release -p bench && ./target/release/bench-checkout
 //!         [--clients 32] [--duration 20] [--warmup 3] [--rate N]
 //!         [--database-url URL] [--redis-url URL] [--lanes N] [--products 1] [--timeline]
-//!         [--carrier-step 3600]`
+//!         [--carrier-step 3600] [--db-connections N]`
 //!
 //! The simulated carrier moves each parcel one step (shipped, out for delivery, delivered)
 //! every `--carrier-step` seconds. By default an hour, as a real carrier is no faster: the
@@ -50,6 +50,8 @@ struct Options {
     rate: Option<f64>,
     /// Consumer lanes (`events.lanes`); unset: the default.
     lanes: Option<usize>,
+    /// Pool size per context (`database.max_connections`); unset: the default.
+    db_connections: Option<u32>,
     /// Products the shoppers buy, one per checkout in turn (1: every checkout reserves the
     /// same stock row, a flash sale's worst case).
     products: usize,
@@ -68,6 +70,7 @@ fn parse_args() -> anyhow::Result<Options> {
         redis_url: None,
         rate: None,
         lanes: None,
+        db_connections: None,
         products: 1,
         timeline: false,
         carrier_step: 3600,
@@ -83,6 +86,7 @@ fn parse_args() -> anyhow::Result<Options> {
             "--redis-url" => options.redis_url = Some(value()?),
             "--rate" => options.rate = Some(value()?.parse()?),
             "--lanes" => options.lanes = Some(value()?.parse()?),
+            "--db-connections" => options.db_connections = Some(value()?.parse()?),
             "--timeline" => options.timeline = true,
             "--carrier-step" => {
                 options.carrier_step = value()?.parse()?;
@@ -199,6 +203,9 @@ async fn main() -> anyhow::Result<()> {
     );
     if let Ok(step) = std::env::var("BENCH_CARRIER_STEP") {
         settings.fulfillment.step_secs = step.parse()?;
+    }
+    if let Some(connections) = options.db_connections {
+        settings.database.max_connections = Some(connections);
     }
     if let Some(lanes) = options.lanes {
         settings.events.lanes = lanes;

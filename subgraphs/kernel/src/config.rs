@@ -100,7 +100,7 @@ pub struct DatabaseSettings {
     /// Prefix for each context's PostgreSQL schema name (default empty: schema `catalog`, …).
     /// Tests use it to give every test its own schemas.
     pub schema_prefix: String,
-    /// Connection pool size per context (default 10 on PostgreSQL, 1 on SQLite, where a
+    /// Connection pool size per context (default 4 on PostgreSQL, 1 on SQLite, where a
     /// single connection queues writes instead of letting them sleep on the file's lock).
     pub max_connections: Option<u32>,
 }
