@@ -300,6 +300,76 @@ async fn two_hundred_concurrent_checkouts_for_ten_units_confirm_exactly_ten() {
 }
 
 #[tokio::test]
+async fn concurrent_orders_over_overlapping_products_hold_all_their_lines_or_none() {
+    // Three products with five units each; thirty shoppers at once each buy two of them (every
+    // pair, its lines added in either order). A reservation takes several stock rows at once:
+    // all of an order's lines are held or none is, no product is oversold, and an order that
+    // could not have all its lines holds none of them.
+    let app = TestApp::seeded().await;
+    let admin = app.admin_token().await;
+    let r =
+        app.gateway("{ products(first: 3, sort: NEWEST) { nodes { id } } }", json!({}), None).await;
+    let products: Vec<String> = r["data"]["products"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(products.len(), 3);
+    let set = "mutation($id: ID!, $n: Int!) { setStock(productId: $id, onHand: $n) { available } }";
+    for id in &products {
+        assert_no_errors(&app.gateway(set, json!({ "id": id, "n": 5 }), Some(&admin)).await);
+    }
+    let method = card(&app, "4242424242424242", None).await;
+    let pairs = [(0, 1), (1, 0), (1, 2), (2, 1), (2, 0), (0, 2)];
+    let checkouts = (0..30).map(|i| {
+        let (app, method) = (&app, method.clone());
+        let (first, second) = pairs[i % pairs.len()];
+        let (first, second) = (products[first].clone(), products[second].clone());
+        async move {
+            let guest = app.gateway("mutation { createCart { id } }", json!({}), None).await;
+            let cart = guest["data"]["createCart"]["id"].as_str().unwrap().to_string();
+            add(app, Some(&cart), &first, 1, None).await;
+            add(app, Some(&cart), &second, 1, None).await;
+            let placed = app
+                .gateway(PLACE, place_input(Some(&cart), &method, &format!("pair-{i}")), None)
+                .await;
+            assert_no_errors(&placed);
+            placed["data"]["placeOrder"]["id"].as_str().unwrap().to_string()
+        }
+    });
+    let ids = join_all(checkouts).await;
+    let mut held = [0i64; 3];
+    let mut confirmed = 0;
+    for id in &ids {
+        let order = settled(&app, id, None).await;
+        match order["status"].as_str() {
+            Some("CONFIRMED") => {
+                confirmed += 1;
+                for line in order["lines"].as_array().unwrap() {
+                    let product = line["product"]["id"].as_str().unwrap();
+                    let at = products.iter().position(|p| p == product).unwrap();
+                    held[at] += line["quantity"].as_i64().unwrap();
+                }
+            }
+            _ => assert_eq!(order["cancelReason"], "OUT_OF_STOCK", "{order}"),
+        }
+    }
+    // Fifteen units in all, two per order: at most seven orders, and at least one (the first
+    // reservation always finds stock).
+    assert!((1..=7).contains(&confirmed), "{confirmed} confirmed");
+    for (at, product) in products.iter().enumerate() {
+        assert!(held[at] <= 5, "product {at} sold {} of 5", held[at]);
+        assert_eq!(
+            level(&app, &admin, product).await,
+            json!({ "onHand": 5, "reserved": held[at], "available": 5 - held[at] }),
+            "product {at}: reserved exactly what confirmed orders hold"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn checkouts_cut_off_by_a_restart_all_reach_a_final_state() {
     // The first run consumes no events, as if every process died right after the orders were
     // placed; checkouts left pending for a second are asked again after the restart.
