@@ -17,7 +17,7 @@
 //! Usage: `cargo build --release -p bench && ./target/release/bench-checkout
 //!         [--clients 32] [--duration 20] [--warmup 3] [--rate N]
 //!         [--database-url URL] [--redis-url URL] [--lanes N] [--products 1] [--timeline]
-//!         [--carrier-step 3600] [--db-connections N]`
+//!         [--carrier-step 3600] [--db-connections N] [--partitions N]`
 //!
 //! The simulated carrier moves each parcel one step (shipped, out for delivery, delivered)
 //! every `--carrier-step` seconds. By default an hour, as a real carrier is no faster: the
@@ -52,6 +52,8 @@ struct Options {
     lanes: Option<usize>,
     /// Pool size per context (`database.max_connections`); unset: the default.
     db_connections: Option<u32>,
+    /// Partitions per Redis stream topic (`events.partitions`); unset: the default.
+    partitions: Option<u32>,
     /// Products the shoppers buy, one per checkout in turn (1: every checkout reserves the
     /// same stock row, a flash sale's worst case).
     products: usize,
@@ -71,6 +73,7 @@ fn parse_args() -> anyhow::Result<Options> {
         rate: None,
         lanes: None,
         db_connections: None,
+        partitions: None,
         products: 1,
         timeline: false,
         carrier_step: 3600,
@@ -87,6 +90,7 @@ fn parse_args() -> anyhow::Result<Options> {
             "--rate" => options.rate = Some(value()?.parse()?),
             "--lanes" => options.lanes = Some(value()?.parse()?),
             "--db-connections" => options.db_connections = Some(value()?.parse()?),
+            "--partitions" => options.partitions = Some(value()?.parse()?),
             "--timeline" => options.timeline = true,
             "--carrier-step" => {
                 options.carrier_step = value()?.parse()?;
@@ -203,6 +207,9 @@ async fn main() -> anyhow::Result<()> {
     );
     if let Ok(step) = std::env::var("BENCH_CARRIER_STEP") {
         settings.fulfillment.step_secs = step.parse()?;
+    }
+    if let Some(partitions) = options.partitions {
+        settings.events.partitions = partitions;
     }
     if let Some(connections) = options.db_connections {
         settings.database.max_connections = Some(connections);
