@@ -77,6 +77,24 @@ pub(crate) async fn add(
     assert_no_errors(&r);
 }
 
+/// A guest buys one unit of each of `products` (added in that order) with `method`, under
+/// idempotency key `key`: the placed order's id.
+pub(crate) async fn a_guest_order(
+    app: &TestApp,
+    products: &[&str],
+    method: &str,
+    key: &str,
+) -> String {
+    let guest = app.gateway("mutation { createCart { id } }", json!({}), None).await;
+    let cart = guest["data"]["createCart"]["id"].as_str().unwrap().to_string();
+    for product in products {
+        add(app, Some(&cart), product, 1, None).await;
+    }
+    let placed = app.gateway(PLACE, place_input(Some(&cart), method, key), None).await;
+    assert_no_errors(&placed);
+    placed["data"]["placeOrder"]["id"].as_str().unwrap().to_string()
+}
+
 /// Polls the order until it leaves PENDING and PAYMENT_AUTHORIZED (with a deadline).
 pub(crate) async fn settled(app: &TestApp, id: &str, token: Option<&str>) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -253,16 +271,7 @@ async fn two_hundred_concurrent_checkouts_for_ten_units_confirm_exactly_ten() {
     let method = card(&app, "4242424242424242", None).await;
     let checkouts = (0..200).map(|i| {
         let (app, product, method) = (&app, product.clone(), method.clone());
-        async move {
-            let guest = app.gateway("mutation { createCart { id } }", json!({}), None).await;
-            let cart = guest["data"]["createCart"]["id"].as_str().unwrap().to_string();
-            add(app, Some(&cart), &product, 1, None).await;
-            let placed = app
-                .gateway(PLACE, place_input(Some(&cart), &method, &format!("buy-{i}")), None)
-                .await;
-            assert_no_errors(&placed);
-            placed["data"]["placeOrder"]["id"].as_str().unwrap().to_string()
-        }
+        async move { a_guest_order(app, &[&product], &method, &format!("buy-{i}")).await }
     });
     let ids = join_all(checkouts).await;
     let mut confirmed = 0;
@@ -326,17 +335,7 @@ async fn concurrent_orders_over_overlapping_products_hold_all_their_lines_or_non
         let (app, method) = (&app, method.clone());
         let (first, second) = pairs[i % pairs.len()];
         let (first, second) = (products[first].clone(), products[second].clone());
-        async move {
-            let guest = app.gateway("mutation { createCart { id } }", json!({}), None).await;
-            let cart = guest["data"]["createCart"]["id"].as_str().unwrap().to_string();
-            add(app, Some(&cart), &first, 1, None).await;
-            add(app, Some(&cart), &second, 1, None).await;
-            let placed = app
-                .gateway(PLACE, place_input(Some(&cart), &method, &format!("pair-{i}")), None)
-                .await;
-            assert_no_errors(&placed);
-            placed["data"]["placeOrder"]["id"].as_str().unwrap().to_string()
-        }
+        async move { a_guest_order(app, &[&first, &second], &method, &format!("pair-{i}")).await }
     });
     let ids = join_all(checkouts).await;
     let mut held = [0i64; 3];
@@ -386,13 +385,7 @@ async fn checkouts_cut_off_by_a_restart_all_reach_a_final_state() {
     let method = card(&app, "4242424242424242", None).await;
     let mut ids = Vec::new();
     for i in 0..8 {
-        let guest = app.gateway("mutation { createCart { id } }", json!({}), None).await;
-        let cart = guest["data"]["createCart"]["id"].as_str().unwrap().to_string();
-        add(&app, Some(&cart), &product, 1, None).await;
-        let placed =
-            app.gateway(PLACE, place_input(Some(&cart), &method, &format!("r-{i}")), None).await;
-        assert_no_errors(&placed);
-        ids.push(placed["data"]["placeOrder"]["id"].as_str().unwrap().to_string());
+        ids.push(a_guest_order(&app, &[&product], &method, &format!("r-{i}")).await);
     }
     for id in &ids {
         let r = app.gateway(ORDER, json!({ "id": id }), None).await;
