@@ -44,9 +44,9 @@ pub fn test_settings(dir: &TempDir) -> Settings {
         settings.database.schema_prefix =
             format!("t{}_", &uuid::Uuid::now_v7().simple().to_string()[20..]);
         // Two tests run at once, some with two platforms (replicas) or consumers of their
-        // own, all on one server: two connections per context keeps them inside
-        // PostgreSQL's default of 100 connections (three did not, with some to spare: a
-        // replica test beside another peaked at 86). SQLite passes the same tests with one.
+        // own, all on one server with PostgreSQL's default of 100 connections. Peak client
+        // connections over the whole suite: 86 with three per context, 61 with two (sampled
+        // every 20 ms). SQLite passes the same tests with one.
         settings.database.max_connections = Some(2);
     }
     if let Ok(url) = std::env::var("TEST_REDIS_URL") {
