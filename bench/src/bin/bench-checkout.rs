@@ -89,8 +89,17 @@ fn parse_args() -> anyhow::Result<Options> {
             "--redis-url" => options.redis_url = Some(value()?),
             "--rate" => options.rate = Some(value()?.parse()?),
             "--lanes" => options.lanes = Some(value()?.parse()?),
-            "--db-connections" => options.db_connections = Some(value()?.parse()?),
-            "--partitions" => options.partitions = Some(value()?.parse()?),
+            // Zero of either would leave the run waiting forever: refused, not clamped.
+            "--db-connections" => {
+                let connections = value()?.parse()?;
+                anyhow::ensure!(connections >= 1, "--db-connections takes 1 or more");
+                options.db_connections = Some(connections);
+            }
+            "--partitions" => {
+                let partitions = value()?.parse()?;
+                anyhow::ensure!(partitions >= 1, "--partitions takes 1 or more");
+                options.partitions = Some(partitions);
+            }
             "--timeline" => options.timeline = true,
             "--carrier-step" => {
                 options.carrier_step = value()?.parse()?;
