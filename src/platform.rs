@@ -140,6 +140,8 @@ impl Platform {
         only: &[Service],
         listen: Listen,
     ) -> anyhow::Result<Self> {
+        // Settings made in code (tests, benchmarks) skip `Settings::load`; check them here too.
+        settings.check().map_err(anyhow::Error::msg)?;
         let mut services: Vec<Service> =
             if only.is_empty() { Service::ALL.to_vec() } else { only.to_vec() };
         services.sort_by_key(|s| s.start_rank());
@@ -457,8 +459,8 @@ async fn event_bus(settings: &Settings) -> anyhow::Result<Arc<dyn EventBus>> {
         Some(url) => {
             let options = kernel::events::redis::RedisOptions {
                 namespace: events.namespace.clone(),
-                partitions: events.partitions.max(1),
-                lease: Duration::from_secs(events.lease_secs.max(1)),
+                partitions: events.partitions,
+                lease: Duration::from_secs(events.lease_secs),
                 ..kernel::events::redis::RedisOptions::default()
             };
             // The URL may hold a password: the error names the bus, not the URL.

@@ -134,8 +134,8 @@ pub fn consumer(
         name: format!("{}-{}", handler.group(), kernel::id::new_id().simple()),
         handler,
         options: ConsumerOptions {
-            max_attempts: settings.events.max_attempts.max(1),
-            lanes: settings.events.lanes.max(1),
+            max_attempts: settings.events.max_attempts,
+            lanes: settings.events.lanes,
             linger: Duration::from_millis(settings.events.linger_ms),
             ..ConsumerOptions::default()
         },
@@ -323,7 +323,7 @@ pub async fn notifications(
     tracing::info!(transport = %transport.describe(), "notifications send mail");
     let options = notifications::SenderOptions {
         from: n.from.clone(),
-        max_attempts: i32::try_from(n.max_attempts.max(1)).unwrap_or(i32::MAX),
+        max_attempts: i32::try_from(n.max_attempts).unwrap_or(i32::MAX),
         retry_base: Duration::from_millis(n.retry_base_millis.max(1)),
     };
     let state = notifications::Notifications::new(

@@ -85,7 +85,27 @@ impl Settings {
             figment = figment.merge(Toml::file_exact(file));
         }
         figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
-        figment.extract().map_err(Box::new)
+        let settings: Self = figment.extract().map_err(Box::new)?;
+        settings.check().map_err(|message| Box::new(figment::Error::from(message)))?;
+        Ok(settings)
+    }
+
+    /// Refuses values that parse but cannot work: a pool of no connections would make every
+    /// query wait forever, no partitions or no lanes would leave events unconsumed, and so on.
+    /// Refusing at start-up names the key; clamping would silently run something else.
+    pub fn check(&self) -> Result<(), String> {
+        let at_least_one: [(&str, u64); 6] = [
+            ("database.max_connections", self.database.max_connections.map_or(1, u64::from)),
+            ("events.partitions", u64::from(self.events.partitions)),
+            ("events.lanes", self.events.lanes as u64),
+            ("events.lease_secs", self.events.lease_secs),
+            ("events.max_attempts", u64::from(self.events.max_attempts)),
+            ("notifications.max_attempts", u64::from(self.notifications.max_attempts)),
+        ];
+        match at_least_one.iter().find(|(_, value)| *value == 0) {
+            Some((key, _)) => Err(format!("{key} must be at least 1")),
+            None => Ok(()),
+        }
     }
 }
 
@@ -529,6 +549,24 @@ mod tests {
             let url = s.database.url.as_ref().expect("url");
             assert_eq!(url.expose_secret(), "postgres://u:hunter2@db/store");
             assert!(!format!("{s:?}").contains("hunter2"), "secrets must not reach Debug output");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn settings_that_cannot_work_are_refused_by_name() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("store.toml", "[events]\npartitions = 0\n")?;
+            let error = Settings::load(Some(Path::new("store.toml"))).expect_err("refused");
+            assert!(error.to_string().contains("events.partitions"), "{error}");
+            jail.set_env("BETTER_STORE_EVENTS__PARTITIONS", "2");
+            jail.set_env("BETTER_STORE_DATABASE__MAX_CONNECTIONS", "0");
+            let error = Settings::load(Some(Path::new("store.toml"))).expect_err("refused");
+            assert!(error.to_string().contains("database.max_connections"), "{error}");
+            jail.set_env("BETTER_STORE_DATABASE__MAX_CONNECTIONS", "3");
+            let settings = Settings::load(Some(Path::new("store.toml"))).expect("loads");
+            assert_eq!(settings.events.partitions, 2);
+            assert_eq!(settings.database.max_connections, Some(3));
             Ok(())
         });
     }
