@@ -183,6 +183,12 @@ async fn a_guest_cart_merges_into_the_customers_cart_on_sign_in_and_stays_privat
     let (other, _) = app.customer_token("snoop@example.com").await;
     assert_eq!(error_code(&cart(&app, Some(&own_id), Some(&other)).await), "FORBIDDEN");
     assert_eq!(error_code(&cart(&app, Some(&own_id), None).await), "FORBIDDEN");
+    let before = cart(&app, Some(&own_id), Some(&token)).await;
+    for caller in [Some(other.as_str()), None] {
+        let refused = add(&app, Some(&own_id), &items[1].0, 1, caller).await;
+        assert_eq!(error_code(&refused), "FORBIDDEN");
+    }
+    assert_eq!(cart(&app, Some(&own_id), Some(&token)).await, before, "nothing changed");
     let anonymous_merge = app
         .gateway(
             &op("mutation($g: ID!) { mergeCart(guestCartId: $g) { CART } }"),
@@ -191,6 +197,28 @@ async fn a_guest_cart_merges_into_the_customers_cart_on_sign_in_and_stays_privat
         )
         .await;
     assert_eq!(error_code(&anonymous_merge), "UNAUTHENTICATED");
+
+    // Idle past the expiry, a cart is gone even before the sweep deletes it: adding to it
+    // neither works nor brings it back.
+    use entities::carts::cart as cart_row;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    let idle_since = chrono::Utc::now() - chrono::Duration::days(8);
+    let id = uuid::Uuid::parse_str(&own_id).unwrap();
+    cart_row::Entity::update_many()
+        .col_expr(cart_row::Column::UpdatedAt, Expr::value(idle_since))
+        .filter(cart_row::Column::Id.eq(id))
+        .exec(&app.carts.db)
+        .await
+        .unwrap();
+    let late = add(&app, Some(&own_id), &items[1].0, 1, Some(&token)).await;
+    assert_eq!(error_code(&late), "NOT_FOUND");
+    assert_eq!(error_code(&cart(&app, Some(&own_id), Some(&token)).await), "NOT_FOUND");
+    cart_row::Entity::update_many()
+        .col_expr(cart_row::Column::UpdatedAt, Expr::value(chrono::Utc::now()))
+        .filter(cart_row::Column::Id.eq(id))
+        .exec(&app.carts.db)
+        .await
+        .unwrap();
 
     // Idle long enough, carts expire.
     let later = chrono::Utc::now() + chrono::Duration::days(8);

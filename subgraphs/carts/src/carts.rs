@@ -71,6 +71,12 @@ pub async fn find(carts: &Carts, id: Uuid, caller: Option<&Caller>) -> AppResult
         Some(row) if !expired(carts, &row, Utc::now()) => row,
         _ => return Err(AppError::NotFound("no such cart".into())),
     };
+    may_use(row, caller)
+}
+
+/// `row` when `caller` may use it (a guest cart, one's own, or any for an administrator),
+/// else `FORBIDDEN`.
+fn may_use(row: cart::Model, caller: Option<&Caller>) -> AppResult<cart::Model> {
     match (row.customer_id, caller) {
         (None, _) => Ok(row),
         (Some(owner), Some(caller)) if owner == caller.customer_id || caller.is_admin() => Ok(row),
@@ -199,13 +205,42 @@ async fn touch<C: ConnectionTrait>(db: &C, cart: Uuid) -> AppResult<()> {
     Ok(())
 }
 
-/// Adds `quantity` units of `product` (to an existing line, summed).
-pub async fn add(carts: &Carts, cart: &cart::Model, product: Uuid, quantity: i32) -> AppResult<()> {
+/// Marks cart `id` as used now, inside `txn`, for `caller`: one statement that is also the
+/// access check of [`find`] (unknown and expired carts are `NOT_FOUND`, another customer's
+/// `FORBIDDEN`, and then `txn` must not commit). The cart row stays locked until `txn` ends.
+async fn touch_for<C: ConnectionTrait>(
+    carts: &Carts,
+    txn: &C,
+    id: Uuid,
+    caller: Option<&Caller>,
+) -> AppResult<cart::Model> {
+    let now = Utc::now();
+    let mut update = cart::Entity::update_many()
+        .col_expr(cart::Column::UpdatedAt, Expr::value(now))
+        .filter(cart::Column::Id.eq(id));
+    // The same rule as `expired`, in the statement: an expired cart is not touched back to life.
+    if let Ok(idle) = chrono::Duration::from_std(carts.idle_expiry) {
+        update = update.filter(cart::Column::UpdatedAt.gte(now - idle));
+    }
+    let row = update.exec_with_returning(txn).await?.into_iter().next();
+    may_use(row.ok_or_else(|| AppError::NotFound("no such cart".into()))?, caller)
+}
+
+/// Adds `quantity` units of `product` (to an existing line, summed) to cart `cart`, which
+/// `caller` must be allowed to use; the cart as it is after the change.
+pub async fn add(
+    carts: &Carts,
+    cart: Uuid,
+    caller: Option<&Caller>,
+    product: Uuid,
+    quantity: i32,
+) -> AppResult<cart::Model> {
     check_quantity(quantity)?;
     check_sellable(carts, product).await?;
     let txn = carts.db.begin().await?;
-    // Writing first takes SQLite's write lock before anything is read in this transaction.
-    touch(&txn, cart.id).await?;
+    // Writing first takes SQLite's write lock before anything is read in this transaction;
+    // the write is also the access check, so adding costs no separate read of the cart.
+    let cart = touch_for(carts, &txn, cart, caller).await?;
     // Adds to the line, or starts it: one statement either way, which answers the new
     // quantity (equal to `quantity` only for a new line: lines never hold zero).
     let line = line::Entity::insert(line::ActiveModel {
@@ -243,7 +278,7 @@ pub async fn add(carts: &Carts, cart: &cart::Model, product: Uuid, quantity: i32
         }
     }
     txn.commit().await?;
-    Ok(())
+    Ok(cart)
 }
 
 /// Sets the units of a product already in the cart.

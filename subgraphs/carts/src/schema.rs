@@ -47,6 +47,24 @@ async fn target(ctx: &Context<'_>, cart_id: Option<&ID>) -> Result<entities::car
     })
 }
 
+/// The id of the cart to change and who changes it, without reading the cart: a guest cart
+/// (or one's own) named by id, else the signed-in customer's. The change itself checks access.
+async fn target_id<'a>(
+    ctx: &Context<'a>,
+    cart_id: Option<&ID>,
+) -> Result<(Uuid, Option<&'a kernel::auth::Caller>)> {
+    let caller = authentication(ctx).caller()?;
+    Ok(match (cart_id, caller) {
+        (Some(id), caller) => (parse(id, "cartId")?, caller),
+        (None, Some(caller)) => {
+            (carts::of_customer(state(ctx), caller.customer_id).await?.id, Some(caller))
+        }
+        (None, None) => {
+            return Err(AppError::bad_input("give `cartId`, or sign in to use your cart").into());
+        }
+    })
+}
+
 impl From<entities::carts::cart::Model> for Cart {
     fn from(row: entities::carts::cart::Model) -> Self {
         Cart { row, priced: tokio::sync::OnceCell::new() }
@@ -183,9 +201,9 @@ impl Mutation {
         product_id: ID,
         quantity: i32,
     ) -> Result<Cart> {
-        let cart = target(ctx, cart_id.as_ref()).await?;
-        carts::add(state(ctx), &cart, parse(&product_id, "productId")?, quantity).await?;
-        Ok(cart.into())
+        let (cart, caller) = target_id(ctx, cart_id.as_ref()).await?;
+        let product = parse(&product_id, "productId")?;
+        Ok(carts::add(state(ctx), cart, caller, product, quantity).await?.into())
     }
 
     /// Sets the units of a product already in the cart.

@@ -106,9 +106,33 @@ pub async fn place(
         &request.address,
         request.redeem_points,
     );
-    if let Some(existing) = by_key(&orders.db, request.cart_id, &request.idempotency_key).await? {
+    // A repeated request is answered with the order it placed. Looked up first only when
+    // placing spends points (a repeat must not spend them again, even for a moment); otherwise
+    // a first request, by far the most common, pays no lookup: a repeat fails to insert (the
+    // key is unique), or fails earlier (its cart is gone once the order is placed), and then
+    // finds its order.
+    if request.redeem_points > 0
+        && let Some(existing) =
+            by_key(&orders.db, request.cart_id, &request.idempotency_key).await?
+    {
         return same_request(existing, &hash, caller);
     }
+    match place_new(orders, caller, &request, &hash).await {
+        Ok(order) => Ok(order),
+        Err(error) => match by_key(&orders.db, request.cart_id, &request.idempotency_key).await? {
+            Some(existing) => same_request(existing, &hash, caller),
+            None => Err(error),
+        },
+    }
+}
+
+/// Places the order of a request not seen before (see [`place`]).
+async fn place_new(
+    orders: &Orders,
+    caller: Option<&Caller>,
+    request: &Placement,
+    hash: &str,
+) -> AppResult<order::Model> {
     let cart = orders
         .carts
         .cart(request.cart_id)
@@ -167,8 +191,8 @@ pub async fn place(
         id,
         customer,
         &cart,
-        &request,
-        &hash,
+        request,
+        hash,
         &subtotal,
         (points, &discount, &total),
         lines,
@@ -178,7 +202,7 @@ pub async fn place(
         Ok(Stored::New(order)) => Ok(order),
         Ok(Stored::Existing(order)) => {
             give_back(orders, id, points).await;
-            same_request(order, &hash, caller)
+            same_request(order, hash, caller)
         }
         Err(error) => {
             give_back(orders, id, points).await;
