@@ -256,6 +256,9 @@ async fn declined_cards_and_bad_requests_end_in_clear_answers() {
         assert!(tokio::time::Instant::now() < deadline, "stock not released");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The same request again (its cart gone with the order): the same order, placed once.
+    let again = app.gateway(PLACE, place_input(Some(&cart), &declined_card, "k1"), None).await;
+    assert_eq!(again["data"]["placeOrder"]["id"], json!(id), "{again}");
     // The same key for a different request is a conflict.
     let other_card = card(&app, "4242424242424242", None).await;
     let reused = app.gateway(PLACE, place_input(Some(&cart), &other_card, "k1"), None).await;
