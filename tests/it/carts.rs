@@ -184,9 +184,16 @@ async fn a_guest_cart_merges_into_the_customers_cart_on_sign_in_and_stays_privat
     assert_eq!(error_code(&cart(&app, Some(&own_id), Some(&other)).await), "FORBIDDEN");
     assert_eq!(error_code(&cart(&app, Some(&own_id), None).await), "FORBIDDEN");
     let before = cart(&app, Some(&own_id), Some(&token)).await;
+    let set = "mutation($c: ID, $p: ID!) { setCartQuantity(cartId: $c, productId: $p, quantity: 1) { id } }";
+    let remove = "mutation($c: ID, $p: ID!) { removeFromCart(cartId: $c, productId: $p) { id } }";
     for caller in [Some(other.as_str()), None] {
         let refused = add(&app, Some(&own_id), &items[1].0, 1, caller).await;
         assert_eq!(error_code(&refused), "FORBIDDEN");
+        for change in [set, remove] {
+            let refused =
+                app.gateway(change, json!({ "c": own_id, "p": items[0].0 }), caller).await;
+            assert_eq!(error_code(&refused), "FORBIDDEN", "{change}");
+        }
     }
     assert_eq!(cart(&app, Some(&own_id), Some(&token)).await, before, "nothing changed");
     let anonymous_merge = app

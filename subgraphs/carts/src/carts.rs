@@ -281,15 +281,18 @@ pub async fn add(
     Ok(cart)
 }
 
-/// Sets the units of a product already in the cart.
+/// Sets the units of a product already in cart `cart`, which `caller` must be allowed to
+/// use; the cart as it is after the change.
 pub async fn set_quantity(
     carts: &Carts,
-    cart: &cart::Model,
+    cart: Uuid,
+    caller: Option<&Caller>,
     product: Uuid,
     quantity: i32,
-) -> AppResult<()> {
+) -> AppResult<cart::Model> {
     check_quantity(quantity)?;
     let txn = carts.db.begin().await?;
+    let cart = touch_for(carts, &txn, cart, caller).await?;
     let changed = line::Entity::update_many()
         .col_expr(line::Column::Quantity, sea_orm::sea_query::Expr::value(quantity))
         .filter(line::Column::CartId.eq(cart.id))
@@ -299,21 +302,26 @@ pub async fn set_quantity(
     if changed.rows_affected == 0 {
         return Err(AppError::NotFound("this product is not in the cart".into()));
     }
-    touch(&txn, cart.id).await?;
     txn.commit().await?;
-    Ok(())
+    Ok(cart)
 }
 
-/// Removes a product from the cart.
-pub async fn remove(carts: &Carts, cart: &cart::Model, product: Uuid) -> AppResult<()> {
+/// Removes a product from cart `cart`, which `caller` must be allowed to use; the cart as it
+/// is after the change.
+pub async fn remove(
+    carts: &Carts,
+    cart: Uuid,
+    caller: Option<&Caller>,
+    product: Uuid,
+) -> AppResult<cart::Model> {
     let txn = carts.db.begin().await?;
+    let cart = touch_for(carts, &txn, cart, caller).await?;
     let removed = line::Entity::delete_by_id((cart.id, product)).exec(&txn).await?;
     if removed.rows_affected == 0 {
         return Err(AppError::NotFound("this product is not in the cart".into()));
     }
-    touch(&txn, cart.id).await?;
     txn.commit().await?;
-    Ok(())
+    Ok(cart)
 }
 
 /// Moves a guest cart's lines into the customer's cart (quantities summed, up to the limit

@@ -214,9 +214,9 @@ impl Mutation {
         product_id: ID,
         quantity: i32,
     ) -> Result<Cart> {
-        let cart = target(ctx, cart_id.as_ref()).await?;
-        carts::set_quantity(state(ctx), &cart, parse(&product_id, "productId")?, quantity).await?;
-        Ok(cart.into())
+        let (cart, caller) = target_id(ctx, cart_id.as_ref()).await?;
+        let product = parse(&product_id, "productId")?;
+        Ok(carts::set_quantity(state(ctx), cart, caller, product, quantity).await?.into())
     }
 
     /// Removes a product from the cart.
@@ -226,9 +226,9 @@ impl Mutation {
         cart_id: Option<ID>,
         product_id: ID,
     ) -> Result<Cart> {
-        let cart = target(ctx, cart_id.as_ref()).await?;
-        carts::remove(state(ctx), &cart, parse(&product_id, "productId")?).await?;
-        Ok(cart.into())
+        let (cart, caller) = target_id(ctx, cart_id.as_ref()).await?;
+        let product = parse(&product_id, "productId")?;
+        Ok(carts::remove(state(ctx), cart, caller, product).await?.into())
     }
 
     /// After signing in: moves the guest cart's lines into your cart (quantities summed,
