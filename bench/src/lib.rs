@@ -1,4 +1,5 @@
 //! Benchmark programs that print figures. See the binaries in `src/bin` and `src/main.rs`.
 
 pub mod leftovers;
+pub mod machine;
 pub mod subgraphs;

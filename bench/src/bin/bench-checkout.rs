@@ -365,6 +365,7 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     run(options.warmup, false).await;
+    let cpu_before = bench::machine::CpuTicks::now();
     let started = Instant::now();
     let failures = run(options.duration, true).await;
     let placing = started.elapsed();
@@ -380,6 +381,7 @@ async fn main() -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let cpu_after = bench::machine::CpuTicks::now();
     {
         let t = timings.lock().unwrap_or_else(|p| p.into_inner());
         let mut to_confirmed: Vec<Duration> = t
@@ -417,6 +419,9 @@ async fn main() -> anyhow::Result<()> {
             percentile(&responses, 0.95),
             percentile(&responses, 0.99)
         );
+        if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
+            println!("  {}", after.since(&before, to_confirmed.len(), "confirmed checkout"));
+        }
         if options.timeline {
             print_timeline(&t, started);
         }
