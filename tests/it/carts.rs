@@ -211,21 +211,19 @@ async fn a_guest_cart_merges_into_the_customers_cart_on_sign_in_and_stays_privat
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
     let idle_since = chrono::Utc::now() - chrono::Duration::days(8);
     let id = uuid::Uuid::parse_str(&own_id).unwrap();
-    cart_row::Entity::update_many()
-        .col_expr(cart_row::Column::UpdatedAt, Expr::value(idle_since))
-        .filter(cart_row::Column::Id.eq(id))
-        .exec(&app.carts.db)
-        .await
-        .unwrap();
+    let last_used = async |at: chrono::DateTime<chrono::Utc>| {
+        cart_row::Entity::update_many()
+            .col_expr(cart_row::Column::UpdatedAt, Expr::value(at))
+            .filter(cart_row::Column::Id.eq(id))
+            .exec(&app.carts.db)
+            .await
+            .unwrap();
+    };
+    last_used(idle_since).await;
     let late = add(&app, Some(&own_id), &items[1].0, 1, Some(&token)).await;
     assert_eq!(error_code(&late), "NOT_FOUND");
     assert_eq!(error_code(&cart(&app, Some(&own_id), Some(&token)).await), "NOT_FOUND");
-    cart_row::Entity::update_many()
-        .col_expr(cart_row::Column::UpdatedAt, Expr::value(chrono::Utc::now()))
-        .filter(cart_row::Column::Id.eq(id))
-        .exec(&app.carts.db)
-        .await
-        .unwrap();
+    last_used(chrono::Utc::now()).await;
 
     // Idle long enough, carts expire.
     let later = chrono::Utc::now() + chrono::Duration::days(8);
