@@ -220,3 +220,39 @@ async fn another_customers_card_cannot_pay_for_an_order() {
     assert_eq!(declined.payload["reason"], "INVALID_PAYMENT_METHOD");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_repeated_request_gets_the_first_answer_whatever_card_it_names() {
+    let app = TestApp::spawn().await;
+    let first_card = tokenize(&app, "4242424242424242", None).await;
+    let second_card = tokenize(&app, "5555555555554444", None).await;
+    let unknown_card = Uuid::now_v7().to_string();
+    let mut events = app.bus.subscribe("payments-test", &["payment"]);
+
+    // Paid with one card; asked again under the same key naming another: the same payment
+    // answers, and the other card is not charged.
+    let paid = Uuid::now_v7();
+    app.bus.publish(&request(paid, None, &first_card, "paid-key")).await.unwrap();
+    let authorized = next_for(&mut events, "payment.authorized", paid).await;
+    app.bus.publish(&request(paid, None, &second_card, "paid-key")).await.unwrap();
+    let again = next_for(&mut events, "payment.authorized", paid).await;
+    assert_eq!(again.payload["paymentId"], authorized.payload["paymentId"]);
+
+    // A card that does not exist is declined, and declined again when asked again.
+    let refused = Uuid::now_v7();
+    app.bus.publish(&request(refused, None, &unknown_card, "refused-key")).await.unwrap();
+    let declined = next_for(&mut events, "payment.declined", refused).await;
+    assert_eq!(declined.payload["reason"], "INVALID_PAYMENT_METHOD");
+    app.bus.publish(&request(refused, None, &unknown_card, "refused-key")).await.unwrap();
+    let again = next_for(&mut events, "payment.declined", refused).await;
+    assert_eq!(again.payload["paymentId"], declined.payload["paymentId"]);
+
+    let payments = {
+        use sea_orm::EntityTrait;
+        entities::payments::payment::Entity::find().all(&app.payments.db).await.unwrap()
+    };
+    assert_eq!(payments.len(), 2, "one payment per order, however often asked");
+    let charged: Vec<String> = payments.iter().map(|p| p.payment_method_id.to_string()).collect();
+    assert!(!charged.contains(&second_card), "the second card was never charged: {charged:?}");
+    app.stop().await;
+}

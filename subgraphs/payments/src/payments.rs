@@ -7,9 +7,10 @@ use entities::payments::{payment, payment_method};
 use kernel::events::{EventEnvelope, outbox};
 use kernel::money::{Currency, Money};
 use kernel::{AppError, AppResult};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, JoinType,
+    QueryFilter, QueryTrait,
 };
 use uuid::Uuid;
 
@@ -108,10 +109,7 @@ pub async fn authorize(
     request: &PaymentRequest,
     cause: &EventEnvelope,
 ) -> AppResult<()> {
-    let existing = payment::Entity::find()
-        .filter(payment::Column::OrderId.eq(request.order_id))
-        .one(txn)
-        .await?;
+    let (method, existing) = method_and_payment(txn, request).await?;
     if let Some(existing) = existing {
         if existing.authorization_key != request.idempotency_key {
             tracing::warn!(order_id = %request.order_id, "a second payment request for a paid order was ignored");
@@ -139,7 +137,6 @@ pub async fn authorize(
         return Ok(());
     }
     let money = request.amount.parse()?;
-    let method = payment_method::Entity::find_by_id(request.payment_method_id).one(txn).await?;
     let usable = method.filter(|m| m.customer_id.is_none() || m.customer_id == request.customer_id);
     let now = Utc::now();
     let (status_now, reason, reference) = match &usable {
@@ -186,6 +183,28 @@ pub async fn authorize(
     outbox::append(txn, &caused(event, cause)).await?;
     tracing::info!(order_id = %saved.order_id, status = status_now, reason, "payment authorisation answered");
     Ok(())
+}
+
+/// The request's payment method and the order's payment so far, in one statement (the
+/// method joined to the order's payment): this read is on the way of every checkout. When
+/// the method is unknown, the payment is read on its own.
+async fn method_and_payment(
+    txn: &DatabaseTransaction,
+    request: &PaymentRequest,
+) -> AppResult<(Option<payment_method::Model>, Option<payment::Model>)> {
+    let mut select =
+        payment_method::Entity::find_by_id(request.payment_method_id).select_also(payment::Entity);
+    // Joined on the order alone, not on the method: an earlier payment of this order made
+    // with another card must be found too.
+    QueryTrait::query(&mut select).join(
+        JoinType::LeftJoin,
+        payment::Entity,
+        Expr::col((payment::Entity, payment::Column::OrderId)).eq(request.order_id),
+    );
+    match select.one(txn).await? {
+        Some((method, existing)) => Ok((Some(method), existing)),
+        None => Ok((None, of_order(txn, request.order_id).await?)),
+    }
 }
 
 /// Asks the processor, retrying (with a short backoff) while it cannot answer.
