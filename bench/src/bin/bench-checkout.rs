@@ -16,7 +16,7 @@
 //!
 //! Usage: `cargo build --release -p bench && ./target/release/bench-checkout
 //!         [--clients 32] [--duration 20] [--warmup 3] [--rate N]
-//!         [--database-url URL] [--redis-url URL] [--lanes N] [--products 1] [--timeline]
+//!         [--database-url URL] [--redis-url URL] [--lanes N] [--linger MS] [--products 1] [--timeline]
 //!         [--carrier-step 3600] [--db-connections N] [--partitions N]`
 //!
 //! The simulated carrier moves each parcel one step (shipped, out for delivery, delivered)
@@ -50,6 +50,9 @@ struct Options {
     rate: Option<f64>,
     /// Consumer lanes (`events.lanes`); unset: the default.
     lanes: Option<usize>,
+    /// How long lingering consumers wait for more events (`events.linger_ms`); unset: the
+    /// default.
+    linger_ms: Option<u64>,
     /// Pool size per context (`database.max_connections`); unset: the default.
     db_connections: Option<u32>,
     /// Partitions per Redis stream topic (`events.partitions`); unset: the default.
@@ -72,6 +75,7 @@ fn parse_args() -> anyhow::Result<Options> {
         redis_url: None,
         rate: None,
         lanes: None,
+        linger_ms: None,
         db_connections: None,
         partitions: None,
         products: 1,
@@ -89,6 +93,7 @@ fn parse_args() -> anyhow::Result<Options> {
             "--redis-url" => options.redis_url = Some(value()?),
             "--rate" => options.rate = Some(value()?.parse()?),
             "--lanes" => options.lanes = Some(value()?.parse()?),
+            "--linger" => options.linger_ms = Some(value()?.parse()?),
             // Zero of either would leave the run waiting forever: refused, not clamped.
             "--db-connections" => {
                 let connections = value()?.parse()?;
@@ -225,6 +230,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(lanes) = options.lanes {
         settings.events.lanes = lanes;
+    }
+    if let Some(linger) = options.linger_ms {
+        settings.events.linger_ms = linger;
     }
     let mode = match (&options.database_url, &options.redis_url) {
         (Some(_), Some(_)) => "PostgreSQL + Redis Streams",
