@@ -334,9 +334,16 @@ impl OutboxRelay {
 
     /// Reads the outbox and publishes its pending rows until none are left; returns how many
     /// were published.
-    #[tracing::instrument(skip_all, name = "outbox_drain")]
     pub async fn drain(&self) -> anyhow::Result<usize> {
-        let mut total = 0;
+        let mut published = Vec::new();
+        self.read_out(&mut published).await?;
+        Ok(published.len())
+    }
+
+    /// [`Self::drain`], adding the ids of what went out to `out` (also what went out before
+    /// a failure).
+    #[tracing::instrument(skip_all, name = "outbox_drain")]
+    async fn read_out(&self, out: &mut Vec<Uuid>) -> anyhow::Result<()> {
         loop {
             let batch = entity::Entity::find()
                 .filter(entity::Column::PublishedAt.is_null())
@@ -345,7 +352,7 @@ impl OutboxRelay {
                 .all(&self.db)
                 .await?;
             if batch.is_empty() {
-                return Ok(total);
+                return Ok(());
             }
             // A short batch was the last one: no need to ask again.
             let last = (batch.len() as u64) < BATCH;
@@ -354,12 +361,12 @@ impl OutboxRelay {
             let (published, failure) =
                 self.send(batch.into_iter().map(EventEnvelope::from).collect()).await;
             self.mark(&published).await?;
-            total += published.len();
+            out.extend(published);
             if let Some(error) = failure {
                 return Err(error);
             }
             if last {
-                return Ok(total);
+                return Ok(());
             }
         }
     }
@@ -378,11 +385,19 @@ impl OutboxRelay {
         // a reading that catches up.
         let mut behind = true;
         let mut next_sweep = tokio::time::Instant::now();
+        // What the last reading published. A transaction that committed just before a reading
+        // may hand its events over only after the reading sent them: they are not sent again.
+        // (Kept until the next reading: a hand-over later than that is sent twice, which
+        // consumers' inboxes absorb.)
+        let mut read_out: HashSet<Uuid> = HashSet::new();
         loop {
-            let ready = {
+            let mut ready = {
                 let mut handoffs = self.shared.handoffs.lock().unwrap_or_else(|p| p.into_inner());
                 handoffs.take_ready()
             };
+            if !read_out.is_empty() {
+                ready.retain(|event| !read_out.remove(&event.id));
+            }
             // While behind, the reading below publishes these (they are committed rows).
             if !ready.is_empty() && !behind {
                 let (sent, failure) = self.send(ready).await;
@@ -420,8 +435,11 @@ impl OutboxRelay {
                 }
             }
             if read {
-                match self.drain().await {
-                    Ok(_) => {
+                let mut published = Vec::new();
+                let reading = self.read_out(&mut published).await;
+                read_out = published.into_iter().collect();
+                match reading {
+                    Ok(()) => {
                         behind = false;
                         next_sweep = tokio::time::Instant::now() + sweep;
                     }
@@ -483,5 +501,40 @@ mod tests {
         fourth.send(vec![a3.clone()]);
         assert_eq!(ids(take()), vec![a3.id]);
         assert!(take().is_empty(), "each event once");
+    }
+
+    #[tokio::test]
+    async fn events_a_reading_sent_are_not_sent_again_when_their_commit_hands_them_over() {
+        use futures::StreamExt;
+        use sea_orm::TransactionTrait;
+
+        let (db, _scratch) = super::super::tests::database_with_outbox().await;
+        let bus = Arc::new(crate::events::bus::InProcessBus::default());
+        let relay = OutboxRelay::new(db.clone(), bus.clone());
+        let mut seen = bus.subscribe("test", &["thing"]);
+        // A commit whose hand-over comes late: its row is committed, its ticket still open.
+        let (first, second) = (event("a", 1), event("a", 2));
+        let txn = db.begin().await.unwrap();
+        write_all(&txn, std::slice::from_ref(&first)).await.unwrap();
+        let late = Handoff::take(&relay.shared, std::slice::from_ref(&first));
+        txn.commit().await.unwrap();
+
+        // The relay's first reading finds the committed row and sends it.
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(relay.clone().run(Duration::from_secs(3600), async {
+            let _ = stopped.await;
+        }));
+        let wait = Duration::from_secs(10);
+        let sent = tokio::time::timeout(wait, seen.next()).await.unwrap().unwrap();
+        assert_eq!(sent.id, first.id);
+
+        // Then the hand-over arrives, and after it a later commit's events.
+        late.send(vec![first.clone()]);
+        let txn = db.begin().await.unwrap();
+        relay.commit(txn, vec![second.clone()]).await.unwrap();
+        let after = tokio::time::timeout(wait, seen.next()).await.unwrap().unwrap();
+        assert_eq!(after.id, second.id, "the first event went out once, the second next");
+        let _ = stop.send(());
+        running.await.unwrap();
     }
 }

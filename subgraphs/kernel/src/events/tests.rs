@@ -57,7 +57,7 @@ async fn database() -> (DatabaseConnection, Scratch) {
 }
 
 /// [`database`], with an outbox table too.
-async fn database_with_outbox() -> (DatabaseConnection, Scratch) {
+pub(super) async fn database_with_outbox() -> (DatabaseConnection, impl Drop) {
     let (db, scratch) = database().await;
     let create = Schema::new(db.get_database_backend())
         .create_table_from_entity(super::outbox::entity::Entity);
