@@ -16,8 +16,8 @@
 //!
 //! Usage: `cargo build --release -p bench && ./target/release/bench-checkout
 //!         [--clients 32] [--duration 20] [--warmup 3] [--rate N]
-//!         [--database-url URL] [--redis-url URL] [--lanes N] [--linger MS] [--products 1] [--timeline]
-//!         [--carrier-step 3600] [--db-connections N] [--partitions N]`
+//!         [--database-url URL] [--redis-url URL] [--lanes N] [--linger MS] [--products 1]
+//!         [--timeline] [--carrier-step 3600] [--db-connections N] [--partitions N]`
 //!
 //! The simulated carrier moves each parcel one step (shipped, out for delivery, delivered)
 //! every `--carrier-step` seconds. By default an hour, as a real carrier is no faster: the

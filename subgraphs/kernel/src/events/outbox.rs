@@ -389,14 +389,14 @@ impl OutboxRelay {
         // may hand its events over only after the reading sent them: they are not sent again.
         // (Kept until the next reading: a hand-over later than that is sent twice, which
         // consumers' inboxes absorb.)
-        let mut read_out: HashSet<Uuid> = HashSet::new();
+        let mut sent_by_reading: HashSet<Uuid> = HashSet::new();
         loop {
             let mut ready = {
                 let mut handoffs = self.shared.handoffs.lock().unwrap_or_else(|p| p.into_inner());
                 handoffs.take_ready()
             };
-            if !read_out.is_empty() {
-                ready.retain(|event| !read_out.remove(&event.id));
+            if !sent_by_reading.is_empty() {
+                ready.retain(|event| !sent_by_reading.remove(&event.id));
             }
             // While behind, the reading below publishes these (they are committed rows).
             if !ready.is_empty() && !behind {
@@ -437,7 +437,7 @@ impl OutboxRelay {
             if read {
                 let mut published = Vec::new();
                 let reading = self.read_out(&mut published).await;
-                read_out = published.into_iter().collect();
+                sent_by_reading = published.into_iter().collect();
                 match reading {
                     Ok(()) => {
                         behind = false;
