@@ -17,7 +17,7 @@
 //! Usage: `cargo build --release -p bench && ./target/release/bench-checkout
 //!         [--clients 32] [--duration 20] [--warmup 3] [--rate N]
 //!         [--database-url URL] [--redis-url URL] [--lanes N] [--linger MS] [--products 1]
-//!         [--timeline] [--carrier-step 3600] [--db-connections N] [--partitions N]`
+//!         [--timeline] [--hops] [--carrier-step 3600] [--db-connections N] [--partitions N]`
 //!
 //! The simulated carrier moves each parcel one step (shipped, out for delivery, delivered)
 //! every `--carrier-step` seconds. By default an hour, as a real carrier is no faster: the
@@ -27,6 +27,12 @@
 //!
 //! `--timeline` also prints, for each second of the measured window, how many checkouts were
 //! placed in it and their p50/p99/slowest time to `CONFIRMED`: a stall shows as one bad second.
+//!
+//! `--hops` also watches the saga's events (`order.placed`, `stock.reserved`,
+//! `order.payment_requested`, `payment.authorized`, `order.confirmed`) and prints how long each
+//! step took, from one event's creation to the next (that is: the commit, the relay, the bus,
+//! the next consumer's queue and its work up to the new event), as p50 and p99 over every
+//! checkout and on average over the slowest 1%: which step a slow checkout waited in.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use better_store::platform::{Listen, Platform};
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -62,6 +69,8 @@ struct Options {
     products: usize,
     /// Print the latency of each second's checkouts too (to see stalls over time).
     timeline: bool,
+    /// Print how long each step of the saga took (to see where slow checkouts wait).
+    hops: bool,
     /// Seconds the simulated carrier takes per step (`fulfillment.step_secs`).
     carrier_step: u64,
 }
@@ -80,6 +89,7 @@ fn parse_args() -> anyhow::Result<Options> {
         partitions: None,
         products: 1,
         timeline: false,
+        hops: false,
         carrier_step: 3600,
     };
     let mut args = std::env::args().skip(1);
@@ -106,6 +116,7 @@ fn parse_args() -> anyhow::Result<Options> {
                 options.partitions = Some(partitions);
             }
             "--timeline" => options.timeline = true,
+            "--hops" => options.hops = true,
             "--carrier-step" => {
                 options.carrier_step = value()?.parse()?;
                 anyhow::ensure!(
@@ -146,6 +157,61 @@ struct Timings {
     placed: HashMap<String, Instant>,
     confirmed: HashMap<String, Instant>,
     responses: Vec<Duration>,
+    /// With `--hops`: when each order's saga events were created, by order id, in [`STEPS`]
+    /// order (the first is the `placeOrder` request, by the clock events are stamped with).
+    steps: HashMap<String, [Option<DateTime<Utc>>; STEPS.len()]>,
+}
+
+/// The saga's steps as `--hops` names them: the request, then the events in the order the saga
+/// creates them.
+const STEPS: [&str; 6] = [
+    "placeOrder",
+    "order.placed",
+    "stock.reserved",
+    "order.payment_requested",
+    "payment.authorized",
+    "order.confirmed",
+];
+
+/// Records when `event` (of the saga) was created.
+fn record_step(t: &mut Timings, event: &kernel::events::EventEnvelope) {
+    let Some(step) = STEPS.iter().position(|s| *s == event.event_type) else { return };
+    if let Some(order) = event.payload["orderId"].as_str() {
+        t.steps.entry(order.to_string()).or_default()[step] = Some(event.occurred_at);
+    }
+}
+
+/// Each step's duration (from the one before), as p50/p99 over every checkout seen whole and
+/// as the mean over the slowest 1% of them (by the time from request to `order.confirmed`).
+fn print_hops(t: &Timings) {
+    let whole: Vec<[f64; STEPS.len() - 1]> = t
+        .steps
+        .iter()
+        .filter(|(id, _)| t.placed.contains_key(*id))
+        .filter_map(|(_, at)| {
+            let mut hops = [0.0; STEPS.len() - 1];
+            for (n, hop) in hops.iter_mut().enumerate() {
+                let (from, to) = (at[n]?, at[n + 1]?);
+                *hop = (to - from).num_microseconds()? as f64 / 1e3;
+            }
+            Some(hops)
+        })
+        .collect();
+    if whole.is_empty() {
+        println!("  no checkout's saga was seen whole");
+        return;
+    }
+    let mut slowest = whole.clone();
+    slowest.sort_by(|a, b| b.iter().sum::<f64>().total_cmp(&a.iter().sum::<f64>()));
+    slowest.truncate((whole.len() / 100).max(1));
+    println!("  step (from the one before)       p50 ms   p99 ms   slowest 1%: mean ms");
+    for n in 0..STEPS.len() - 1 {
+        let mut hop: Vec<f64> = whole.iter().map(|h| h[n]).collect();
+        hop.sort_by(f64::total_cmp);
+        let at = |p: f64| hop[((hop.len() - 1) as f64 * p).round() as usize];
+        let mean = slowest.iter().map(|h| h[n]).sum::<f64>() / slowest.len() as f64;
+        println!("  {:<30} {:>7.1}  {:>7.1}  {:>7.1}", STEPS[n + 1], at(0.5), at(0.99), mean);
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -181,7 +247,7 @@ async fn checkout(
     product: &str,
     method: &str,
     key: &str,
-) -> anyhow::Result<(String, Instant, Duration)> {
+) -> anyhow::Result<(String, Instant, DateTime<Utc>, Duration)> {
     let cart = gql(client, url, "mutation { createCart { id } }", json!({})).await?;
     let cart = cart["createCart"]["id"].as_str().context("cart id")?.to_string();
     gql(
@@ -192,6 +258,7 @@ async fn checkout(
     )
     .await?;
     let started = Instant::now();
+    let stamped = Utc::now();
     let placed = gql(
         client,
         url,
@@ -203,7 +270,7 @@ async fn checkout(
     )
     .await?;
     let id = placed["placeOrder"]["id"].as_str().context("order id")?.to_string();
-    Ok((id, started, started.elapsed()))
+    Ok((id, started, stamped, started.elapsed()))
 }
 
 #[tokio::main]
@@ -253,7 +320,8 @@ async fn main() -> anyhow::Result<()> {
     );
     better_store::seed::load(&identity, &catalog, Some(&inventory)).await?;
     let url = format!("http://{}/graphql", platform.gateway_addr().context("gateway")?);
-    let mut confirmations = platform.bus.subscribe("bench-checkout", &["order"]);
+    let topics: &[&str] = if options.hops { &["order", "stock", "payment"] } else { &["order"] };
+    let mut confirmations = platform.bus.subscribe("bench-checkout", topics);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(platform.run(async {
         let _ = stopped.await;
@@ -292,8 +360,12 @@ async fn main() -> anyhow::Result<()> {
     let timings = Arc::new(Mutex::new(Timings::default()));
     let watcher = {
         let timings = timings.clone();
+        let hops = options.hops;
         tokio::spawn(async move {
             while let Some(event) = confirmations.next().await {
+                if hops {
+                    record_step(&mut timings.lock().unwrap_or_else(|p| p.into_inner()), &event);
+                }
                 if event.event_type == "order.confirmed"
                     && let Some(id) = event.payload["orderId"].as_str()
                 {
@@ -353,8 +425,9 @@ async fn main() -> anyhow::Result<()> {
                         let key = format!("bench-{record}-{worker}-{n}");
                         let product = &products[(worker + n as usize) % products.len()];
                         match checkout(&client, &url, product, &method, &key).await {
-                            Ok((id, started, response)) if record => {
+                            Ok((id, started, stamped, response)) if record => {
                                 let mut t = timings.lock().unwrap_or_else(|p| p.into_inner());
+                                t.steps.entry(id.clone()).or_default()[0] = Some(stamped);
                                 t.placed.insert(id, started);
                                 t.responses.push(response);
                             }
@@ -432,6 +505,9 @@ async fn main() -> anyhow::Result<()> {
         }
         if options.timeline {
             print_timeline(&t, started);
+        }
+        if options.hops {
+            print_hops(&t);
         }
     }
     watcher.abort();
