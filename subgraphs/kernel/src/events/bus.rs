@@ -10,6 +10,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -45,16 +46,41 @@ pub trait EventBus: Send + Sync + 'static {
     /// tests and live views that may miss events. `name` only labels the watcher in logs.
     fn subscribe(&self, name: &str, topics: &[&str]) -> BoxStream<'static, EventEnvelope>;
 
-    /// Joins consumer group `group` as `consumer` on `topics`: deliveries of every event of
-    /// those topics not yet settled by the group, in publication order per aggregate.
-    fn consume(&self, group: &str, consumer: &str, topics: &[&str])
-    -> BoxStream<'static, Delivery>;
+    /// Joins a consumer group: deliveries of every event of the member's types not yet
+    /// settled by the group, in publication order per aggregate. Events of other types that
+    /// share a topic with those are the group's to settle without delivering them.
+    fn consume(&self, member: Member<'_>) -> BoxStream<'static, Delivery>;
 
     /// Events the group gave up on, oldest first, with the reason (operators inspect these).
     fn dead_letters<'a>(
         &'a self,
         group: &'a str,
     ) -> BoxFuture<'a, anyhow::Result<Vec<(EventEnvelope, String)>>>;
+}
+
+/// A consumer joining its group ([`EventBus::consume`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Member<'a> {
+    /// The consumer group: one per consuming context.
+    pub group: &'a str,
+    /// This consumer's name within the group.
+    pub consumer: &'a str,
+    /// The event types the group handles; the bus reads their topics.
+    pub events: &'a [&'a str],
+    /// How long the bus may wait, after handing over what it read, before it reads again,
+    /// so that what arrives meanwhile comes in one read (zero: read again at once). For
+    /// groups no one waits on: each read is a round trip and a wake-up, whatever it brings.
+    pub linger: Duration,
+}
+
+impl Member<'_> {
+    /// The topics of the member's event types, each once.
+    pub fn topics(&self) -> Vec<&str> {
+        let mut topics: Vec<&str> = self.events.iter().map(|t| super::topic_of(t)).collect();
+        topics.sort_unstable();
+        topics.dedup();
+        topics
+    }
 }
 
 /// How a delivery is settled with the bus it came from.
@@ -112,8 +138,8 @@ struct Group {
 
 #[derive(Default)]
 struct GroupState {
-    /// The topics the group reads.
-    topics: HashSet<String>,
+    /// The event types the group handles: only these are queued for it.
+    events: HashSet<String>,
     /// Events waiting for a consumer, with how often each was delivered before.
     queue: VecDeque<(EventEnvelope, u32)>,
     dead: Vec<(EventEnvelope, String)>,
@@ -144,10 +170,9 @@ impl EventBus for InProcessBus {
         let _ = self.watchers.send(event.clone());
         let groups: Vec<Arc<Group>> =
             self.groups.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
-        let topic = super::topic_of(&event.event_type);
         for group in groups {
             let mut state = group.state.lock().unwrap_or_else(|p| p.into_inner());
-            if state.topics.contains(topic) {
+            if state.events.contains(&event.event_type) {
                 state.queue.push_back((event.clone(), 0));
                 drop(state);
                 group.ready.notify_one();
@@ -165,19 +190,15 @@ impl EventBus for InProcessBus {
         )
     }
 
-    fn consume(
-        &self,
-        group: &str,
-        _consumer: &str,
-        topics: &[&str],
-    ) -> BoxStream<'static, Delivery> {
-        let group = self.group(group);
+    fn consume(&self, member: Member<'_>) -> BoxStream<'static, Delivery> {
+        // Handing over is a queue pop here: nothing to gain from lingering.
+        let group = self.group(member.group);
         group
             .state
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .topics
-            .extend(topics.iter().map(|t| t.to_string()));
+            .events
+            .extend(member.events.iter().map(|t| t.to_string()));
         Box::pin(futures::stream::unfold(group, |group| async move {
             loop {
                 let next = group.state.lock().unwrap_or_else(|p| p.into_inner()).queue.pop_front();

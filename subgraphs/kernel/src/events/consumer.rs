@@ -14,7 +14,7 @@ use futures::StreamExt;
 use sea_orm::{DatabaseConnection, DatabaseTransaction};
 
 use super::EventEnvelope;
-use super::bus::{Delivery, EventBus};
+use super::bus::{Delivery, EventBus, Member};
 use super::inbox::{Work, claim_all};
 use super::outbox::{self, OutboxRelay};
 
@@ -159,11 +159,13 @@ impl Consumer {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> tokio::task::JoinHandle<()> {
-        let mut topics: Vec<&str> =
-            self.handler.events().iter().map(|t| super::topic_of(t)).collect();
-        topics.sort_unstable();
-        topics.dedup();
-        let deliveries = self.bus.consume(self.handler.group(), &self.name, &topics);
+        let linger = if self.handler.may_linger() { self.options.linger } else { Duration::ZERO };
+        let deliveries = self.bus.consume(Member {
+            group: self.handler.group(),
+            consumer: &self.name,
+            events: self.handler.events(),
+            linger,
+        });
         tokio::spawn(self.run(deliveries, shutdown))
     }
 

@@ -10,6 +10,12 @@
 //! acknowledgements waiting at the same time go out together. A consumer that takes over a
 //! partition first claims (`XAUTOCLAIM`) what the previous holder left pending, so nothing a
 //! dead consumer read is lost. Dead letters go to `{ns}:dead:{group}`.
+//!
+//! Each entry carries the event's type beside the envelope (`type`, `event`): a group reads
+//! every type of its topics, and acknowledges the types it does not handle without parsing
+//! them or handing them over. A group that [lingers](super::bus::Member::linger) waits half
+//! that long after a read before the next, so that under load one read brings many entries
+//! rather than one wake-up per entry.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -24,7 +30,7 @@ use redis::streams::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use super::bus::{Delivery, EventBus, Settle};
+use super::bus::{Delivery, EventBus, Member, Settle};
 use super::{EventEnvelope, topic_of};
 
 /// Settings of the Redis Streams bus.
@@ -72,6 +78,18 @@ fn partition_of(aggregate_id: &str, partitions: u32) -> u32 {
 
 /// The longest a blocking read waits before the reader looks at its leases again.
 const BLOCK_MS: usize = 1000;
+
+/// Most entries one read of new entries brings.
+const READ_COUNT: usize = 100;
+
+/// What a reader hands over and how: the group's types, and how long it lingers.
+struct Reading {
+    group: String,
+    consumer: String,
+    topics: Arc<[String]>,
+    events: HashSet<String>,
+    linger: Duration,
+}
 
 impl RedisStreamsBus {
     /// Connects to the Redis at `url`.
@@ -202,17 +220,16 @@ impl RedisStreamsBus {
         }
     }
 
-    /// Reads the held partitions of `topics` and hands entries to the consumer, one at a
-    /// time.
+    /// Reads the held partitions of the member's topics and hands entries of its types to
+    /// the consumer, one at a time.
     async fn read(
         self,
-        group: String,
-        consumer: String,
-        topics: Arc<[String]>,
+        reading: Arc<Reading>,
         held: Arc<Mutex<Leases>>,
         acker: Acker,
         out: mpsc::Sender<Delivery>,
     ) -> anyhow::Result<()> {
+        let Reading { group, consumer, topics, .. } = &*reading;
         let mut reader = self.reader().await?;
         loop {
             if out.is_closed() {
@@ -225,7 +242,7 @@ impl RedisStreamsBus {
                 partitions.sort_unstable();
                 (partitions, taken)
             };
-            let claimed = self.streams(&topics, &taken);
+            let claimed = self.streams(topics, &taken);
             for stream in claimed {
                 // What the previous holder read but never settled comes first, in order.
                 let mut start = "0-0".to_string();
@@ -233,8 +250,8 @@ impl RedisStreamsBus {
                     let reply: StreamAutoClaimReply = reader
                         .xautoclaim_options(
                             &stream,
-                            &group,
-                            &consumer,
+                            group,
+                            consumer,
                             0,
                             &start,
                             StreamAutoClaimOptions::default().count(100),
@@ -245,11 +262,11 @@ impl RedisStreamsBus {
                         break;
                     }
                 }
-                let options = StreamReadOptions::default().group(&group, &consumer).count(1000);
+                let options = StreamReadOptions::default().group(group, consumer).count(1000);
                 let pending: Option<StreamReadReply> =
                     reader.xread_options(&[&stream], &["0"], &options).await?;
                 for entry in pending.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
-                    if !self.hand_over(&group, &stream, entry, 1, &acker, &out).await {
+                    if !self.hand_over(&reading, &stream, entry, 1, &acker, &out).await {
                         return Ok(());
                     }
                 }
@@ -262,39 +279,63 @@ impl RedisStreamsBus {
                 }
                 continue;
             }
-            let streams = self.streams(&topics, &partitions);
+            let streams = self.streams(topics, &partitions);
             let ids: Vec<&str> = streams.iter().map(|_| ">").collect();
-            let options =
-                StreamReadOptions::default().group(&group, &consumer).count(100).block(BLOCK_MS);
+            let options = StreamReadOptions::default()
+                .group(group, consumer)
+                .count(READ_COUNT)
+                .block(BLOCK_MS);
             let reply: Option<StreamReadReply> =
                 reader.xread_options(&streams, &ids, &options).await?;
+            let mut read = 0;
             for key in reply.into_iter().flat_map(|r| r.keys) {
                 for entry in key.ids {
-                    if !self.hand_over(&group, &key.key, entry, 0, &acker, &out).await {
+                    read += 1;
+                    if !self.hand_over(&reading, &key.key, entry, 0, &acker, &out).await {
                         return Ok(());
                     }
+                }
+            }
+            // A read that brought something, but less than it could have: the entries come
+            // one by one, so let them gather (a full read means more already wait). Half the
+            // linger: what the next read brings still joins the batch the consumer is
+            // gathering for the full linger since the first entry of this read.
+            if read > 0 && read < READ_COUNT && !reading.linger.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(reading.linger / 2) => {}
+                    _ = out.closed() => return Ok(()),
                 }
             }
         }
     }
 
-    /// Sends one entry to the consumer; false once the consumer is gone.
+    /// Sends one entry to the consumer, or acknowledges it at once when its type is not one
+    /// the group handles; false once the consumer is gone.
     async fn hand_over(
         &self,
-        group: &str,
+        reading: &Reading,
         stream: &str,
         entry: StreamId,
         redeliveries: u32,
         acker: &Acker,
         out: &mpsc::Sender<Delivery>,
     ) -> bool {
+        // Entries written before the type went beside the envelope have none: the consumer
+        // judges those after parsing.
+        let kind: Option<String> = entry.get("type");
+        if kind.is_some_and(|kind| !reading.events.contains(&kind)) {
+            // Nothing waits on this acknowledgement: it goes out with the next batch, and if
+            // it is lost the entry comes again and is acknowledged again.
+            acker.send(stream.to_string(), entry.id, None);
+            return true;
+        }
         let settle = RedisSettle {
             conn: self.conn.clone(),
             acker: acker.clone(),
             stream: stream.to_string(),
-            group: group.to_string(),
+            group: reading.group.clone(),
             id: entry.id.clone(),
-            dead: self.dead_key(group),
+            dead: self.dead_key(&reading.group),
         };
         let text: Option<String> = entry.get("event");
         let event = match text.as_deref().map(serde_json::from_str::<EventEnvelope>) {
@@ -315,11 +356,11 @@ impl RedisStreamsBus {
     }
 }
 
-/// One acknowledgement waiting to go out.
+/// One acknowledgement waiting to go out, and who waits for it to be done, if anyone.
 struct AckRequest {
     stream: String,
     id: String,
-    done: oneshot::Sender<anyhow::Result<()>>,
+    done: Option<oneshot::Sender<anyhow::Result<()>>>,
 }
 
 /// Sends a consumer's acknowledgements. Lanes settle side by side; whatever is waiting when
@@ -344,16 +385,34 @@ impl Acker {
                     pipe.xack(*stream, &group, ids).ignore();
                 }
                 let sent: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
+                if let Err(error) = &sent
+                    && batch.iter().all(|request| request.done.is_none())
+                {
+                    // No one to tell: the entries come again and are acknowledged then.
+                    tracing::warn!(%group, %error, "acknowledging unhandled entries failed");
+                }
                 for request in batch.drain(..) {
                     let answer = match &sent {
                         Ok(()) => Ok(()),
                         Err(error) => Err(anyhow::anyhow!("acknowledging failed: {error}")),
                     };
-                    let _ = request.done.send(answer);
+                    if let Some(done) = request.done {
+                        let _ = done.send(answer);
+                    }
                 }
             }
         });
         Self(tx)
+    }
+
+    /// Queues the acknowledgement of `id` in `stream`; `done` hears how it went.
+    fn send(
+        &self,
+        stream: String,
+        id: String,
+        done: Option<oneshot::Sender<anyhow::Result<()>>>,
+    ) -> bool {
+        self.0.send(AckRequest { stream, id, done }).is_ok()
     }
 }
 
@@ -387,8 +446,9 @@ impl Settle for RedisSettle {
     fn ack(self: Box<Self>) -> BoxFuture<'static, anyhow::Result<()>> {
         Box::pin(async move {
             let (done, acked) = oneshot::channel();
-            let request = AckRequest { stream: self.stream, id: self.id, done };
-            self.acker.0.send(request).map_err(|_| anyhow::anyhow!("the acknowledger stopped"))?;
+            if !self.acker.send(self.stream, self.id, Some(done)) {
+                anyhow::bail!("the acknowledger stopped");
+            }
             acked.await.map_err(|_| anyhow::anyhow!("the acknowledger stopped"))?
         })
     }
@@ -446,7 +506,7 @@ impl EventBus for RedisStreamsBus {
                     stream,
                     redis::streams::StreamMaxlen::Approx(self.options.max_len),
                     "*",
-                    &[("event", json)],
+                    &[("type", event.event_type.as_str()), ("event", json.as_str())],
                 )
                 .ignore();
             }
@@ -517,19 +577,20 @@ impl EventBus for RedisStreamsBus {
         ))
     }
 
-    fn consume(
-        &self,
-        group: &str,
-        consumer: &str,
-        topics: &[&str],
-    ) -> BoxStream<'static, Delivery> {
+    fn consume(&self, member: Member<'_>) -> BoxStream<'static, Delivery> {
         // One delivery at a time: the reader does not run ahead of the consumer.
         let (tx, rx) = mpsc::channel(1);
         let bus = self.clone();
-        let (group, consumer) = (group.to_string(), consumer.to_string());
-        let topics: Arc<[String]> = topics.iter().map(|t| t.to_string()).collect();
+        let reading = Arc::new(Reading {
+            group: member.group.to_string(),
+            consumer: member.consumer.to_string(),
+            topics: member.topics().iter().map(|t| t.to_string()).collect(),
+            events: member.events.iter().map(|t| t.to_string()).collect(),
+            linger: member.linger,
+        });
+        let (group, consumer) = (reading.group.clone(), reading.consumer.clone());
         tokio::spawn(async move {
-            if let Err(error) = bus.create_groups(&group, &topics).await {
+            if let Err(error) = bus.create_groups(&group, &reading.topics).await {
                 tracing::error!(%group, %error, "creating the consumer group failed");
                 return;
             }
@@ -546,14 +607,8 @@ impl EventBus for RedisStreamsBus {
             ));
             let acker = Acker::spawn(bus.conn.clone(), group.clone());
             loop {
-                let read = bus.clone().read(
-                    group.clone(),
-                    consumer.clone(),
-                    topics.clone(),
-                    held.clone(),
-                    acker.clone(),
-                    tx.clone(),
-                );
+                let read =
+                    bus.clone().read(reading.clone(), held.clone(), acker.clone(), tx.clone());
                 match read.await {
                     Ok(()) => break,
                     Err(error) => {

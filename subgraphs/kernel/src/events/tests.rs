@@ -12,7 +12,7 @@ use sea_orm::{
 };
 
 use super::EventEnvelope;
-use super::bus::{EventBus, InProcessBus};
+use super::bus::{EventBus, InProcessBus, Member};
 use super::consumer::{Consumer, ConsumerOptions, EventHandler, Permanent};
 use super::inbox::{self, Handled, Work};
 use super::redis::{RedisOptions, RedisStreamsBus};
@@ -85,6 +85,19 @@ fn consume(
         let _ = stopped.changed().await;
     });
     (stop, consuming)
+}
+
+/// `consumer` joining the recorder's group for `events`, without lingering.
+fn member<'a>(consumer: &'a str, events: &'a [&'a str]) -> Member<'a> {
+    Member { group: "recorder", consumer, events, linger: Duration::ZERO }
+}
+
+/// The next delivery of `deliveries`, within the tests' deadline.
+async fn next_delivery(
+    deliveries: &mut futures::stream::BoxStream<'static, super::bus::Delivery>,
+) -> super::bus::Delivery {
+    let next = tokio::time::timeout(Duration::from_secs(20), deliveries.next());
+    next.await.expect("delivered within the deadline").expect("stream open")
 }
 
 /// Every bus to hold to the contract: in-process, and Redis when available.
@@ -278,7 +291,8 @@ async fn an_event_handled_but_never_acknowledged_is_redelivered_and_not_applied_
         let recorder = Recorder::new(0);
         let e = event("thing.changed", "a", 7);
         // The first consumer handles the event and commits, then dies before acknowledging.
-        let mut first = bus.consume("recorder", &format!("dying-{}", unique()), &["thing"]);
+        let dying = format!("dying-{}", unique());
+        let mut first = bus.consume(member(&dying, recorder.events()));
         bus.publish(&e).await.unwrap();
         let delivery = tokio::time::timeout(Duration::from_secs(20), first.next())
             .await
@@ -306,13 +320,59 @@ async fn an_event_handled_but_never_acknowledged_is_redelivered_and_not_applied_
 }
 
 #[tokio::test]
+async fn a_group_is_handed_only_the_types_it_handles_and_the_others_are_settled_unseen() {
+    for (name, bus) in buses().await {
+        let first = format!("narrow-{}", unique());
+        let mut deliveries = bus.consume(member(&first, &["thing.changed"]));
+        bus.publish(&event("thing.noticed", "a", 1)).await.unwrap();
+        bus.publish(&event("thing.changed", "a", 2)).await.unwrap();
+        let delivery = next_delivery(&mut deliveries).await;
+        assert_eq!(delivery.event.event_type, "thing.changed", "{name}: the other type skipped");
+        delivery.ack().await.unwrap();
+        drop(deliveries);
+        // A member of the same group that handles both types later (another version, after
+        // the first one stopped) is not handed the skipped event: the group settled it.
+        let second = format!("wide-{}", unique());
+        let mut deliveries = bus.consume(member(&second, &["thing.changed", "thing.noticed"]));
+        bus.publish(&event("thing.changed", "a", 3)).await.unwrap();
+        let delivery = next_delivery(&mut deliveries).await;
+        assert_eq!(delivery.event.payload["seq"], 3, "{name}: nothing owed before it");
+        delivery.ack().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_lingering_member_is_handed_every_event_in_order() {
+    for (name, bus) in buses().await {
+        let consumer = format!("lingering-{}", unique());
+        let mut deliveries = bus.consume(Member {
+            linger: Duration::from_millis(30),
+            ..member(&consumer, &["thing.changed"])
+        });
+        let mut seen = Vec::new();
+        // One at a time, then two at once: reads that bring one entry, reads that bring two.
+        for published in [&[0][..], &[1, 2], &[3], &[4, 5]] {
+            for seq in published {
+                bus.publish(&event("thing.changed", "a", *seq)).await.unwrap();
+            }
+            for _ in published {
+                let delivery = next_delivery(&mut deliveries).await;
+                seen.push(delivery.event.payload["seq"].as_i64().unwrap());
+                delivery.ack().await.unwrap();
+            }
+        }
+        assert_eq!(seen, (0..6).collect::<Vec<i64>>(), "{name}");
+    }
+}
+
+#[tokio::test]
 async fn events_that_wait_are_handled_together_and_a_failing_batch_is_undone_then_redone_one_by_one()
  {
     for (name, bus) in buses().await {
         let (db, _scratch) = database().await;
         let recorder = Recorder::new(0);
         let consumer = consumer(&bus, &db, recorder.clone());
-        let mut deliveries = bus.consume("recorder", &consumer.name, &["thing"]);
+        let mut deliveries = bus.consume(member(&consumer.name, recorder.events()));
         let poison = event("thing.poisoned", "c", 0);
         let published =
             [event("thing.changed", "a", 1), poison.clone(), event("thing.changed", "a", 2)];
@@ -505,11 +565,9 @@ impl EventBus for Flaky {
 
     fn consume(
         &self,
-        group: &str,
-        consumer: &str,
-        topics: &[&str],
+        member: super::bus::Member<'_>,
     ) -> futures::stream::BoxStream<'static, super::bus::Delivery> {
-        self.inner.consume(group, consumer, topics)
+        self.inner.consume(member)
     }
 
     fn dead_letters<'a>(
