@@ -30,7 +30,7 @@ impl EventHandler for CartEvents {
     }
 
     /// A bought cart's clean-up: no one waits on it.
-    fn may_linger(&self) -> bool {
+    fn may_linger(&self, _event_type: &str) -> bool {
         true
     }
 

@@ -53,7 +53,7 @@ impl EventHandler for FulfillmentEvents {
     }
 
     /// Parcels are made after the purchase: no shopper waits on it.
-    fn may_linger(&self) -> bool {
+    fn may_linger(&self, _event_type: &str) -> bool {
         true
     }
 

@@ -63,6 +63,13 @@ impl EventHandler for InventoryEvents {
         &["order.placed", "order.confirmed", "order.cancelled", "shipment.shipped"]
     }
 
+    /// Keeping a confirmed order's units and taking shipped ones off the shelf change nothing
+    /// anyone waits on. Reserving (the checkout waits) and releasing (the units go back on
+    /// sale) never wait.
+    fn may_linger(&self, event_type: &str) -> bool {
+        matches!(event_type, "order.confirmed" | "shipment.shipped")
+    }
+
     fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
         Box::pin(async move {
             match event.event_type.as_str() {

@@ -86,7 +86,7 @@ impl EventHandler for NotificationEvents {
     }
 
     /// Mails go out after the purchase: no shopper waits on them.
-    fn may_linger(&self) -> bool {
+    fn may_linger(&self, _event_type: &str) -> bool {
         true
     }
 

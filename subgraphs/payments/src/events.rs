@@ -46,6 +46,13 @@ impl EventHandler for PaymentEvents {
         &["order.payment_requested", "order.confirmed", "order.cancelled"]
     }
 
+    /// The capture follows the confirmation the shopper already saw: no one waits on it.
+    /// Authorising (the checkout waits) and refunding (the cancelling shopper does) never
+    /// wait.
+    fn may_linger(&self, event_type: &str) -> bool {
+        event_type == "order.confirmed"
+    }
+
     fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
         Box::pin(async move {
             match event.event_type.as_str() {

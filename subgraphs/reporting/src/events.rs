@@ -23,7 +23,7 @@ impl EventHandler for ReportingEvents {
     }
 
     /// A read model for the back office: no shopper waits on it.
-    fn may_linger(&self) -> bool {
+    fn may_linger(&self, _event_type: &str) -> bool {
         true
     }
 

@@ -55,7 +55,7 @@ impl EventHandler for RewardEvents {
     }
 
     /// Points follow the purchase: no shopper waits on them.
-    fn may_linger(&self) -> bool {
+    fn may_linger(&self, _event_type: &str) -> bool {
         true
     }
 

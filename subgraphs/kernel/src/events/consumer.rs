@@ -31,10 +31,13 @@ pub trait EventHandler: Send + Sync + 'static {
     /// handler appends to its outbox in `txn` go out once it commits.
     fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t>;
 
-    /// Whether no one waits on this handling (a read model, a follow-up after the purchase):
-    /// the consumer may then hold an event for [`ConsumerOptions::linger`] to handle what
-    /// arrives meanwhile in the same transaction. False by default.
-    fn may_linger(&self) -> bool {
+    /// Whether no one waits on the handling of events of `event_type` (a read model, a
+    /// follow-up after the purchase): the consumer may then hold such an event for
+    /// [`ConsumerOptions::linger`] to handle what arrives meanwhile in the same transaction.
+    /// An event someone waits on ends the wait at once, and is handled with what waited.
+    /// False by default.
+    fn may_linger(&self, event_type: &str) -> bool {
+        let _ = event_type;
         false
     }
 
@@ -120,14 +123,21 @@ fn lane_of(aggregate: &str, lanes: usize) -> usize {
     (hasher.finish() % lanes.max(1) as u64) as usize
 }
 
-/// Adds to `waiting` what arrives within `linger`, up to a full batch.
+/// Adds to `waiting` what arrives within `linger`, up to a full batch, unless (or until)
+/// something waiting may not linger.
 async fn gather(
     rx: &mut tokio::sync::mpsc::Receiver<Delivery>,
     waiting: &mut Vec<Delivery>,
     linger: Duration,
+    may_linger: impl Fn(&Delivery) -> bool,
 ) {
     let until = tokio::time::Instant::now() + linger;
+    let mut seen = 0;
     while waiting.len() < MAX_BATCH {
+        if !waiting[seen..].iter().all(&may_linger) {
+            return;
+        }
+        seen = waiting.len();
         let room = MAX_BATCH - waiting.len();
         match tokio::time::timeout_at(until, rx.recv_many(waiting, room)).await {
             Ok(0) | Err(_) => return,
@@ -159,7 +169,13 @@ impl Consumer {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> tokio::task::JoinHandle<()> {
-        let linger = if self.handler.may_linger() { self.options.linger } else { Duration::ZERO };
+        // The bus may hold back reads only when every event may wait.
+        let events = self.handler.events();
+        let linger = if events.iter().all(|t| self.handler.may_linger(t)) {
+            self.options.linger
+        } else {
+            Duration::ZERO
+        };
         let deliveries = self.bus.consume(Member {
             group: self.handler.group(),
             consumer: &self.name,
@@ -185,13 +201,12 @@ impl Consumer {
             let (tx, mut rx) = tokio::sync::mpsc::channel::<Delivery>(16);
             lanes.push(tx);
             let this = this.clone();
-            let linger =
-                if this.handler.may_linger() { this.options.linger } else { Duration::ZERO };
             workers.spawn(async move {
                 let mut waiting = Vec::with_capacity(MAX_BATCH);
+                let may_linger = |d: &Delivery| this.handler.may_linger(&d.event.event_type);
                 while rx.recv_many(&mut waiting, MAX_BATCH).await > 0 {
-                    if !linger.is_zero() {
-                        gather(&mut rx, &mut waiting, linger).await;
+                    if !this.options.linger.is_zero() {
+                        gather(&mut rx, &mut waiting, this.options.linger, may_linger).await;
                     }
                     this.settle_all(std::mem::take(&mut waiting)).await;
                 }

@@ -705,7 +705,7 @@ impl EventHandler for Patient {
         &["thing.changed"]
     }
 
-    fn may_linger(&self) -> bool {
+    fn may_linger(&self, _event_type: &str) -> bool {
         true
     }
 
@@ -744,6 +744,59 @@ async fn a_consumer_that_may_linger_handles_events_arriving_close_together_in_on
         let mut commits: Vec<_> = rows.iter().map(|r| r.handled_at).collect();
         commits.dedup();
         assert_eq!(commits.len(), 1, "{name}: handled together, not one by one");
+        let _ = stop.send(true);
+        consuming.await.unwrap();
+    }
+}
+
+/// Lets `thing.noticed` wait and not `thing.changed`: a context with a follow-up no one waits
+/// on beside a step of the checkout.
+struct Hurried;
+
+impl EventHandler for Hurried {
+    fn group(&self) -> &str {
+        "hurried"
+    }
+
+    fn events(&self) -> &[&'static str] {
+        &["thing.changed", "thing.noticed"]
+    }
+
+    fn may_linger(&self, event_type: &str) -> bool {
+        event_type == "thing.noticed"
+    }
+
+    fn handle<'t>(&'t self, _txn: &'t DatabaseTransaction, _event: &'t EventEnvelope) -> Work<'t> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test]
+async fn an_event_someone_waits_on_ends_the_lingering_of_those_before_it() {
+    use sea_orm::EntityTrait;
+    for (name, bus) in buses().await {
+        let (db, _scratch) = database().await;
+        // Far longer than the test's deadline: only an early end lets it pass.
+        let options = ConsumerOptions {
+            lanes: 1,
+            linger: Duration::from_secs(600),
+            ..ConsumerOptions::default()
+        };
+        let (stop, consuming) = consume(&bus, &db, Arc::new(Hurried), options);
+        bus.publish(&event("thing.noticed", "a", 1)).await.unwrap();
+        // Published once the noticed event is surely lingering in the lane.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        bus.publish(&event("thing.changed", "b", 2)).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let rows = loop {
+            let rows = inbox::entity::Entity::find().all(&db).await.unwrap();
+            if rows.len() == 2 {
+                break rows;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{name}: {} of 2 handled", rows.len());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(rows[0].handled_at, rows[1].handled_at, "{name}: handled together");
         let _ = stop.send(true);
         consuming.await.unwrap();
     }
