@@ -424,11 +424,12 @@ pub struct EventsSettings {
     /// bigger batches of waiting events (cheaper per event under load); more let slow
     /// handlers of different aggregates overlap.
     pub lanes: usize,
-    /// Milliseconds the consumers no shopper waits on (carts' clean-up, fulfillment,
-    /// notifications, rewards, reporting) wait after an event for more to handle in the same
-    /// transaction (default 100; 0: none). This makes each event cheaper, under load and at
-    /// a steady trickle alike (a follow-up a tenth of a second later is nothing a shopper
-    /// sees); the checkout's own consumers (inventory, payments, orders) never wait.
+    /// Milliseconds the events no shopper waits on (carts' clean-up, fulfillment,
+    /// notifications, rewards, reporting, payments' capture, inventory keeping and shipping
+    /// units) wait for more to handle in the same transaction (default 100; 0: none). This
+    /// makes each event cheaper, under load and at a steady trickle alike (a follow-up a
+    /// tenth of a second later is nothing a shopper sees); the checkout's own steps never
+    /// wait, and one arriving in the same lane ends the wait.
     pub linger_ms: u64,
     /// Run this process's event consumers (default true). False makes a replica that serves
     /// and publishes but leaves consuming to others (maintenance, read replicas).
