@@ -179,7 +179,7 @@ impl Consumer {
         let deliveries = self.bus.consume(Member {
             group: self.handler.group(),
             consumer: &self.name,
-            events: self.handler.events(),
+            events,
             linger,
         });
         tokio::spawn(self.run(deliveries, shutdown))

@@ -693,20 +693,25 @@ async fn events_that_ask_nothing_of_a_consumer_are_acknowledged_without_touching
     }
 }
 
-/// Takes its time over nothing, and may linger: a read model no one waits on.
-struct Patient;
+/// Does nothing with `events`, and lets those of `lingering` wait: a read model no one waits
+/// on, or a context with a follow-up no one waits on beside a step of the checkout.
+struct Idle {
+    group: &'static str,
+    events: &'static [&'static str],
+    lingering: &'static [&'static str],
+}
 
-impl EventHandler for Patient {
+impl EventHandler for Idle {
     fn group(&self) -> &str {
-        "patient"
+        self.group
     }
 
     fn events(&self) -> &[&'static str] {
-        &["thing.changed"]
+        self.events
     }
 
-    fn may_linger(&self, _event_type: &str) -> bool {
-        true
+    fn may_linger(&self, event_type: &str) -> bool {
+        self.lingering.contains(&event_type)
     }
 
     fn handle<'t>(&'t self, _txn: &'t DatabaseTransaction, _event: &'t EventEnvelope) -> Work<'t> {
@@ -714,9 +719,30 @@ impl EventHandler for Patient {
     }
 }
 
+/// The inbox rows of `db` once there are `count` of them (within the tests' deadline).
+async fn inbox_rows(
+    what: &str,
+    db: &DatabaseConnection,
+    count: usize,
+) -> Vec<inbox::entity::Model> {
+    use sea_orm::EntityTrait;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let rows = inbox::entity::Entity::find().all(db).await.unwrap();
+        if rows.len() == count {
+            return rows;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: {} of {count} handled",
+            rows.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_consumer_that_may_linger_handles_events_arriving_close_together_in_one_transaction() {
-    use sea_orm::EntityTrait;
     for (name, bus) in buses().await {
         let (db, _scratch) = database().await;
         // Far longer than publishing the eight events takes.
@@ -725,21 +751,15 @@ async fn a_consumer_that_may_linger_handles_events_arriving_close_together_in_on
             linger: Duration::from_secs(2),
             ..ConsumerOptions::default()
         };
-        let (stop, consuming) = consume(&bus, &db, Arc::new(Patient), options);
+        let patient =
+            Idle { group: "patient", events: &["thing.changed"], lingering: &["thing.changed"] };
+        let (stop, consuming) = consume(&bus, &db, Arc::new(patient), options);
         // A little apart, as events come under load: each would be handled alone at once.
         for seq in 0..8 {
             bus.publish(&event("thing.changed", &format!("agg-{seq}"), seq)).await.unwrap();
             tokio::time::sleep(Duration::from_millis(30)).await;
         }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        let rows = loop {
-            let rows = inbox::entity::Entity::find().all(&db).await.unwrap();
-            if rows.len() == 8 {
-                break rows;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "{name}: {} of 8 handled", rows.len());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let rows = inbox_rows(name, &db, 8).await;
         // One transaction writes all its inbox rows with one timestamp.
         let mut commits: Vec<_> = rows.iter().map(|r| r.handled_at).collect();
         commits.dedup();
@@ -749,31 +769,8 @@ async fn a_consumer_that_may_linger_handles_events_arriving_close_together_in_on
     }
 }
 
-/// Lets `thing.noticed` wait and not `thing.changed`: a context with a follow-up no one waits
-/// on beside a step of the checkout.
-struct Hurried;
-
-impl EventHandler for Hurried {
-    fn group(&self) -> &str {
-        "hurried"
-    }
-
-    fn events(&self) -> &[&'static str] {
-        &["thing.changed", "thing.noticed"]
-    }
-
-    fn may_linger(&self, event_type: &str) -> bool {
-        event_type == "thing.noticed"
-    }
-
-    fn handle<'t>(&'t self, _txn: &'t DatabaseTransaction, _event: &'t EventEnvelope) -> Work<'t> {
-        Box::pin(async { Ok(()) })
-    }
-}
-
 #[tokio::test]
 async fn an_event_someone_waits_on_ends_the_lingering_of_those_before_it() {
-    use sea_orm::EntityTrait;
     for (name, bus) in buses().await {
         let (db, _scratch) = database().await;
         // Far longer than the test's deadline: only an early end lets it pass.
@@ -782,20 +779,17 @@ async fn an_event_someone_waits_on_ends_the_lingering_of_those_before_it() {
             linger: Duration::from_secs(600),
             ..ConsumerOptions::default()
         };
-        let (stop, consuming) = consume(&bus, &db, Arc::new(Hurried), options);
+        let hurried = Idle {
+            group: "hurried",
+            events: &["thing.changed", "thing.noticed"],
+            lingering: &["thing.noticed"],
+        };
+        let (stop, consuming) = consume(&bus, &db, Arc::new(hurried), options);
         bus.publish(&event("thing.noticed", "a", 1)).await.unwrap();
         // Published once the noticed event is surely lingering in the lane.
         tokio::time::sleep(Duration::from_millis(50)).await;
         bus.publish(&event("thing.changed", "b", 2)).await.unwrap();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        let rows = loop {
-            let rows = inbox::entity::Entity::find().all(&db).await.unwrap();
-            if rows.len() == 2 {
-                break rows;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "{name}: {} of 2 handled", rows.len());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let rows = inbox_rows(name, &db, 2).await;
         assert_eq!(rows[0].handled_at, rows[1].handled_at, "{name}: handled together");
         let _ = stop.send(true);
         consuming.await.unwrap();
