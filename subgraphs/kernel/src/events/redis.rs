@@ -386,10 +386,11 @@ impl Acker {
                 }
                 let sent: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
                 if let Err(error) = &sent
-                    && batch.iter().all(|request| request.done.is_none())
+                    && batch.iter().any(|request| request.done.is_none())
                 {
-                    // No one to tell: the entries come again and are acknowledged then.
-                    tracing::warn!(%group, %error, "acknowledging unhandled entries failed");
+                    // Skipped entries have no one to tell: they come again after a reconnect
+                    // and are acknowledged then.
+                    tracing::warn!(%group, %error, "acknowledging skipped entries failed");
                 }
                 for request in batch.drain(..) {
                     let answer = match &sent {

@@ -719,6 +719,11 @@ impl EventHandler for Idle {
     }
 }
 
+/// One lane (so every event meets the others in it) that lingers `linger`.
+fn one_lane_lingering(linger: Duration) -> ConsumerOptions {
+    ConsumerOptions { lanes: 1, linger, ..ConsumerOptions::default() }
+}
+
 /// The inbox rows of `db` once there are `count` of them (within the tests' deadline).
 async fn inbox_rows(
     what: &str,
@@ -746,11 +751,7 @@ async fn a_consumer_that_may_linger_handles_events_arriving_close_together_in_on
     for (name, bus) in buses().await {
         let (db, _scratch) = database().await;
         // Far longer than publishing the eight events takes.
-        let options = ConsumerOptions {
-            lanes: 1,
-            linger: Duration::from_secs(2),
-            ..ConsumerOptions::default()
-        };
+        let options = one_lane_lingering(Duration::from_secs(2));
         let patient =
             Idle { group: "patient", events: &["thing.changed"], lingering: &["thing.changed"] };
         let (stop, consuming) = consume(&bus, &db, Arc::new(patient), options);
@@ -774,11 +775,7 @@ async fn an_event_someone_waits_on_ends_the_lingering_of_those_before_it() {
     for (name, bus) in buses().await {
         let (db, _scratch) = database().await;
         // Far longer than the test's deadline: only an early end lets it pass.
-        let options = ConsumerOptions {
-            lanes: 1,
-            linger: Duration::from_secs(600),
-            ..ConsumerOptions::default()
-        };
+        let options = one_lane_lingering(Duration::from_secs(600));
         let hurried = Idle {
             group: "hurried",
             events: &["thing.changed", "thing.noticed"],
