@@ -447,6 +447,7 @@ async fn main() -> anyhow::Result<()> {
     };
     run(options.warmup, false).await;
     let cpu_before = bench::machine::CpuTicks::now();
+    let processes_before = bench::machine::ProcessTicks::now();
     let started = Instant::now();
     let failures = run(options.duration, true).await;
     let placing = started.elapsed();
@@ -463,6 +464,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let cpu_after = bench::machine::CpuTicks::now();
+    let processes_after = bench::machine::ProcessTicks::now();
     {
         let t = timings.lock().unwrap_or_else(|p| p.into_inner());
         let mut to_confirmed: Vec<Duration> = t
@@ -501,6 +503,9 @@ async fn main() -> anyhow::Result<()> {
             percentile(&responses, 0.99)
         );
         if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
+            println!("  {}", after.since(&before, to_confirmed.len(), "confirmed checkout"));
+        }
+        if let (Some(before), Some(after)) = (processes_before, processes_after) {
             println!("  {}", after.since(&before, to_confirmed.len(), "confirmed checkout"));
         }
         if options.timeline {
