@@ -8,6 +8,11 @@
 /// `/proc/stat` counts in USER_HZ, which Linux fixes at 100 per second for user space.
 const TICKS_PER_SECOND: u64 = 100;
 
+/// `ticks` of CPU time shared over `per` items, in milliseconds each.
+fn ms_each(ticks: u64, per: usize) -> f64 {
+    ticks as f64 * 1e3 / TICKS_PER_SECOND as f64 / per.max(1) as f64
+}
+
 /// Cumulative CPU ticks of all cores, as read at one moment.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuTicks {
@@ -41,7 +46,7 @@ impl CpuTicks {
         let busy = self.busy.saturating_sub(earlier.busy);
         let steal = self.steal.saturating_sub(earlier.steal);
         let total = (busy + steal + self.idle.saturating_sub(earlier.idle)).max(1);
-        let per_item = busy as f64 * 1e3 / TICKS_PER_SECOND as f64 / per.max(1) as f64;
+        let per_item = ms_each(busy, per);
         format!(
             "machine CPU (all processes): busy {:.0}%, stolen by the hypervisor {:.0}%, {per_item:.1} ms busy per {what}",
             busy as f64 * 100.0 / total as f64,
@@ -96,9 +101,7 @@ impl ProcessTicks {
     /// One line for the report: each side's CPU time per item since `earlier`, in
     /// milliseconds.
     pub fn since(&self, earlier: &Self, per: usize, what: &str) -> String {
-        let ms = |now: u64, then: u64| {
-            now.saturating_sub(then) as f64 * 1e3 / TICKS_PER_SECOND as f64 / per.max(1) as f64
-        };
+        let ms = |now: u64, then: u64| ms_each(now.saturating_sub(then), per);
         format!(
             "CPU per {what} by process: this one (platform + load) {:.1} ms, PostgreSQL {:.1} ms, Redis {:.1} ms",
             ms(self.this, earlier.this),
