@@ -15,7 +15,7 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction};
 
 use super::EventEnvelope;
 use super::bus::{Delivery, EventBus, Member};
-use super::inbox::{Work, claim_all};
+use super::inbox::{Claim, Work, handled_before};
 use super::outbox::{self, OutboxRelay};
 
 /// What a consuming context does with events.
@@ -269,33 +269,33 @@ impl Consumer {
         }
     }
 
-    /// Applies every event not handled before in one transaction with their inbox rows.
-    /// The inbox rows go in one statement, and so do the events the handler records, which
-    /// are handed to the relay once committed.
+    /// Applies `events` in one transaction with their inbox rows. The inbox rows are the
+    /// transaction's last write, in one statement with the events the handler records (which
+    /// are handed to the relay once committed): an event handled before fails that statement
+    /// and undoes the whole transaction, and the caller then learns from the inbox that there
+    /// is nothing to do (see [`Consumer::settle`]). Claiming last rather than first saves a
+    /// round trip per transaction; a redelivery is rare, and applying it only to undo it
+    /// costs nothing but its own time.
     async fn handle_together(&self, events: &[&EventEnvelope]) -> anyhow::Result<()> {
         use sea_orm::TransactionTrait;
+        // An event given twice in one batch is applied once.
+        let mut seen = std::collections::HashSet::with_capacity(events.len());
+        let events: Vec<&EventEnvelope> =
+            events.iter().copied().filter(|event| seen.insert(event.id)).collect();
         let txn = self.db.begin().await?;
-        let mut fresh = claim_all(&txn, self.handler.group(), events).await?;
-        if fresh.is_empty() {
-            // All handled before: nothing to apply, nothing to commit.
-            txn.rollback().await?;
-            return Ok(());
-        }
         let (handled, recorded) = outbox::deferring(async {
-            for event in events {
-                // `remove`: an event given twice in one batch is applied once.
-                if fresh.remove(&event.id) {
-                    self.handler.handle(&txn, event).await?;
-                }
+            for event in &events {
+                self.handler.handle(&txn, event).await?;
             }
             anyhow::Ok(())
         })
         .await;
         handled?;
+        let claim = Claim { consumer: self.handler.group(), events: &events };
         match &self.relay {
-            Some(relay) => relay.commit(txn, recorded).await?,
+            Some(relay) => relay.commit_claiming(txn, Some(&claim), recorded).await?,
             None => {
-                outbox::write_all(&txn, &recorded).await?;
+                outbox::write_all(&txn, Some(&claim), &recorded).await?;
                 txn.commit().await?;
             }
         }
@@ -319,6 +319,21 @@ impl Consumer {
                 }
                 Err(error) => error,
             };
+            // Handled before (a redelivery): its inbox row undid this attempt, or the
+            // handler failed on what the first handling left. Nothing to do but settle it.
+            match handled_before(&self.db, group, delivery.event.id).await {
+                Ok(true) => {
+                    self.finish(delivery.ack().await);
+                    return;
+                }
+                Ok(false) => {}
+                Err(inbox_error) => tracing::warn!(
+                    group,
+                    event_id = %delivery.event.id,
+                    error = %inbox_error,
+                    "reading the inbox after a failed handling failed"
+                ),
+            }
             let permanent = error.downcast_ref::<Permanent>().is_some();
             if permanent || attempt >= self.options.max_attempts {
                 let reason = format!("{error:#}");

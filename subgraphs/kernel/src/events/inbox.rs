@@ -5,7 +5,7 @@
 use futures::future::BoxFuture;
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, DatabaseTransaction, TransactionTrait};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseTransaction, TransactionTrait};
 
 use super::EventEnvelope;
 
@@ -79,6 +79,42 @@ pub async fn claim(
     event: &EventEnvelope,
 ) -> Result<bool, DbErr> {
     Ok(claim_all(txn, consumer, &[event]).await?.contains(&event.id))
+}
+
+/// The inbox rows a consumer's transaction writes for the events it handled, as the last
+/// of its writes: a plain insert, so that an event handled before (its row is there, or a
+/// concurrent transaction writing it commits first) fails the statement and the whole
+/// transaction rolls back, its changes with it. Written together with the outbox rows in
+/// one statement where the database allows (see [`super::outbox::write_all`]).
+pub(crate) struct Claim<'a> {
+    /// The consumer group.
+    pub consumer: &'a str,
+    /// The events handled (each once).
+    pub events: &'a [&'a EventEnvelope],
+}
+
+impl Claim<'_> {
+    /// The insert of the rows (no conflict clause: a row already there is an error).
+    pub(crate) fn insert(&self) -> sea_orm::sea_query::InsertStatement {
+        use sea_orm::QueryTrait;
+        let now = chrono::Utc::now();
+        let rows = self.events.iter().map(|event| entity::ActiveModel {
+            consumer: Set(self.consumer.to_string()),
+            event_id: Set(event.id),
+            event_type: Set(event.event_type.clone()),
+            handled_at: Set(now),
+        });
+        entity::Entity::insert_many(rows).into_query()
+    }
+}
+
+/// Whether `consumer` has handled the event `id` (its row is committed).
+pub async fn handled_before<C: ConnectionTrait>(
+    db: &C,
+    consumer: &str,
+    id: Uuid,
+) -> Result<bool, DbErr> {
+    Ok(entity::Entity::find_by_id((consumer.to_string(), id)).one(db).await?.is_some())
 }
 
 /// Writes `consumer`'s inbox rows for all of `events` inside `txn`, in one statement; the

@@ -9,11 +9,14 @@ use std::time::Duration;
 
 use chrono::Utc;
 use sea_orm::entity::prelude::*;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseTransaction, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbBackend, QueryOrder, QuerySelect,
+};
 use tokio::sync::Notify;
 
 use super::EventEnvelope;
 use super::bus::EventBus;
+use super::inbox::Claim;
 
 /// The `outbox` table.
 pub mod entity {
@@ -87,18 +90,41 @@ pub async fn append_all<C: ConnectionTrait>(
     if deferred.is_ok() {
         return Ok(());
     }
-    write_all(conn, events).await
+    write_all(conn, None, events).await
 }
 
-/// Writes `events` to the outbox in one statement, deferring or not.
+/// Writes `events` to the outbox in one statement, deferring or not; with `claim`, a
+/// consumer's inbox rows as well, in the same statement on PostgreSQL (a data-modifying
+/// `WITH`: one round trip for both), just before the outbox rows elsewhere.
 pub(crate) async fn write_all<C: ConnectionTrait>(
     conn: &C,
+    claim: Option<&Claim<'_>>,
     events: &[EventEnvelope],
 ) -> Result<(), DbErr> {
-    if events.is_empty() {
-        return Ok(());
+    use sea_orm::QueryTrait;
+    use sea_orm::sea_query::{Alias, CommonTableExpression, WithClause};
+    let outbox = (!events.is_empty())
+        .then(|| entity::Entity::insert_many(events.iter().map(row)).into_query());
+    match (claim, outbox) {
+        (None, None) => {}
+        (None, Some(outbox)) => {
+            conn.execute(&outbox).await?;
+        }
+        (Some(claim), None) => {
+            conn.execute(&claim.insert()).await?;
+        }
+        (Some(claim), Some(outbox)) if conn.get_database_backend() == DbBackend::Postgres => {
+            let claimed = CommonTableExpression::new()
+                .query(claim.insert())
+                .table_name(Alias::new("claimed"))
+                .to_owned();
+            conn.execute(&WithClause::new().cte(claimed).to_owned().query(outbox)).await?;
+        }
+        (Some(claim), Some(outbox)) => {
+            conn.execute(&claim.insert()).await?;
+            conn.execute(&outbox).await?;
+        }
     }
-    entity::Entity::insert_many(events.iter().map(row)).exec_without_returning(conn).await?;
     Ok(())
 }
 
@@ -286,10 +312,21 @@ impl OutboxRelay {
         txn: DatabaseTransaction,
         events: Vec<EventEnvelope>,
     ) -> Result<(), DbErr> {
+        self.commit_claiming(txn, None, events).await
+    }
+
+    /// As [`OutboxRelay::commit`], writing a consumer's inbox rows (`claim`) with the
+    /// outbox rows.
+    pub(crate) async fn commit_claiming(
+        &self,
+        txn: DatabaseTransaction,
+        claim: Option<&Claim<'_>>,
+        events: Vec<EventEnvelope>,
+    ) -> Result<(), DbErr> {
+        write_all(&txn, claim, &events).await?;
         if events.is_empty() {
             return txn.commit().await;
         }
-        write_all(&txn, &events).await?;
         let handoff = Handoff::take(&self.shared, &events);
         txn.commit().await?;
         handoff.send(events);
@@ -515,7 +552,7 @@ mod tests {
         // A commit whose hand-over comes late: its row is committed, its ticket still open.
         let (first, second) = (event("a", 1), event("a", 2));
         let txn = db.begin().await.unwrap();
-        write_all(&txn, std::slice::from_ref(&first)).await.unwrap();
+        write_all(&txn, None, std::slice::from_ref(&first)).await.unwrap();
         let late = Handoff::take(&relay.shared, std::slice::from_ref(&first));
         txn.commit().await.unwrap();
 
