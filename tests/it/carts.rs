@@ -229,5 +229,9 @@ async fn a_guest_cart_merges_into_the_customers_cart_on_sign_in_and_stays_privat
     let later = chrono::Utc::now() + chrono::Duration::days(8);
     assert_eq!(carts::carts::expire_idle(&app.carts, later).await.unwrap(), 1);
     assert_eq!(error_code(&cart(&app, Some(&own_id), Some(&token)).await), "NOT_FOUND");
+    // Its lines went with it.
+    use entities::carts::line as line_row;
+    let lines = line_row::Entity::find().filter(line_row::Column::CartId.eq(id));
+    assert!(lines.all(&app.carts.db).await.unwrap().is_empty(), "no lines left behind");
     app.stop().await;
 }

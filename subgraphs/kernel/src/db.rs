@@ -73,8 +73,11 @@ async fn connect_sqlite(
         // Per connection: in WAL mode, `synchronous = NORMAL` syncs at checkpoints rather than
         // at every commit. A crash of the process loses nothing; a power cut may lose the last
         // commits, never the file's integrity. The embedded mode's trade (production runs on
-        // PostgreSQL).
-        .map_sqlx_sqlite_opts(|o| o.synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal));
+        // PostgreSQL). Foreign keys on (sqlx's default, said here because contexts rely on
+        // `ON DELETE CASCADE`).
+        .map_sqlx_sqlite_opts(|o| {
+            o.synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal).foreign_keys(true)
+        });
     let db = Database::connect(options)
         .await
         .with_context(|| format!("opening SQLite database {}", file.display()))?;

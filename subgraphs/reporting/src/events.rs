@@ -34,4 +34,14 @@ impl EventHandler for ReportingEvents {
     fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
         Box::pin(async move { projection::record(txn, event).await })
     }
+
+    /// A batch in a few statements, not a few per event: under load this consumer handles
+    /// many events per transaction.
+    fn handle_all<'t>(
+        &'t self,
+        txn: &'t DatabaseTransaction,
+        events: &'t [&'t EventEnvelope],
+    ) -> Work<'t> {
+        Box::pin(async move { projection::record_all(txn, events).await })
+    }
 }
