@@ -308,6 +308,22 @@ async fn two_hundred_concurrent_checkouts_for_ten_units_confirm_exactly_ten() {
         assert!(tokio::time::Instant::now() < deadline, "captures incomplete: {captured}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The confirmed orders' units are kept until shipment (their holds no longer lapse).
+    loop {
+        use entities::inventory::reservation;
+        use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+        let kept = reservation::Entity::find()
+            .filter(reservation::Column::Status.eq("CONFIRMED"))
+            .count(&app.inventory.db)
+            .await
+            .unwrap();
+        assert!(kept <= 10, "{kept} reservations kept");
+        if kept == 10 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "reservations not kept: {kept}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     app.stop().await;
 }
 

@@ -62,31 +62,36 @@ impl EventHandler for FulfillmentEvents {
     }
 
     fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
-        Box::pin(async move {
+        Box::pin(async move { self.apply(txn, &[event]).await })
+    }
+
+    /// Confirmations side by side make their shipments together (a statement for the
+    /// shipments, one for their tracking): under load this consumer handles many at once.
+    fn handle_all<'t>(
+        &'t self,
+        txn: &'t DatabaseTransaction,
+        events: &'t [&'t EventEnvelope],
+    ) -> Work<'t> {
+        Box::pin(async move { self.apply(txn, events).await })
+    }
+}
+
+impl FulfillmentEvents {
+    /// Applies `events` in order; a run of confirmations in one go.
+    async fn apply(
+        &self,
+        txn: &DatabaseTransaction,
+        events: &[&EventEnvelope],
+    ) -> anyhow::Result<()> {
+        let mut to_ship = Vec::new();
+        for event in events {
             match event.event_type.as_str() {
-                "order.confirmed" => {
-                    let order: Confirmed = payload(event)?;
-                    let items: Vec<serde_json::Value> = order
-                        .lines
-                        .iter()
-                        .map(|l| {
-                            serde_json::json!({
-                                "productId": l.product_id, "name": l.name, "quantity": l.quantity,
-                            })
-                        })
-                        .collect();
-                    let to_ship = ToShip {
-                        order_id: order.order_id,
-                        order_number: order.number,
-                        customer_id: order.customer_id,
-                        address: order.shipping_address,
-                        items: serde_json::Value::Array(items),
-                    };
-                    shipments::create(&self.0, txn, to_ship, event)
+                "order.confirmed" => to_ship.push((ship(event)?, *event)),
+                "order.cancelled" => {
+                    // What came before it goes first: it may be this order's confirmation.
+                    shipments::create_all(&self.0, txn, std::mem::take(&mut to_ship))
                         .await
                         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-                }
-                "order.cancelled" => {
                     let order: Cancelled = payload(event)?;
                     shipments::cancel_for_order(&self.0, txn, order.order_id, event)
                         .await
@@ -94,7 +99,29 @@ impl EventHandler for FulfillmentEvents {
                 }
                 _ => {}
             }
-            Ok(())
-        })
+        }
+        shipments::create_all(&self.0, txn, to_ship).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        Ok(())
     }
+}
+
+/// The shipment an `order.confirmed` asks for.
+fn ship(event: &EventEnvelope) -> anyhow::Result<ToShip> {
+    let order: Confirmed = payload(event)?;
+    let items: Vec<serde_json::Value> = order
+        .lines
+        .iter()
+        .map(|l| {
+            serde_json::json!({
+                "productId": l.product_id, "name": l.name, "quantity": l.quantity,
+            })
+        })
+        .collect();
+    Ok(ToShip {
+        order_id: order.order_id,
+        order_number: order.number,
+        customer_id: order.customer_id,
+        address: order.shipping_address,
+        items: serde_json::Value::Array(items),
+    })
 }

@@ -2,14 +2,16 @@
 //! conditional updates (the carrier's clock and an administrator cannot both take the same
 //! step), each step with its tracking event and its `shipment.*` event in one transaction.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use entities::fulfillment::{shipment, tracking_event};
 use kernel::events::{EventEnvelope, outbox};
 use kernel::{AppError, AppResult};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -45,18 +47,23 @@ fn news(shipment: &shipment::Model, status: ShipmentStatus) -> EventEnvelope {
     )
 }
 
-async fn track<C: ConnectionTrait>(
-    db: &C,
-    shipment: &shipment::Model,
-    status: ShipmentStatus,
-) -> AppResult<()> {
-    let row = tracking_event::ActiveModel {
+/// The tracking event of `shipment` entering `status`.
+fn tracking_row(shipment: &shipment::Model, status: ShipmentStatus) -> tracking_event::ActiveModel {
+    tracking_event::ActiveModel {
         id: Set(kernel::id::new_id()),
         shipment_id: Set(shipment.id),
         status: Set(status.as_str().into()),
         description: Set(status.describe(&shipment.carrier, shipment.reason.as_deref())),
         at: Set(shipment.updated_at),
-    };
+    }
+}
+
+async fn track<C: ConnectionTrait>(
+    db: &C,
+    shipment: &shipment::Model,
+    status: ShipmentStatus,
+) -> AppResult<()> {
+    let row = tracking_row(shipment, status);
     tracking_event::Entity::insert(row).exec_without_returning(db).await?;
     Ok(())
 }
@@ -71,42 +78,62 @@ fn next_step_at(
     Some(now + chrono::Duration::from_std(fulfillment.step).unwrap_or(chrono::Duration::MAX))
 }
 
-/// Creates the order's shipment, `PREPARING`, unless it has one already (an event handled
-/// again). Returns whether one was created.
-pub async fn create(
+/// Creates the shipments of `orders` (each with the event that asked for it), `PREPARING`,
+/// except for orders that have one already: in one statement for the shipments and one for
+/// their first tracking events, however many there are. Returns how many were created.
+pub async fn create_all(
     fulfillment: &Fulfillment,
     txn: &DatabaseTransaction,
-    order: ToShip,
-    cause: &EventEnvelope,
-) -> AppResult<bool> {
+    orders: Vec<(ToShip, &EventEnvelope)>,
+) -> AppResult<usize> {
+    if orders.is_empty() {
+        return Ok(0);
+    }
     let now = Utc::now();
     let status = ShipmentStatus::Preparing;
-    let row = shipment::Model {
-        id: kernel::id::new_id(),
-        order_id: order.order_id,
-        order_number: order.order_number,
-        customer_id: order.customer_id,
-        carrier: fulfillment.carrier.clone(),
-        tracking_number: carrier::tracking_number(),
-        status: status.as_str().into(),
-        address: order.address,
-        items: order.items,
-        next_step_at: next_step_at(fulfillment, status, now),
-        reason: None,
-        created_at: now,
-        updated_at: now,
-    };
-    let inserted = shipment::Entity::insert(shipment::ActiveModel::from(row.clone()))
-        .on_conflict(OnConflict::column(shipment::Column::OrderId).do_nothing().to_owned())
-        .exec_without_returning(txn)
-        .await?;
-    if inserted == 0 {
-        return Ok(false);
+    let mut rows = Vec::with_capacity(orders.len());
+    let mut causes = Vec::with_capacity(orders.len());
+    for (order, cause) in orders {
+        rows.push(shipment::Model {
+            id: kernel::id::new_id(),
+            order_id: order.order_id,
+            order_number: order.order_number,
+            customer_id: order.customer_id,
+            carrier: fulfillment.carrier.clone(),
+            tracking_number: carrier::tracking_number(),
+            status: status.as_str().into(),
+            address: order.address,
+            items: order.items,
+            next_step_at: next_step_at(fulfillment, status, now),
+            reason: None,
+            created_at: now,
+            updated_at: now,
+        });
+        causes.push(cause);
     }
-    track(txn, &row, status).await?;
-    outbox::append(txn, &news(&row, status).caused_by(cause)).await?;
-    tracing::info!(order_id = %row.order_id, tracking = %row.tracking_number, "shipment created");
-    Ok(true)
+    // Only the rows inserted come back: an order that has its shipment already (or comes
+    // twice) conflicts and is left alone.
+    let inserted: HashSet<Uuid> =
+        match shipment::Entity::insert_many(rows.iter().cloned().map(shipment::ActiveModel::from))
+            .on_conflict(OnConflict::column(shipment::Column::OrderId).do_nothing().to_owned())
+            .exec_with_returning_keys(txn)
+            .await
+        {
+            Ok(ids) => ids.into_iter().collect(),
+            Err(DbErr::RecordNotInserted) => return Ok(0),
+            Err(error) => return Err(error.into()),
+        };
+    let created: Vec<(&shipment::Model, &EventEnvelope)> =
+        rows.iter().zip(causes).filter(|(row, _)| inserted.contains(&row.id)).collect();
+    let first_steps = created.iter().map(|(row, _)| tracking_row(row, status));
+    tracking_event::Entity::insert_many(first_steps).exec_without_returning(txn).await?;
+    let news: Vec<EventEnvelope> =
+        created.iter().map(|(row, cause)| news(row, status).caused_by(cause)).collect();
+    outbox::append_all(txn, &news).await?;
+    for (row, _) in &created {
+        tracing::info!(order_id = %row.order_id, tracking = %row.tracking_number, "shipment created");
+    }
+    Ok(created.len())
 }
 
 /// Moves `id` from `from` to `to` if it still stands at `from`: the shipment after the step,

@@ -71,57 +71,86 @@ impl EventHandler for InventoryEvents {
     }
 
     fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
+        Box::pin(async move { self.apply(txn, event).await })
+    }
+
+    /// Confirmations side by side keep their units in one statement: they linger, so under
+    /// load they come many at a time.
+    fn handle_all<'t>(
+        &'t self,
+        txn: &'t DatabaseTransaction,
+        events: &'t [&'t EventEnvelope],
+    ) -> Work<'t> {
         Box::pin(async move {
-            match event.event_type.as_str() {
-                "order.placed" => {
-                    let placed: OrderPlaced = payload(event)?;
-                    let lines: Vec<Line> = placed
-                        .lines
-                        .iter()
-                        .map(|l| Line { product_id: l.product_id, quantity: l.quantity })
-                        .collect();
-                    match stock::reserve(&self.0, txn, placed.order_id, &lines, Some(event)).await {
-                        Ok(_) => {}
-                        // An order orders validated cannot be invalid here; if it is, say so
-                        // to orders rather than retry forever.
-                        Err(kernel::AppError::BadUserInput(reason)) => {
-                            let failed = EventEnvelope::new(
-                                "stock.reservation_failed",
-                                1,
-                                placed.order_id,
-                                serde_json::json!({
-                                    "orderId": placed.order_id, "reason": "INVALID_ORDER",
-                                    "productIds": [], "detail": reason,
-                                }),
-                            )
-                            .caused_by(event);
-                            kernel::events::outbox::append(txn, &failed).await?;
-                        }
-                        Err(other) => return Err(anyhow::anyhow!("{other:?}")),
-                    }
+            let mut confirmed = Vec::new();
+            for event in events {
+                if event.event_type == "order.confirmed" {
+                    confirmed.push(payload::<OrderRef>(event)?.order_id);
+                    continue;
                 }
-                "order.confirmed" => {
-                    let order: OrderRef = payload(event)?;
-                    stock::confirm(txn, order.order_id)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-                }
-                "order.cancelled" => {
-                    let order: OrderRef = payload(event)?;
-                    let reason = order.reason.unwrap_or_else(|| "ORDER_CANCELLED".into());
-                    stock::release(txn, order.order_id, &reason, Some(event))
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-                }
-                "shipment.shipped" => {
-                    let order: OrderRef = payload(event)?;
-                    stock::commit(txn, order.order_id)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-                }
-                _ => {}
+                // In order: what came before may be about the same order.
+                confirm(txn, &std::mem::take(&mut confirmed)).await?;
+                self.apply(txn, event).await?;
             }
-            Ok(())
+            confirm(txn, &confirmed).await
         })
+    }
+}
+
+/// Keeps the units of confirmed orders until shipment.
+async fn confirm(txn: &DatabaseTransaction, orders: &[Uuid]) -> anyhow::Result<()> {
+    stock::confirm(txn, orders).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(())
+}
+
+impl InventoryEvents {
+    /// Applies one event.
+    async fn apply(&self, txn: &DatabaseTransaction, event: &EventEnvelope) -> anyhow::Result<()> {
+        match event.event_type.as_str() {
+            "order.placed" => {
+                let placed: OrderPlaced = payload(event)?;
+                let lines: Vec<Line> = placed
+                    .lines
+                    .iter()
+                    .map(|l| Line { product_id: l.product_id, quantity: l.quantity })
+                    .collect();
+                match stock::reserve(&self.0, txn, placed.order_id, &lines, Some(event)).await {
+                    Ok(_) => {}
+                    // An order orders validated cannot be invalid here; if it is, say so
+                    // to orders rather than retry forever.
+                    Err(kernel::AppError::BadUserInput(reason)) => {
+                        let failed = EventEnvelope::new(
+                            "stock.reservation_failed",
+                            1,
+                            placed.order_id,
+                            serde_json::json!({
+                                "orderId": placed.order_id, "reason": "INVALID_ORDER",
+                                "productIds": [], "detail": reason,
+                            }),
+                        )
+                        .caused_by(event);
+                        kernel::events::outbox::append(txn, &failed).await?;
+                    }
+                    Err(other) => return Err(anyhow::anyhow!("{other:?}")),
+                }
+            }
+            "order.confirmed" => {
+                let order: OrderRef = payload(event)?;
+                confirm(txn, &[order.order_id]).await?;
+            }
+            "order.cancelled" => {
+                let order: OrderRef = payload(event)?;
+                let reason = order.reason.unwrap_or_else(|| "ORDER_CANCELLED".into());
+                stock::release(txn, order.order_id, &reason, Some(event))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            }
+            "shipment.shipped" => {
+                let order: OrderRef = payload(event)?;
+                stock::commit(txn, order.order_id).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            }
+            _ => {}
+        }
+        Ok(())
     }
 }

@@ -367,12 +367,16 @@ async fn mark(
     Ok(update.exec(txn).await?.rows_affected > 0)
 }
 
-/// Marks `order_id`'s held reservations confirmed: they no longer lapse.
-pub async fn confirm(txn: &DatabaseTransaction, order_id: Uuid) -> AppResult<u64> {
+/// Marks the held reservations of `order_ids` confirmed, in one statement: they no longer
+/// lapse.
+pub async fn confirm(txn: &DatabaseTransaction, order_ids: &[Uuid]) -> AppResult<u64> {
+    if order_ids.is_empty() {
+        return Ok(0);
+    }
     let confirmed = reservation::Entity::update_many()
         .col_expr(reservation::Column::Status, Expr::value(status::CONFIRMED))
         .col_expr(reservation::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(reservation::Column::OrderId.eq(order_id))
+        .filter(reservation::Column::OrderId.is_in(order_ids.iter().copied()))
         .filter(reservation::Column::Status.eq(status::HELD))
         .exec(txn)
         .await?;

@@ -54,15 +54,39 @@ impl EventHandler for PaymentEvents {
     }
 
     fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
-        Box::pin(async move {
+        Box::pin(async move { self.apply(txn, &[event]).await })
+    }
+
+    /// Confirmations side by side are captured in one statement: they linger, so under load
+    /// they come many at a time.
+    fn handle_all<'t>(
+        &'t self,
+        txn: &'t DatabaseTransaction,
+        events: &'t [&'t EventEnvelope],
+    ) -> Work<'t> {
+        Box::pin(async move { self.apply(txn, events).await })
+    }
+}
+
+impl PaymentEvents {
+    /// Applies `events` in order; a run of confirmations in one capture.
+    async fn apply(
+        &self,
+        txn: &DatabaseTransaction,
+        events: &[&EventEnvelope],
+    ) -> anyhow::Result<()> {
+        let mut to_capture: Vec<(Uuid, &EventEnvelope)> = Vec::new();
+        for event in events {
+            if event.event_type == "order.confirmed" {
+                to_capture.push((payload::<OrderRef>(event)?.order_id, *event));
+                continue;
+            }
+            // In order: what came before may be about the same order.
+            payments::capture_all(txn, &std::mem::take(&mut to_capture)).await.map_err(failed)?;
             match event.event_type.as_str() {
                 "order.payment_requested" => {
                     let request: PaymentRequest = payload(event)?;
                     payments::authorize(&self.0, txn, &request, event).await.map_err(failed)?;
-                }
-                "order.confirmed" => {
-                    let order: OrderRef = payload(event)?;
-                    payments::capture(txn, order.order_id, event).await.map_err(failed)?;
                 }
                 "order.cancelled" => {
                     let order: OrderRef = payload(event)?;
@@ -70,7 +94,8 @@ impl EventHandler for PaymentEvents {
                 }
                 _ => {}
             }
-            Ok(())
-        })
+        }
+        payments::capture_all(txn, &to_capture).await.map_err(failed)?;
+        Ok(())
     }
 }
