@@ -94,17 +94,21 @@ pub(crate) struct Claim<'a> {
 }
 
 impl Claim<'_> {
-    /// The insert of the rows (no conflict clause: a row already there is an error).
-    pub(crate) fn insert(&self) -> sea_orm::sea_query::InsertStatement {
-        use sea_orm::QueryTrait;
+    /// The rows, handled now.
+    fn rows(&self) -> impl Iterator<Item = entity::ActiveModel> + '_ {
         let now = chrono::Utc::now();
-        let rows = self.events.iter().map(|event| entity::ActiveModel {
+        self.events.iter().map(move |event| entity::ActiveModel {
             consumer: Set(self.consumer.to_string()),
             event_id: Set(event.id),
             event_type: Set(event.event_type.clone()),
             handled_at: Set(now),
-        });
-        entity::Entity::insert_many(rows).into_query()
+        })
+    }
+
+    /// The insert of the rows (no conflict clause: a row already there is an error).
+    pub(crate) fn insert(&self) -> sea_orm::sea_query::InsertStatement {
+        use sea_orm::QueryTrait;
+        entity::Entity::insert_many(self.rows()).into_query()
     }
 }
 
@@ -124,14 +128,7 @@ pub async fn claim_all(
     consumer: &str,
     events: &[&EventEnvelope],
 ) -> Result<std::collections::HashSet<Uuid>, DbErr> {
-    let now = chrono::Utc::now();
-    let rows = events.iter().map(|event| entity::ActiveModel {
-        consumer: Set(consumer.to_string()),
-        event_id: Set(event.id),
-        event_type: Set(event.event_type.clone()),
-        handled_at: Set(now),
-    });
-    let inserted = entity::Entity::insert_many(rows)
+    let inserted = entity::Entity::insert_many(Claim { consumer, events }.rows())
         .on_conflict(
             OnConflict::columns([entity::Column::Consumer, entity::Column::EventId])
                 .do_nothing()
