@@ -6,12 +6,13 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use entities::carts::{cart, line};
 use kernel::auth::Caller;
+use kernel::events::outbox;
 use kernel::money::Money;
 use kernel::{AppError, AppResult};
 use sea_orm::sea_query::{Alias, Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -125,9 +126,16 @@ pub async fn of_customer(carts: &Carts, customer: Uuid) -> AppResult<cart::Model
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("customer cart vanished")))
 }
 
-/// Deletes a cart and its lines inside the caller's transaction.
-pub async fn delete_in<C: ConnectionTrait>(db: &C, id: Uuid) -> AppResult<()> {
-    delete(db, id).await
+/// Deletes the carts `ids` (bought ones), with their lines, in one statement put off to the
+/// commit of `db`'s transaction inside [`outbox::deferring`] (nothing after it in a consumer's
+/// transaction reads carts).
+pub async fn delete_all_later<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> AppResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let delete = cart::Entity::delete_many().filter(cart::Column::Id.is_in(ids.iter().copied()));
+    outbox::write_later(db, delete.into_query()).await?;
+    Ok(())
 }
 
 /// The id of the customer's cart, when it is live.

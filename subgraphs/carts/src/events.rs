@@ -39,12 +39,25 @@ impl EventHandler for CartEvents {
     }
 
     fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
+        Box::pin(async move { self.handle_all(txn, &[event]).await })
+    }
+
+    /// Every bought cart of the batch goes in one statement, with the inbox rows.
+    fn handle_all<'t>(
+        &'t self,
+        txn: &'t DatabaseTransaction,
+        events: &'t [&'t EventEnvelope],
+    ) -> Work<'t> {
         Box::pin(async move {
-            let placed: Placed = serde_json::from_value(event.payload.clone())
-                .map_err(|e| Permanent(format!("unreadable order.placed: {e}")))?;
-            if let Some(cart) = placed.cart_id {
-                crate::carts::delete_in(txn, cart).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let mut carts = Vec::with_capacity(events.len());
+            for event in events {
+                let placed: Placed = serde_json::from_value(event.payload.clone())
+                    .map_err(|e| Permanent(format!("unreadable order.placed: {e}")))?;
+                carts.extend(placed.cart_id);
             }
+            crate::carts::delete_all_later(txn, &carts)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
             Ok(())
         })
     }

@@ -11,7 +11,7 @@ use kernel::{AppError, AppResult};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -58,13 +58,15 @@ fn tracking_row(shipment: &shipment::Model, status: ShipmentStatus) -> tracking_
     }
 }
 
+/// Records `shipment`'s step to `status` on its tracking: put off to the commit inside
+/// [`outbox::deferring`] (nothing in the same transaction reads tracking back).
 async fn track<C: ConnectionTrait>(
     db: &C,
     shipment: &shipment::Model,
     status: ShipmentStatus,
 ) -> AppResult<()> {
     let row = tracking_row(shipment, status);
-    tracking_event::Entity::insert(row).exec_without_returning(db).await?;
+    outbox::write_later(db, tracking_event::Entity::insert(row).into_query()).await?;
     Ok(())
 }
 
@@ -125,8 +127,12 @@ pub async fn create_all(
         };
     let created: Vec<(&shipment::Model, &EventEnvelope)> =
         rows.iter().zip(causes).filter(|(row, _)| inserted.contains(&row.id)).collect();
+    if created.is_empty() {
+        return Ok(0);
+    }
+    // Their first tracking steps go with the commit (nothing here reads them back).
     let first_steps = created.iter().map(|(row, _)| tracking_row(row, status));
-    tracking_event::Entity::insert_many(first_steps).exec_without_returning(txn).await?;
+    outbox::write_later(txn, tracking_event::Entity::insert_many(first_steps).into_query()).await?;
     let news: Vec<EventEnvelope> =
         created.iter().map(|(row, cause)| news(row, status).caused_by(cause)).collect();
     outbox::append_all(txn, &news).await?;

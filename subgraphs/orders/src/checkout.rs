@@ -7,10 +7,10 @@ use kernel::auth::Caller;
 use kernel::events::{EventEnvelope, outbox};
 use kernel::money::{Currency, Money};
 use kernel::{AppError, AppResult};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, InsertStatement};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, SqlErr, TransactionTrait,
+    QueryOrder, QuerySelect, QueryTrait, SqlErr, TransactionTrait, TryIntoModel,
 };
 use uuid::Uuid;
 
@@ -286,19 +286,7 @@ async fn store(
         created_at: Set(now),
         updated_at: Set(now),
     };
-    let txn = orders.db.begin().await?;
-    let saved = match order::Entity::insert(row).exec_with_returning(&txn).await {
-        Ok(saved) => saved,
-        Err(error) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            // The same key raced in: that order is the answer.
-            txn.rollback().await?;
-            let existing = by_key(&orders.db, request.cart_id, &request.idempotency_key)
-                .await?
-                .ok_or_else(|| AppError::internal(anyhow::anyhow!("order number collision")))?;
-            return Ok(Stored::Existing(existing));
-        }
-        Err(error) => return Err(error.into()),
-    };
+    let saved = row.clone().try_into_model()?;
     let lines: Vec<line::ActiveModel> = lines
         .into_iter()
         .map(|mut l| {
@@ -308,8 +296,6 @@ async fn store(
         .collect();
     let event_lines: Vec<(Uuid, i32)> =
         cart.lines.iter().map(|l| (l.product_id, l.quantity)).collect();
-    line::Entity::insert_many(lines).exec_without_returning(&txn).await?;
-    record(&txn, id, &[Status::Pending], None).await?;
     let placed = StatusChange {
         order_id: id,
         customer_id: saved.customer_id,
@@ -318,7 +304,27 @@ async fn store(
         reason: None,
         at: now,
     };
-    orders.relay.commit(txn, vec![placed_event(&saved, &event_lines), placed.envelope()]).await?;
+    // Nothing is read back: the order, its lines, its first timeline entry and its events go
+    // in one unit (one statement on PostgreSQL).
+    let unit = outbox::Deferred {
+        writes: vec![
+            order::Entity::insert(row).into_query().into(),
+            line::Entity::insert_many(lines).into_query().into(),
+            timeline_rows(id, &[Status::Pending], None).into(),
+        ],
+        events: vec![placed_event(&saved, &event_lines), placed.envelope()],
+    };
+    match orders.relay.commit_alone(unit).await {
+        Ok(()) => {}
+        Err(error) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            // The same key raced in: that order is the answer.
+            let existing = by_key(&orders.db, request.cart_id, &request.idempotency_key)
+                .await?
+                .ok_or_else(|| AppError::internal(anyhow::anyhow!("order number collision")))?;
+            return Ok(Stored::Existing(existing));
+        }
+        Err(error) => return Err(error.into()),
+    }
     tracing::info!(order_id = %id, number = %saved.number, "order placed");
     Ok(Stored::New(saved))
 }
@@ -378,14 +384,20 @@ pub async fn find(orders: &Orders, id: Uuid, caller: Option<&Caller>) -> AppResu
     Ok(row)
 }
 
-/// Appends a timeline entry.
-/// Records `steps` on `order`'s timeline, in order, in one statement.
+/// Records `steps` on `order`'s timeline, in order, in one statement: put off to the commit
+/// inside [`outbox::deferring`] (nothing in the same transaction reads the timeline back).
 async fn record<C: ConnectionTrait>(
     db: &C,
     order: Uuid,
     steps: &[Status],
     reason: Option<&str>,
 ) -> AppResult<()> {
+    outbox::write_later(db, timeline_rows(order, steps, reason)).await?;
+    Ok(())
+}
+
+/// The insert of `steps` on `order`'s timeline, stamped now.
+fn timeline_rows(order: Uuid, steps: &[Status], reason: Option<&str>) -> InsertStatement {
     let at = Utc::now();
     let rows = steps.iter().map(|status| timeline::ActiveModel {
         id: Set(kernel::id::new_id()),
@@ -394,8 +406,7 @@ async fn record<C: ConnectionTrait>(
         reason: Set(reason.map(str::to_string)),
         at: Set(at),
     });
-    timeline::Entity::insert_many(rows).exec_without_returning(db).await?;
-    Ok(())
+    timeline::Entity::insert_many(rows).into_query()
 }
 
 /// Moves an order through `steps` inside `txn` when the rules allow the first from where it
@@ -422,24 +433,20 @@ pub async fn advance(
     if *last == Status::Cancelled {
         update = update.col_expr(order::Column::CancelReason, Expr::value(reason));
     }
+    // The status left: known from the rules when only one status leads to the first step;
+    // otherwise read from the order, locked until this transaction ends so that it is still
+    // the status the update moves from. (Not from the timeline: its rows may be put off to
+    // the commit, see `record`.)
+    let mut sources = Status::sources_of(*first);
+    let left = match (sources.next(), sources.next()) {
+        (Some(only), None) => Some(only.as_str().to_string()),
+        _ => order::Entity::find_by_id(id).lock_exclusive().one(txn).await?.map(|o| o.status),
+    };
     let Some(moved) = update.exec_with_returning(txn).await?.into_iter().next() else {
         return Ok(None);
     };
-    // The status left: known from the rules when only one status leads to the first step;
-    // otherwise the timeline's last entry says (read before this change is recorded).
-    let mut sources = Status::sources_of(*first);
-    let left = match (sources.next(), sources.next()) {
-        (Some(only), None) => only.as_str().to_string(),
-        _ => timeline::Entity::find()
-            .filter(timeline::Column::OrderId.eq(id))
-            .order_by_desc(timeline::Column::Id)
-            .one(txn)
-            .await?
-            .map(|t| t.status)
-            .unwrap_or_default(),
-    };
     record(txn, id, steps, reason).await?;
-    let mut previous = Some(left);
+    let mut previous = Some(left.unwrap_or_default());
     let changes: Vec<EventEnvelope> = steps
         .iter()
         .map(|step| {

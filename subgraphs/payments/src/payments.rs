@@ -10,7 +10,7 @@ use kernel::{AppError, AppResult};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, JoinType,
-    QueryFilter, QueryTrait,
+    QueryFilter, QueryTrait, TryIntoModel,
 };
 use uuid::Uuid;
 
@@ -165,7 +165,10 @@ pub async fn authorize(
         created_at: Set(now),
         updated_at: Set(now),
     };
-    let saved = payment::Entity::insert(row).exec_with_returning(txn).await?;
+    let saved = row.clone().try_into_model()?;
+    // Put off to the commit (nothing in this transaction reads it back); a second payment of
+    // the same order fails there, on the order's unique key, as it would here.
+    outbox::write_later(txn, payment::Entity::insert(row).into_query()).await?;
     let event = match reason {
         None => EventEnvelope::new(
             "payment.authorized",

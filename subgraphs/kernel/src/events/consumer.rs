@@ -286,8 +286,8 @@ impl Consumer {
     }
 
     /// Applies `events` in one transaction with their inbox rows. The inbox rows are the
-    /// transaction's last write, in one statement with the events the handler records (which
-    /// are handed to the relay once committed): an event handled before fails that statement
+    /// transaction's last write, in one statement with the writes the handler put off and the
+    /// events it records (which are handed to the relay once committed): an event handled before fails that statement
     /// and undoes the whole transaction, and the caller then learns from the inbox that there
     /// is nothing to do (see [`Consumer::settle`]). Claiming last rather than first saves a
     /// round trip per transaction; a redelivery is rare, and applying it only to undo it
@@ -299,13 +299,13 @@ impl Consumer {
         let events: Vec<&EventEnvelope> =
             events.iter().copied().filter(|event| seen.insert(event.id)).collect();
         let txn = self.db.begin().await?;
-        let (handled, recorded) = outbox::deferring(self.handler.handle_all(&txn, &events)).await;
+        let (handled, deferred) = outbox::deferring(self.handler.handle_all(&txn, &events)).await;
         handled?;
         let claim = Claim { consumer: self.handler.group(), events: &events };
         match &self.relay {
-            Some(relay) => relay.commit_claiming(txn, Some(&claim), recorded).await?,
+            Some(relay) => relay.commit_claiming(txn, Some(&claim), deferred).await?,
             None => {
-                outbox::write_all(&txn, Some(&claim), &recorded).await?;
+                outbox::write_all(&txn, deferred.writes, Some(&claim), &deferred.events).await?;
                 txn.commit().await?;
             }
         }

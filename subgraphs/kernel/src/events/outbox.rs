@@ -55,8 +55,101 @@ pub mod entity {
 }
 
 tokio::task_local! {
-    /// Events appended inside [`deferring`], waiting to be written together.
-    static DEFERRED: std::cell::RefCell<Vec<EventEnvelope>>;
+    /// Events appended and writes put off inside [`deferring`], waiting to be written together.
+    static DEFERRED: std::cell::RefCell<Deferred>;
+}
+
+/// A write whose caller needs nothing back from it (no returned rows, no count): it can wait
+/// for the commit and go to the database in the same statement as the outbox rows (see
+/// [`write_later`]).
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// An `INSERT` (with or without `ON CONFLICT`).
+    Insert(sea_orm::sea_query::InsertStatement),
+    /// An `UPDATE`.
+    Update(sea_orm::sea_query::UpdateStatement),
+    /// A `DELETE`.
+    Delete(sea_orm::sea_query::DeleteStatement),
+}
+
+impl From<sea_orm::sea_query::InsertStatement> for Write {
+    fn from(statement: sea_orm::sea_query::InsertStatement) -> Self {
+        Self::Insert(statement)
+    }
+}
+
+impl From<sea_orm::sea_query::UpdateStatement> for Write {
+    fn from(statement: sea_orm::sea_query::UpdateStatement) -> Self {
+        Self::Update(statement)
+    }
+}
+
+impl From<sea_orm::sea_query::DeleteStatement> for Write {
+    fn from(statement: sea_orm::sea_query::DeleteStatement) -> Self {
+        Self::Delete(statement)
+    }
+}
+
+impl Write {
+    /// Runs it on its own.
+    async fn execute<C: ConnectionTrait>(&self, conn: &C) -> Result<(), DbErr> {
+        match self {
+            Self::Insert(statement) => conn.execute(statement).await,
+            Self::Update(statement) => conn.execute(statement).await,
+            Self::Delete(statement) => conn.execute(statement).await,
+        }
+        .map(drop)
+    }
+
+    fn into_query(self) -> sea_orm::sea_query::SubQueryStatement {
+        use sea_orm::sea_query::SubQueryStatement;
+        match self {
+            Self::Insert(statement) => SubQueryStatement::InsertStatement(statement),
+            Self::Update(statement) => SubQueryStatement::UpdateStatement(statement),
+            Self::Delete(statement) => SubQueryStatement::DeleteStatement(statement),
+        }
+    }
+}
+
+/// What a unit of work leaves for its commit: the writes it put off ([`write_later`]) and the
+/// events it recorded ([`append`]), both in the order they were made.
+#[derive(Debug, Default)]
+pub struct Deferred {
+    /// Writes to apply at commit.
+    pub writes: Vec<Write>,
+    /// Events to record in the outbox at commit.
+    pub events: Vec<EventEnvelope>,
+}
+
+impl From<Vec<EventEnvelope>> for Deferred {
+    fn from(events: Vec<EventEnvelope>) -> Self {
+        Self { writes: Vec::new(), events }
+    }
+}
+
+impl Deferred {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty() && self.events.is_empty()
+    }
+}
+
+/// Applies `write` in the caller's transaction `conn`: inside [`deferring`], at commit, in the
+/// same statement as the outbox rows on PostgreSQL (a data-modifying `WITH`), saving a round
+/// trip; elsewhere at once. For writes that no later statement of the transaction depends on
+/// (reads it, or touches the same rows): on PostgreSQL the parts of one statement all see the
+/// database as it was before it, and none sees another's rows. Foreign keys are checked at the
+/// end of the statement, so a row may refer to another row put off in the same commit.
+pub async fn write_later<C: ConnectionTrait>(
+    conn: &C,
+    write: impl Into<Write>,
+) -> Result<(), DbErr> {
+    let mut write = Some(write.into());
+    let _ = DEFERRED.try_with(|deferred| deferred.borrow_mut().writes.extend(write.take()));
+    match write {
+        Some(write) => write.execute(conn).await,
+        None => Ok(()),
+    }
 }
 
 fn row(event: &EventEnvelope) -> entity::ActiveModel {
@@ -86,55 +179,58 @@ pub async fn append_all<C: ConnectionTrait>(
     events: &[EventEnvelope],
 ) -> Result<(), DbErr> {
     let deferred =
-        DEFERRED.try_with(|deferred| deferred.borrow_mut().extend(events.iter().cloned()));
+        DEFERRED.try_with(|deferred| deferred.borrow_mut().events.extend(events.iter().cloned()));
     if deferred.is_ok() {
         return Ok(());
     }
-    write_all(conn, None, events).await
+    write_all(conn, Vec::new(), None, events).await
 }
 
-/// Writes `events` to the outbox in one statement, deferring or not; with `claim`, a
-/// consumer's inbox rows as well, in the same statement on PostgreSQL (a data-modifying
-/// `WITH`: one round trip for both), just before the outbox rows elsewhere.
+/// Applies `writes`, then (with `claim`) a consumer's inbox rows, then `events`' outbox rows:
+/// on PostgreSQL in one statement (a data-modifying `WITH`: one round trip for all), elsewhere
+/// one statement each, in that order.
 pub(crate) async fn write_all<C: ConnectionTrait>(
     conn: &C,
+    writes: Vec<Write>,
     claim: Option<&Claim<'_>>,
     events: &[EventEnvelope],
 ) -> Result<(), DbErr> {
     use sea_orm::QueryTrait;
     use sea_orm::sea_query::{Alias, CommonTableExpression, WithClause};
-    let outbox = (!events.is_empty())
-        .then(|| entity::Entity::insert_many(events.iter().map(row)).into_query());
-    match (claim, outbox) {
-        (None, None) => {}
-        (None, Some(outbox)) => {
-            conn.execute(&outbox).await?;
-        }
-        (Some(claim), None) => {
-            conn.execute(&claim.insert()).await?;
-        }
-        (Some(claim), Some(outbox)) if conn.get_database_backend() == DbBackend::Postgres => {
-            let claimed = CommonTableExpression::new()
-                .query(claim.insert())
-                .table_name(Alias::new("claimed"))
-                .to_owned();
-            conn.execute(&WithClause::new().cte(claimed).to_owned().query(outbox)).await?;
-        }
-        (Some(claim), Some(outbox)) => {
-            conn.execute(&claim.insert()).await?;
-            conn.execute(&outbox).await?;
-        }
+    let mut statements = writes;
+    statements.extend(claim.map(|claim| Write::Insert(claim.insert())));
+    if !events.is_empty() {
+        statements
+            .push(Write::Insert(entity::Entity::insert_many(events.iter().map(row)).into_query()));
     }
-    Ok(())
+    if conn.get_database_backend() != DbBackend::Postgres || statements.len() == 1 {
+        for statement in &statements {
+            statement.execute(conn).await?;
+        }
+        return Ok(());
+    }
+    let Some(last) = statements.pop() else { return Ok(()) };
+    let mut with = WithClause::new();
+    for (n, statement) in statements.into_iter().enumerate() {
+        with.cte(
+            CommonTableExpression::new()
+                .query(statement.into_query())
+                .table_name(Alias::new(format!("w{n}")))
+                .to_owned(),
+        );
+    }
+    let query = with.query(last.into_query());
+    conn.execute(&query).await.map(drop)
 }
 
-/// Runs `work` with every [`append`] and [`append_all`] it makes (in this task) held back,
-/// and returns them in order beside its output, for the caller to commit with
-/// [`OutboxRelay::commit`]: they are written in one statement, and handed to the relay once
-/// committed. Work that fails drops what it appended, as its transaction would have.
-pub async fn deferring<T>(work: impl Future<Output = T>) -> (T, Vec<EventEnvelope>) {
+/// Runs `work` with every [`append`], [`append_all`] and [`write_later`] it makes (in this
+/// task) held back, and returns them in order beside its output, for the caller to commit with
+/// [`OutboxRelay::commit`]: on PostgreSQL they are written in one statement, and the events
+/// are handed to the relay once committed. Work that fails drops what it held back, as its
+/// transaction would have.
+pub async fn deferring<T>(work: impl Future<Output = T>) -> (T, Deferred) {
     DEFERRED
-        .scope(std::cell::RefCell::new(Vec::new()), async move {
+        .scope(std::cell::RefCell::new(Deferred::default()), async move {
             let output = work.await;
             (output, DEFERRED.with(|events| events.take()))
         })
@@ -306,13 +402,14 @@ impl OutboxRelay {
         self.shared.notify.notify_one();
     }
 
-    /// Records `events` in `txn`'s outbox, commits, and hands them to the relay.
+    /// Applies what `txn`'s work put off (its [`Deferred`] writes, or just events), records
+    /// the events in `txn`'s outbox, commits, and hands the events to the relay.
     pub async fn commit(
         &self,
         txn: DatabaseTransaction,
-        events: Vec<EventEnvelope>,
+        deferred: impl Into<Deferred>,
     ) -> Result<(), DbErr> {
-        self.commit_claiming(txn, None, events).await
+        self.commit_claiming(txn, None, deferred.into()).await
     }
 
     /// As [`OutboxRelay::commit`], writing a consumer's inbox rows (`claim`) with the
@@ -321,15 +418,35 @@ impl OutboxRelay {
         &self,
         txn: DatabaseTransaction,
         claim: Option<&Claim<'_>>,
-        events: Vec<EventEnvelope>,
+        deferred: Deferred,
     ) -> Result<(), DbErr> {
-        write_all(&txn, claim, &events).await?;
+        let Deferred { writes, events } = deferred;
+        write_all(&txn, writes, claim, &events).await?;
         if events.is_empty() {
             return txn.commit().await;
         }
         let handoff = Handoff::take(&self.shared, &events);
         txn.commit().await?;
         handoff.send(events);
+        Ok(())
+    }
+
+    /// Applies `writes` and records `events` as one unit of work on the relay's own database,
+    /// needing nothing read in between: on PostgreSQL in a single statement outside any
+    /// transaction block (a statement is atomic by itself, and this saves the round trips of
+    /// `BEGIN` and `COMMIT`), elsewhere in a transaction. Then hands the events to the relay.
+    pub async fn commit_alone(&self, deferred: Deferred) -> Result<(), DbErr> {
+        use sea_orm::TransactionTrait;
+        if self.db.get_database_backend() != DbBackend::Postgres {
+            let txn = self.db.begin().await?;
+            return self.commit(txn, deferred).await;
+        }
+        let Deferred { writes, events } = deferred;
+        let handoff = (!events.is_empty()).then(|| Handoff::take(&self.shared, &events));
+        write_all(&self.db, writes, None, &events).await?;
+        if let Some(handoff) = handoff {
+            handoff.send(events);
+        }
         Ok(())
     }
 
@@ -552,7 +669,7 @@ mod tests {
         // A commit whose hand-over comes late: its row is committed, its ticket still open.
         let (first, second) = (event("a", 1), event("a", 2));
         let txn = db.begin().await.unwrap();
-        write_all(&txn, None, std::slice::from_ref(&first)).await.unwrap();
+        write_all(&txn, Vec::new(), None, std::slice::from_ref(&first)).await.unwrap();
         let late = Handoff::take(&relay.shared, std::slice::from_ref(&first));
         txn.commit().await.unwrap();
 

@@ -671,7 +671,7 @@ async fn committed_events_go_out_in_order_without_a_sweep_and_after_a_bus_failur
                 outbox::append_all(&txn, &more).await.unwrap();
             })
             .await;
-            sent.extend(events.iter().map(|e| e.id));
+            sent.extend(events.events.iter().map(|e| e.id));
             relay.commit(txn, events).await.unwrap();
         }
         let mut got = Vec::new();
@@ -731,6 +731,92 @@ impl EventHandler for Picky {
 }
 
 #[tokio::test]
+async fn a_units_put_off_writes_commit_with_its_events_or_not_at_all() {
+    use super::outbox::{self, OutboxRelay};
+    use sea_orm::sea_query::{Alias, Query};
+    use sea_orm::{EntityTrait, TransactionTrait};
+    let (db, _scratch) = database_with_outbox().await;
+    let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
+    let relay = OutboxRelay::new(db.clone(), bus.clone());
+    let mut watched = bus.subscribe("test", &["thing"]);
+    let effect = |n: i64, aggregate: &str| {
+        Query::insert()
+            .into_table(Alias::new("effects"))
+            .columns([Alias::new("n"), Alias::new("aggregate"), Alias::new("seq")])
+            .values_panic([n.into(), aggregate.into(), n.into()])
+            .to_owned()
+    };
+    let effects = |aggregate: &'static str| {
+        let db = db.clone();
+        async move {
+            let sql = format!("SELECT COUNT(*) AS n FROM effects WHERE aggregate = '{aggregate}'");
+            let row = db
+                .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get::<i64>("", "n").unwrap()
+        }
+    };
+    let outbox_rows = || async { outbox::entity::Entity::find().all(&db).await.unwrap().len() };
+
+    // Put off inside a unit of work: nothing is written until the commit, then all of it.
+    let first = event("thing.changed", "a", 1);
+    let ((), unit) = outbox::deferring(async {
+        outbox::write_later(&db, effect(1, "a")).await.unwrap();
+        outbox::append(&db, &first).await.unwrap();
+        outbox::write_later(&db, effect(2, "a")).await.unwrap();
+    })
+    .await;
+    assert_eq!(effects("a").await, 0, "a put-off write waits for the commit");
+    assert_eq!((unit.writes.len(), unit.events.len()), (2, 1));
+    relay.commit_alone(unit).await.unwrap();
+    assert_eq!(effects("a").await, 2);
+    assert_eq!(outbox_rows().await, 1);
+
+    // A unit one of whose writes fails (a taken key) leaves nothing: no write, no outbox row,
+    // no event.
+    let failed = event("thing.changed", "b", 1);
+    let unit = outbox::Deferred {
+        writes: vec![effect(3, "b").into(), effect(1, "b").into()],
+        events: vec![failed.clone()],
+    };
+    assert!(relay.commit_alone(unit).await.is_err(), "the taken key fails the unit");
+    assert_eq!(effects("b").await, 0, "the unit's other write is undone too");
+    assert_eq!(outbox_rows().await, 1);
+
+    // In a transaction, put-off writes go with the commit as well.
+    let last = event("thing.changed", "c", 1);
+    let txn = db.begin().await.unwrap();
+    let ((), unit) = outbox::deferring(async {
+        outbox::write_later(&txn, effect(4, "c")).await.unwrap();
+        outbox::append(&txn, &last).await.unwrap();
+    })
+    .await;
+    relay.commit(txn, unit).await.unwrap();
+    assert_eq!(effects("c").await, 1);
+    assert_eq!(outbox_rows().await, 2);
+
+    // Outside a unit of work, a put-off write is simply written.
+    outbox::write_later(&db, effect(5, "d")).await.unwrap();
+    assert_eq!(effects("d").await, 1);
+
+    // The relay sends what committed, and nothing of the failed unit.
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let relaying = tokio::spawn(relay.clone().run(Duration::from_secs(3600), async move {
+        let _ = stopped.changed().await;
+    }));
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let next = tokio::time::timeout(Duration::from_secs(20), watched.next()).await;
+        got.push(next.expect("an event in time").expect("open").id);
+    }
+    assert_eq!(got, vec![first.id, last.id]);
+    let _ = stop.send(true);
+    relaying.await.unwrap();
+}
+
+#[tokio::test]
 async fn events_that_ask_nothing_of_a_consumer_are_acknowledged_without_touching_its_database() {
     use sea_orm::{EntityTrait, PaginatorTrait};
     for (name, bus) in buses().await {
@@ -748,7 +834,14 @@ async fn events_that_ask_nothing_of_a_consumer_are_acknowledged_without_touching
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(*picky.0.lock().unwrap(), vec![0, 2, 100], "{name}");
-        let rows = inbox::entity::Entity::find().count(&db).await.unwrap();
+        // The handler saw the last event before its transaction committed: wait for the commit.
+        let rows = loop {
+            let rows = inbox::entity::Entity::find().count(&db).await.unwrap();
+            if rows >= 3 || tokio::time::Instant::now() > deadline {
+                break rows;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
         assert_eq!(rows, 3, "{name}: inbox rows for the handled events only");
         let _ = stop.send(true);
         consuming.await.unwrap();
