@@ -114,6 +114,47 @@ async fn a_guest_fills_a_cart_priced_from_the_catalog_and_bad_input_changes_noth
 }
 
 #[tokio::test]
+async fn a_cart_holds_at_most_fifty_products_and_the_one_too_many_changes_nothing() {
+    let app = TestApp::seeded().await;
+    let admin = app.admin_token().await;
+    let mut ids = Vec::new();
+    for n in 0..=carts::MAX_LINES {
+        let input = json!({ "input": {
+            "sku": format!("LIMIT-{n}"), "name": format!("Limit Test {n}"),
+            "description": "For the cart's line limit.",
+            "price": { "amount": "1", "currency": "USD" }, "category": "tents",
+            "images": [], "attributes": []
+        }});
+        let created = app
+            .gateway(
+                "mutation($input: CreateProductInput!) { createProduct(input: $input) { id } }",
+                input,
+                Some(&admin),
+            )
+            .await;
+        assert_no_errors(&created);
+        ids.push(created["data"]["createProduct"]["id"].as_str().unwrap().to_string());
+    }
+    let created = app.gateway("mutation { createCart { id } }", json!({}), None).await;
+    let id = created["data"]["createCart"]["id"].as_str().unwrap().to_string();
+    let (last, first) = ids.split_last().unwrap();
+    for product in first {
+        assert_no_errors(&add(&app, Some(&id), product, 1, None).await);
+    }
+    let before = cart(&app, Some(&id), None).await;
+    assert_eq!(before["data"]["cart"]["lines"].as_array().unwrap().len(), carts::MAX_LINES);
+    let refused = add(&app, Some(&id), last, 1, None).await;
+    assert_eq!(error_code(&refused), "BAD_USER_INPUT");
+    assert!(refused["errors"][0]["message"].as_str().unwrap().contains("at most 50 products"));
+    assert_eq!(cart(&app, Some(&id), None).await, before, "nothing changed");
+    // A product already in the full cart can still be added to.
+    let more = add(&app, Some(&id), &first[0], 2, None).await;
+    assert_no_errors(&more);
+    assert_eq!(more["data"]["addToCart"]["itemCount"], carts::MAX_LINES as i64 + 2);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn lines_show_their_problems_and_leave_the_subtotal() {
     let app = TestApp::seeded().await;
     let admin = app.admin_token().await;

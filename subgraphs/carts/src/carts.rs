@@ -9,10 +9,10 @@ use kernel::auth::Caller;
 use kernel::events::outbox;
 use kernel::money::Money;
 use kernel::{AppError, AppResult};
-use sea_orm::sea_query::{Alias, Expr, OnConflict};
+use sea_orm::sea_query::{Alias, Expr, Func, OnConflict, Query, SimpleExpr, SubQueryStatement};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -251,8 +251,16 @@ pub async fn add(
     // the write is also the access check, so adding costs no separate read of the cart.
     let cart = touch_for(carts, &txn, cart, caller).await?;
     // Adds to the line, or starts it: one statement either way, which answers the new
-    // quantity (equal to `quantity` only for a new line: lines never hold zero).
-    let line = line::Entity::insert(line::ActiveModel {
+    // quantity (equal to `quantity` only for a new line: lines never hold zero) and how many
+    // other lines the cart holds (counted apart from this product's, so that it does not
+    // matter whether the count sees the new line).
+    let others = Query::select()
+        .expr(Func::count(Expr::col(line::Column::ProductId)))
+        .from(line::Entity)
+        .and_where(line::Column::CartId.eq(cart.id))
+        .and_where(line::Column::ProductId.ne(product))
+        .to_owned();
+    let mut upsert = line::Entity::insert(line::ActiveModel {
         cart_id: Set(cart.id),
         product_id: Set(product),
         quantity: Set(quantity),
@@ -269,22 +277,27 @@ pub async fn add(
             )
             .to_owned(),
     )
-    .exec_with_returning(&txn)
-    .await?;
-    if line.quantity > MAX_QUANTITY {
+    .into_query();
+    upsert.returning(Query::returning().exprs([
+        Expr::col(line::Column::Quantity),
+        SimpleExpr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(others))),
+    ]));
+    let answered = txn
+        .query_one(&upsert)
+        .await?
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("the line upsert answered nothing")))?;
+    let total: i32 = answered.try_get_by_index(0)?;
+    let other_lines: i64 = answered.try_get_by_index(1)?;
+    if total > MAX_QUANTITY {
         txn.rollback().await?;
         return Err(AppError::bad_input(format!(
             "at most {MAX_QUANTITY} of one product per cart ({} already in it)",
-            line.quantity - quantity
+            total - quantity
         )));
     }
-    if line.quantity == quantity {
-        let count =
-            line::Entity::find().filter(line::Column::CartId.eq(cart.id)).count(&txn).await?;
-        if count as usize > MAX_LINES {
-            txn.rollback().await?;
-            return Err(AppError::bad_input(format!("a cart holds at most {MAX_LINES} products")));
-        }
+    if total == quantity && other_lines as usize >= MAX_LINES {
+        txn.rollback().await?;
+        return Err(AppError::bad_input(format!("a cart holds at most {MAX_LINES} products")));
     }
     txn.commit().await?;
     Ok(cart)
