@@ -419,6 +419,85 @@ pub async fn advance(
     steps: &[Status],
     reason: Option<&str>,
 ) -> AppResult<Option<order::Model>> {
+    Ok(advance_reading(txn, id, steps, reason, false).await?.map(|(order, _)| order))
+}
+
+/// As [`advance`], with the moved order's lines as well: on PostgreSQL read in the same
+/// statement as the update (a data-modifying `WITH` joined to the lines), a round trip less
+/// on the way of every checkout.
+pub async fn advance_with_lines(
+    txn: &DatabaseTransaction,
+    id: Uuid,
+    steps: &[Status],
+    reason: Option<&str>,
+) -> AppResult<Option<(order::Model, Vec<line::Model>)>> {
+    advance_reading(txn, id, steps, reason, true).await
+}
+
+/// The update of `update` (which must return the moved row), with the moved order's lines
+/// when `with_lines`; `None` when nothing moved.
+async fn moved_order(
+    txn: &DatabaseTransaction,
+    update: sea_orm::UpdateMany<order::Entity>,
+    with_lines: bool,
+) -> AppResult<Option<(order::Model, Vec<line::Model>)>> {
+    use sea_orm::sea_query::{
+        Alias, Asterisk, CommonTableExpression, ExprTrait, Query, WithClause,
+    };
+    use sea_orm::{FromQueryResult, IdenStatic, Iterable, JoinType, Order};
+    if !with_lines || txn.get_database_backend() != sea_orm::DbBackend::Postgres {
+        let Some(moved) = update.exec_with_returning(txn).await?.into_iter().next() else {
+            return Ok(None);
+        };
+        let lines = if with_lines { lines(txn, moved.id).await? } else { Vec::new() };
+        return Ok(Some((moved, lines)));
+    }
+    let mut update = update.into_query();
+    update.returning_all();
+    let moved = Alias::new("moved");
+    let mut select = Query::select();
+    select.column((moved.clone(), Asterisk));
+    for column in line::Column::iter() {
+        select.expr_as(
+            Expr::col((line::Entity, column)),
+            Alias::new(format!("{LINE_PREFIX}{}", column.as_str())),
+        );
+    }
+    select
+        .from(moved.clone())
+        .join(
+            JoinType::LeftJoin,
+            line::Entity,
+            Expr::col((line::Entity, line::Column::OrderId))
+                .equals((moved.clone(), order::Column::Id)),
+        )
+        .order_by((line::Entity, line::Column::Position), Order::Asc);
+    let cte = CommonTableExpression::new().query(update).table_name(moved).to_owned();
+    let rows = txn.query_all(&WithClause::new().cte(cte).to_owned().query(select)).await?;
+    let Some(first) = rows.first() else { return Ok(None) };
+    let order = order::Model::from_query_result(first, "")?;
+    let mut lines = Vec::with_capacity(rows.len());
+    for row in &rows {
+        // An order without lines (never stored so) comes back as one row with no line.
+        let joined: Option<Uuid> = row.try_get(LINE_PREFIX, line::Column::OrderId.as_str())?;
+        if joined.is_some() {
+            lines.push(line::Model::from_query_result(row, LINE_PREFIX)?);
+        }
+    }
+    Ok(Some((order, lines)))
+}
+
+/// How [`moved_order`] names the line columns beside the order's.
+const LINE_PREFIX: &str = "line_";
+
+/// [`advance`] and [`advance_with_lines`]: the moved order, with its lines when `with_lines`.
+async fn advance_reading(
+    txn: &DatabaseTransaction,
+    id: Uuid,
+    steps: &[Status],
+    reason: Option<&str>,
+    with_lines: bool,
+) -> AppResult<Option<(order::Model, Vec<line::Model>)>> {
     let (Some(first), Some(last)) = (steps.first(), steps.last()) else { return Ok(None) };
     if !steps.windows(2).all(|pair| pair[0].can_become(pair[1])) {
         return Err(AppError::internal(anyhow::anyhow!("no such path of statuses: {steps:?}")));
@@ -442,7 +521,7 @@ pub async fn advance(
         (Some(only), None) => Some(only.as_str().to_string()),
         _ => order::Entity::find_by_id(id).lock_exclusive().one(txn).await?.map(|o| o.status),
     };
-    let Some(moved) = update.exec_with_returning(txn).await?.into_iter().next() else {
+    let Some((moved, lines)) = moved_order(txn, update, with_lines).await? else {
         return Ok(None);
     };
     record(txn, id, steps, reason).await?;
@@ -462,7 +541,7 @@ pub async fn advance(
         })
         .collect();
     outbox::append_all(txn, &changes).await?;
-    Ok(Some(moved))
+    Ok(Some((moved, lines)))
 }
 
 /// Cancels an order (and records `order.cancelled`, so stock is released and payment given

@@ -92,8 +92,8 @@ async fn payment_authorized(
     // Authorised, and with the stock already held that makes it confirmed: both steps on the
     // timeline, in one change.
     let steps = [Status::PaymentAuthorized, Status::Confirmed];
-    if let Some(order) = advance(txn, id, &steps, None).await? {
-        let lines = crate::checkout::lines(txn, id).await?;
+    if let Some((order, lines)) = crate::checkout::advance_with_lines(txn, id, &steps, None).await?
+    {
         let confirmed = crate::checkout::confirmed_event(&order, &lines);
         outbox::append(txn, &confirmed.caused_by(cause)).await?;
         tracing::info!(order_id = %id, "order confirmed");
