@@ -518,14 +518,19 @@ async fn advance_reading(
     // the commit, see `record`.)
     let mut sources = Status::sources_of(*first);
     let left = match (sources.next(), sources.next()) {
-        (Some(only), None) => Some(only.as_str().to_string()),
-        _ => order::Entity::find_by_id(id).lock_exclusive().one(txn).await?.map(|o| o.status),
+        (Some(only), None) => only.as_str().to_string(),
+        _ => order::Entity::find_by_id(id)
+            .lock_exclusive()
+            .one(txn)
+            .await?
+            .map(|o| o.status)
+            .unwrap_or_default(),
     };
     let Some((moved, lines)) = moved_order(txn, update, with_lines).await? else {
         return Ok(None);
     };
     record(txn, id, steps, reason).await?;
-    let mut previous = Some(left.unwrap_or_default());
+    let mut previous = Some(left);
     let changes: Vec<EventEnvelope> = steps
         .iter()
         .map(|step| {

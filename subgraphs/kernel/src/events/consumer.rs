@@ -287,11 +287,11 @@ impl Consumer {
 
     /// Applies `events` in one transaction with their inbox rows. The inbox rows are the
     /// transaction's last write, in one statement with the writes the handler put off and the
-    /// events it records (which are handed to the relay once committed): an event handled before fails that statement
-    /// and undoes the whole transaction, and the caller then learns from the inbox that there
-    /// is nothing to do (see [`Consumer::settle`]). Claiming last rather than first saves a
-    /// round trip per transaction; a redelivery is rare, and applying it only to undo it
-    /// costs nothing but its own time.
+    /// events it records (which are handed to the relay once committed): an event handled
+    /// before fails that statement and undoes the whole transaction, and the caller then
+    /// learns from the inbox that there is nothing to do (see [`Consumer::settle`]). Claiming
+    /// last rather than first saves a round trip per transaction; a redelivery is rare, and
+    /// applying it only to undo it costs nothing but its own time.
     async fn handle_together(&self, events: &[&EventEnvelope]) -> anyhow::Result<()> {
         use sea_orm::TransactionTrait;
         // An event given twice in one batch is applied once.

@@ -62,12 +62,10 @@ tokio::task_local! {
 /// A write whose caller needs nothing back from it (no returned rows, no count): it can wait
 /// for the commit and go to the database in the same statement as the outbox rows (see
 /// [`write_later`]).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Write {
     /// An `INSERT` (with or without `ON CONFLICT`).
     Insert(sea_orm::sea_query::InsertStatement),
-    /// An `UPDATE`.
-    Update(sea_orm::sea_query::UpdateStatement),
     /// A `DELETE`.
     Delete(sea_orm::sea_query::DeleteStatement),
 }
@@ -75,12 +73,6 @@ pub enum Write {
 impl From<sea_orm::sea_query::InsertStatement> for Write {
     fn from(statement: sea_orm::sea_query::InsertStatement) -> Self {
         Self::Insert(statement)
-    }
-}
-
-impl From<sea_orm::sea_query::UpdateStatement> for Write {
-    fn from(statement: sea_orm::sea_query::UpdateStatement) -> Self {
-        Self::Update(statement)
     }
 }
 
@@ -95,7 +87,6 @@ impl Write {
     async fn execute<C: ConnectionTrait>(&self, conn: &C) -> Result<(), DbErr> {
         match self {
             Self::Insert(statement) => conn.execute(statement).await,
-            Self::Update(statement) => conn.execute(statement).await,
             Self::Delete(statement) => conn.execute(statement).await,
         }
         .map(drop)
@@ -105,7 +96,6 @@ impl Write {
         use sea_orm::sea_query::SubQueryStatement;
         match self {
             Self::Insert(statement) => SubQueryStatement::InsertStatement(statement),
-            Self::Update(statement) => SubQueryStatement::UpdateStatement(statement),
             Self::Delete(statement) => SubQueryStatement::DeleteStatement(statement),
         }
     }
@@ -124,13 +114,6 @@ pub struct Deferred {
 impl From<Vec<EventEnvelope>> for Deferred {
     fn from(events: Vec<EventEnvelope>) -> Self {
         Self { writes: Vec::new(), events }
-    }
-}
-
-impl Deferred {
-    /// Whether there is nothing to write.
-    pub fn is_empty(&self) -> bool {
-        self.writes.is_empty() && self.events.is_empty()
     }
 }
 
