@@ -10,6 +10,7 @@ use futures::future::{BoxFuture, Shared};
 use kernel::auth::{KeyPair, TokenVerifier};
 use kernel::config::Settings;
 use kernel::events::bus::{EventBus, InProcessBus};
+use kernel::http_client::Endpoint;
 use tokio::net::TcpListener;
 
 use crate::services::{self, Assembled};
@@ -200,20 +201,17 @@ impl Platform {
                     assembled
                 }
                 Service::Carts => {
-                    let catalog_url =
-                        platform.base_url(settings, Service::Catalog, &settings.carts.catalog_url);
-                    let inventory_url = platform.base_url(
-                        settings,
-                        Service::Inventory,
-                        &settings.carts.inventory_url,
-                    );
+                    let c = &settings.carts;
+                    let catalog = platform.endpoint(settings, Service::Catalog, &c.catalog_url);
+                    let inventory =
+                        platform.endpoint(settings, Service::Inventory, &c.inventory_url);
                     let (assembled, state) = services::carts(
                         settings,
                         db,
                         verifier.clone(),
                         bus.clone(),
-                        &catalog_url,
-                        &inventory_url,
+                        catalog,
+                        inventory,
                     )
                     .await?;
                     platform.carts = Some(state);
@@ -222,9 +220,9 @@ impl Platform {
                 Service::Orders => {
                     let o = &settings.orders;
                     let upstream = orders::Upstream {
-                        carts: platform.base_url(settings, Service::Carts, &o.carts_url),
-                        catalog: platform.base_url(settings, Service::Catalog, &o.catalog_url),
-                        rewards: platform.base_url(settings, Service::Rewards, &o.rewards_url),
+                        carts: platform.endpoint(settings, Service::Carts, &o.carts_url),
+                        catalog: platform.endpoint(settings, Service::Catalog, &o.catalog_url),
+                        rewards: platform.endpoint(settings, Service::Rewards, &o.rewards_url),
                     };
                     let (assembled, state) =
                         services::orders(settings, db, verifier.clone(), bus.clone(), &upstream)
@@ -239,7 +237,7 @@ impl Platform {
                     assembled
                 }
                 Service::Notifications => {
-                    let identity_url = platform.base_url(
+                    let identity = platform.endpoint(
                         settings,
                         Service::Identity,
                         &settings.notifications.identity_url,
@@ -249,7 +247,7 @@ impl Platform {
                         db,
                         verifier.clone(),
                         bus.clone(),
-                        &identity_url,
+                        identity,
                     )
                     .await?;
                     platform.notifications = Some(state);
@@ -284,20 +282,29 @@ impl Platform {
         Ok(platform)
     }
 
-    /// Base URL of `service` for another context's client: the configured one, else where it
-    /// runs in this process, else its default address.
-    fn base_url(
+    /// Where another context's client finds `service`: the configured URL, else its router
+    /// when it runs in this process (its address when in-process calls are off), else its
+    /// default address.
+    fn endpoint(
         &self,
         settings: &Settings,
         service: Service,
         configured: &Option<String>,
-    ) -> String {
+    ) -> Endpoint {
         if let Some(url) = configured {
-            return url.trim_end_matches('/').to_string();
+            return Endpoint::Url(url.trim_end_matches('/').to_string());
+        }
+        let running = self.running.iter().find(|r| r.service == service);
+        if let Some(running) = running
+            && settings.server.in_process_calls
+        {
+            return Endpoint::Local(running.assembled.router.clone());
         }
         match self.addr(service) {
-            Some(addr) => format!("http://{addr}"),
-            None => format!("http://{}:{}", settings.server.host, service.port(settings)),
+            Some(addr) => Endpoint::Url(format!("http://{addr}")),
+            None => {
+                Endpoint::Url(format!("http://{}:{}", settings.server.host, service.port(settings)))
+            }
         }
     }
 
@@ -370,6 +377,12 @@ async fn gateway(
     }
     let supergraph = gateway::compose::compose(&subgraphs)?;
     let mut options = gateway_options(settings);
+    if settings.server.in_process_calls {
+        for running in &platform.running {
+            let name = running.service.name().to_string();
+            options.transport.local.insert(name, running.assembled.router.clone());
+        }
+    }
     // Tokens are checked at the edge with identity's public key (or the shared secret).
     if let Some(identity) = &platform.identity {
         options.jwt.jwks = Some(identity.issuer.keys().jwks());
@@ -418,6 +431,7 @@ pub fn gateway_options(settings: &Settings) -> gateway::GatewayOptions {
                 .map(|(name, secs)| (name.clone(), Duration::from_secs(*secs)))
                 .collect(),
             compression: g.subgraph_compression,
+            local: std::collections::HashMap::new(),
         },
         jwt: gateway::auth::JwtOptions::default(),
     }

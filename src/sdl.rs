@@ -40,7 +40,7 @@ pub async fn subgraph_sdl(service: Service) -> anyhow::Result<String> {
             carts::build_schema(state).execute("{ _service { sdl } }").await
         }
         Service::Orders => {
-            let nowhere = "http://invalid".to_string();
+            let nowhere = kernel::http_client::Endpoint::from("http://invalid");
             let upstream = orders::Upstream {
                 carts: nowhere.clone(),
                 catalog: nowhere.clone(),

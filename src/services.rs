@@ -14,6 +14,7 @@ use futures::future::{BoxFuture, Shared};
 use kernel::events::bus::EventBus;
 use kernel::events::consumer::{Consumer, ConsumerOptions, EventHandler};
 use kernel::events::outbox::OutboxRelay;
+use kernel::http_client::Endpoint;
 use kernel::money::Currency;
 use kernel::server::{EndpointOptions, subgraph_router};
 use migrations::MigratorTrait;
@@ -202,21 +203,21 @@ pub async fn payments(
     Ok((Assembled { router, relay, background }, state))
 }
 
-/// The carts service over `db` (migrated here), asking the catalog and the inventory at their
-/// base URLs; with the sweep that deletes carts left idle too long.
+/// The carts service over `db` (migrated here), asking the catalog and the inventory where
+/// their endpoints say; with the sweep that deletes carts left idle too long.
 pub async fn carts(
     settings: &Settings,
     db: DatabaseConnection,
     verifier: Arc<TokenVerifier>,
     bus: Arc<dyn EventBus>,
-    catalog_url: &str,
-    inventory_url: &str,
+    catalog: Endpoint,
+    inventory: Endpoint,
 ) -> anyhow::Result<(Assembled, Arc<carts::Carts>)> {
     migrations::carts::Migrator::up(&db, None).await.context("migrating the carts database")?;
     let relay = OutboxRelay::new(db.clone(), bus.clone());
     let currency = Currency::parse(&settings.catalog.currency).context("catalog.currency")?;
     let idle = Duration::from_secs(settings.carts.idle_expiry_secs.max(60));
-    let state = carts::Carts::new(db.clone(), catalog_url, inventory_url, idle, currency);
+    let state = carts::Carts::new(db.clone(), catalog, inventory, idle, currency);
     let schema = carts::build_schema(state.clone());
     let router = subgraph_router(schema, endpoint_options(settings, verifier, &db))
         .merge(carts::internal::routes(state.clone()));
@@ -302,14 +303,14 @@ pub async fn fulfillment(
 }
 
 /// The notifications service over `db` (migrated here): its subgraph, its consumer of order
-/// and shipment events, and the sender that delivers mail (asking identity at
-/// `identity_url` for addresses).
+/// and shipment events, and the sender that delivers mail (asking identity at `identity` for
+/// addresses).
 pub async fn notifications(
     settings: &Settings,
     db: DatabaseConnection,
     verifier: Arc<TokenVerifier>,
     bus: Arc<dyn EventBus>,
-    identity_url: &str,
+    identity: Endpoint,
 ) -> anyhow::Result<(Assembled, Arc<notifications::Notifications>)> {
     use secrecy::ExposeSecret;
     migrations::notifications::Migrator::up(&db, None)
@@ -326,13 +327,8 @@ pub async fn notifications(
         max_attempts: i32::try_from(n.max_attempts).unwrap_or(i32::MAX),
         retry_base: Duration::from_millis(n.retry_base_millis.max(1)),
     };
-    let state = notifications::Notifications::new(
-        db.clone(),
-        relay.clone(),
-        transport,
-        identity_url,
-        options,
-    );
+    let state =
+        notifications::Notifications::new(db.clone(), relay.clone(), transport, identity, options);
     let schema = notifications::build_schema(state.clone());
     let router = subgraph_router(schema, endpoint_options(settings, verifier, &db));
     let handler = Arc::new(notifications::events::NotificationEvents(state.clone()));

@@ -17,7 +17,12 @@
 //! Usage: `cargo build --release -p bench && ./target/release/bench-checkout
 //!         [--clients 32] [--duration 20] [--warmup 3] [--rate N]
 //!         [--database-url URL] [--redis-url URL] [--lanes N] [--linger MS] [--products 1]
-//!         [--timeline] [--hops] [--carrier-step 3600] [--db-connections N] [--partitions N]`
+//!         [--timeline] [--hops] [--carrier-step 3600] [--db-connections N] [--partitions N]
+//!         [--over-http]`
+//!
+//! `--over-http` turns in-process calls off (`server.in_process_calls`): the gateway reaches
+//! the subgraphs, and orders and carts the contexts they ask, over loopback HTTP, as when
+//! each service runs on its own. The baseline for what calling in process saves.
 //!
 //! The simulated carrier moves each parcel one step (shipped, out for delivery, delivered)
 //! every `--carrier-step` seconds. By default an hour, as a real carrier is no faster: the
@@ -73,6 +78,8 @@ struct Options {
     hops: bool,
     /// Seconds the simulated carrier takes per step (`fulfillment.step_secs`).
     carrier_step: u64,
+    /// Services call each other over loopback HTTP, not in process.
+    over_http: bool,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -91,6 +98,7 @@ fn parse_args() -> anyhow::Result<Options> {
         timeline: false,
         hops: false,
         carrier_step: 3600,
+        over_http: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -116,6 +124,7 @@ fn parse_args() -> anyhow::Result<Options> {
                 options.partitions = Some(partitions);
             }
             "--timeline" => options.timeline = true,
+            "--over-http" => options.over_http = true,
             "--hops" => options.hops = true,
             "--carrier-step" => {
                 options.carrier_step = value()?.parse()?;
@@ -301,6 +310,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(linger) = options.linger_ms {
         settings.events.linger_ms = linger;
     }
+    settings.server.in_process_calls = !options.over_http;
     let mode = match (&options.database_url, &options.redis_url) {
         (Some(_), Some(_)) => "PostgreSQL + Redis Streams",
         (None, None) => "embedded (SQLite + in-process bus)",
@@ -377,7 +387,8 @@ async fn main() -> anyhow::Result<()> {
     };
 
     println!(
-        "checkout benchmark: {mode}, {} clients, {} product(s), carrier step {} s, {}, {:?} warm-up, {:?} measured",
+        "checkout benchmark: {mode}{}, {} clients, {} product(s), carrier step {} s, {}, {:?} warm-up, {:?} measured",
+        if options.over_http { ", services over HTTP" } else { "" },
         options.clients,
         options.products,
         options.carrier_step,

@@ -41,18 +41,18 @@ pub struct Carts {
 }
 
 impl Carts {
-    /// Carts over `db`, asking the catalog and the inventory at their base URLs.
+    /// Carts over `db`, asking the catalog and the inventory where their endpoints say.
     pub fn new(
         db: DatabaseConnection,
-        catalog_url: &str,
-        inventory_url: &str,
+        catalog: impl Into<kernel::http_client::Endpoint>,
+        inventory: impl Into<kernel::http_client::Endpoint>,
         idle_expiry: Duration,
         currency: kernel::money::Currency,
     ) -> Arc<Self> {
         Arc::new(Self {
             db,
-            catalog: upstream::CatalogClient::new(catalog_url),
-            inventory: upstream::InventoryClient::new(inventory_url),
+            catalog: upstream::CatalogClient::new(catalog),
+            inventory: upstream::InventoryClient::new(inventory),
             idle_expiry,
             currency,
         })

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use kernel::http_client::{CallError, ClientOptions, ServiceClient};
+use kernel::http_client::{CallError, ClientOptions, Endpoint, ServiceClient};
 use kernel::id::id_list;
 use uuid::Uuid;
 
@@ -26,9 +26,9 @@ struct StockRow {
 pub struct InventoryClient(ServiceClient);
 
 impl InventoryClient {
-    /// A client of the inventory at `base`.
-    pub fn new(base: &str) -> Self {
-        Self(ServiceClient::new("inventory", base, ClientOptions::default()))
+    /// A client of the inventory at `endpoint`.
+    pub fn new(endpoint: impl Into<Endpoint>) -> Self {
+        Self(ServiceClient::new("inventory", endpoint, ClientOptions::default()))
     }
 
     /// Units available of `ids`.

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use crate::http_client::{CallError, ClientOptions, ServiceClient};
+use crate::http_client::{CallError, ClientOptions, Endpoint, ServiceClient};
 use crate::id::id_list;
 use crate::money::{Currency, Money};
 
@@ -55,9 +55,9 @@ struct PriceRow {
 pub struct CatalogClient(ServiceClient);
 
 impl CatalogClient {
-    /// A client of the catalog at `base`.
-    pub fn new(base: &str) -> Self {
-        Self(ServiceClient::new("catalog", base, ClientOptions::default()))
+    /// A client of the catalog at `endpoint`.
+    pub fn new(endpoint: impl Into<Endpoint>) -> Self {
+        Self(ServiceClient::new("catalog", endpoint, ClientOptions::default()))
     }
 
     /// Facts about `ids`; products the catalog does not know are absent. A price the catalog

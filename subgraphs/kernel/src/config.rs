@@ -140,6 +140,10 @@ pub struct ServerSettings {
     /// Take the client address from `X-Forwarded-For` (set it only behind a trusted proxy or
     /// the gateway; default false).
     pub trust_forwarded_for: bool,
+    /// Services running in one process call each other, and the gateway its subgraphs, in
+    /// process rather than over loopback HTTP (default true). Off, every call takes the
+    /// network path a split deployment takes.
+    pub in_process_calls: bool,
 }
 
 impl Default for ServerSettings {
@@ -150,6 +154,7 @@ impl Default for ServerSettings {
             first_subgraph_port: 4001,
             body_limit_bytes: 1024 * 1024,
             trust_forwarded_for: false,
+            in_process_calls: true,
         }
     }
 }

@@ -54,15 +54,15 @@ pub struct Notifications {
 
 impl Notifications {
     /// Notifications over `db`, sending through `transport` to addresses identity (at
-    /// `identity_url`) gives.
+    /// `identity`) gives.
     pub fn new(
         db: DatabaseConnection,
         relay: OutboxRelay,
         transport: transport::Transport,
-        identity_url: &str,
+        identity: impl Into<kernel::http_client::Endpoint>,
         options: SenderOptions,
     ) -> Arc<Self> {
-        let identity = upstream::IdentityClient::new(identity_url);
+        let identity = upstream::IdentityClient::new(identity);
         Arc::new(Self { db, relay, transport, identity, options })
     }
 }

@@ -1,7 +1,7 @@
 //! Identity, as notifications asks it: a customer's contact details, read when a mail is
 //! sent (events carry no addresses).
 
-use kernel::http_client::{CallError, ClientOptions, ServiceClient};
+use kernel::http_client::{CallError, ClientOptions, Endpoint, ServiceClient};
 use uuid::Uuid;
 
 /// A customer's contact details.
@@ -17,9 +17,9 @@ pub struct Contact {
 pub struct IdentityClient(ServiceClient);
 
 impl IdentityClient {
-    /// A client of identity at `base`.
-    pub fn new(base: &str) -> Self {
-        Self(ServiceClient::new("identity", base, ClientOptions::default()))
+    /// A client of identity at `endpoint`.
+    pub fn new(endpoint: impl Into<Endpoint>) -> Self {
+        Self(ServiceClient::new("identity", endpoint, ClientOptions::default()))
     }
 
     /// The customer's contact details; `None` when identity does not know them.

@@ -19,20 +19,21 @@ use std::sync::Arc;
 
 use kernel::AppResult;
 use kernel::events::outbox::OutboxRelay;
+use kernel::http_client::Endpoint;
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 pub use schema::{OrdersSchema, build_schema};
 
-/// Where the contexts orders asks live (base URLs).
+/// Where the contexts orders asks live.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     /// Carts.
-    pub carts: String,
+    pub carts: Endpoint,
     /// The catalog.
-    pub catalog: String,
+    pub catalog: Endpoint,
     /// Rewards.
-    pub rewards: String,
+    pub rewards: Endpoint,
 }
 
 /// Everything the orders' resolvers and handlers need.
@@ -52,7 +53,7 @@ pub struct Orders {
 }
 
 impl Orders {
-    /// Orders over `db`, reading carts, prices and points at these base URLs; `relay` hands
+    /// Orders over `db`, reading carts, prices and points where `upstream` says; `relay` hands
     /// status changes to `feed`.
     pub fn new(
         db: DatabaseConnection,
@@ -64,9 +65,9 @@ impl Orders {
             db,
             relay,
             feed,
-            carts: upstream::CartsClient::new(&upstream.carts),
-            catalog: upstream::CatalogClient::new(&upstream.catalog),
-            rewards: upstream::RewardsClient::new(&upstream.rewards),
+            carts: upstream::CartsClient::new(upstream.carts.clone()),
+            catalog: upstream::CatalogClient::new(upstream.catalog.clone()),
+            rewards: upstream::RewardsClient::new(upstream.rewards.clone()),
         })
     }
 

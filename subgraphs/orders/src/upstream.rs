@@ -1,7 +1,7 @@
 //! Anti-corruption clients: the cart, the authoritative prices and the customer's points, as
 //! orders needs them.
 
-use kernel::http_client::{CallError, ClientOptions, ServiceClient};
+use kernel::http_client::{CallError, ClientOptions, Endpoint, ServiceClient};
 use kernel::money::{Currency, Money};
 use uuid::Uuid;
 
@@ -31,9 +31,9 @@ pub struct CartLine {
 pub struct CartsClient(ServiceClient);
 
 impl CartsClient {
-    /// A client of the carts at `base`.
-    pub fn new(base: &str) -> Self {
-        Self(ServiceClient::new("carts", base, ClientOptions::default()))
+    /// A client of the carts at `endpoint`.
+    pub fn new(endpoint: impl Into<Endpoint>) -> Self {
+        Self(ServiceClient::new("carts", endpoint, ClientOptions::default()))
     }
 
     /// The customer's own cart id, if they have one.
@@ -59,9 +59,9 @@ pub use kernel::catalog_api::{CatalogClient, ProductFacts};
 pub struct RewardsClient(ServiceClient);
 
 impl RewardsClient {
-    /// A client of rewards at `base`.
-    pub fn new(base: &str) -> Self {
-        Self(ServiceClient::new("rewards", base, ClientOptions::default()))
+    /// A client of rewards at `endpoint`.
+    pub fn new(endpoint: impl Into<Endpoint>) -> Self {
+        Self(ServiceClient::new("rewards", endpoint, ClientOptions::default()))
     }
 
     /// Spends `points` of `customer` on `order` (worth `subtotal`): the discount they buy.
