@@ -6,7 +6,7 @@ use std::sync::Arc;
 use kernel::events::EventEnvelope;
 use kernel::events::consumer::{EventHandler, Permanent};
 use kernel::events::inbox::Work;
-use sea_orm::DatabaseTransaction;
+use kernel::events::unit::Unit;
 use uuid::Uuid;
 
 use crate::Carts;
@@ -38,16 +38,12 @@ impl EventHandler for CartEvents {
         &["order.placed"]
     }
 
-    fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
+    fn handle<'t>(&'t self, txn: &'t Unit, event: &'t EventEnvelope) -> Work<'t> {
         Box::pin(async move { self.handle_all(txn, &[event]).await })
     }
 
     /// Every bought cart of the batch goes in one statement, with the inbox rows.
-    fn handle_all<'t>(
-        &'t self,
-        txn: &'t DatabaseTransaction,
-        events: &'t [&'t EventEnvelope],
-    ) -> Work<'t> {
+    fn handle_all<'t>(&'t self, txn: &'t Unit, events: &'t [&'t EventEnvelope]) -> Work<'t> {
         Box::pin(async move {
             let mut carts = Vec::with_capacity(events.len());
             for event in events {

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use kernel::events::EventEnvelope;
 use kernel::events::consumer::{EventHandler, read_payload as payload};
 use kernel::events::inbox::Work;
-use sea_orm::DatabaseTransaction;
+use kernel::events::unit::Unit;
+use sea_orm::ConnectionTrait;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -61,17 +62,13 @@ impl EventHandler for FulfillmentEvents {
         &["order.confirmed", "order.cancelled"]
     }
 
-    fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
+    fn handle<'t>(&'t self, txn: &'t Unit, event: &'t EventEnvelope) -> Work<'t> {
         Box::pin(async move { self.apply(txn, &[event]).await })
     }
 
     /// Confirmations side by side make their shipments together (a statement for the
     /// shipments, one for their tracking): under load this consumer handles many at once.
-    fn handle_all<'t>(
-        &'t self,
-        txn: &'t DatabaseTransaction,
-        events: &'t [&'t EventEnvelope],
-    ) -> Work<'t> {
+    fn handle_all<'t>(&'t self, txn: &'t Unit, events: &'t [&'t EventEnvelope]) -> Work<'t> {
         Box::pin(async move { self.apply(txn, events).await })
     }
 }
@@ -80,7 +77,7 @@ impl FulfillmentEvents {
     /// Applies `events` in order; a run of confirmations in one go.
     async fn apply(
         &self,
-        txn: &DatabaseTransaction,
+        txn: &impl ConnectionTrait,
         events: &[&EventEnvelope],
     ) -> anyhow::Result<()> {
         let mut to_ship = Vec::new();

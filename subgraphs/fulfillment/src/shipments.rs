@@ -10,8 +10,8 @@ use kernel::events::{EventEnvelope, outbox};
 use kernel::{AppError, AppResult};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -85,7 +85,7 @@ fn next_step_at(
 /// their first tracking events, however many there are. Returns how many were created.
 pub async fn create_all(
     fulfillment: &Fulfillment,
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     orders: Vec<(ToShip, &EventEnvelope)>,
 ) -> AppResult<usize> {
     if orders.is_empty() {
@@ -146,7 +146,7 @@ pub async fn create_all(
 /// or `None` when something else moved it first.
 async fn step(
     fulfillment: &Fulfillment,
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     id: Uuid,
     from: ShipmentStatus,
     to: ShipmentStatus,
@@ -264,7 +264,7 @@ async fn moved_by_hand(
 /// cancellation that crossed the parcel leaving); it is logged.
 pub async fn cancel_for_order(
     fulfillment: &Fulfillment,
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     order_id: Uuid,
     cause: &EventEnvelope,
 ) -> AppResult<()> {

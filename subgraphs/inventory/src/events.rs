@@ -12,7 +12,8 @@ use std::sync::Arc;
 use kernel::events::EventEnvelope;
 use kernel::events::consumer::{EventHandler, read_payload as payload};
 use kernel::events::inbox::Work;
-use sea_orm::DatabaseTransaction;
+use kernel::events::unit::Unit;
+use sea_orm::ConnectionTrait;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -70,17 +71,13 @@ impl EventHandler for InventoryEvents {
         matches!(event_type, "order.confirmed" | "shipment.shipped")
     }
 
-    fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
+    fn handle<'t>(&'t self, txn: &'t Unit, event: &'t EventEnvelope) -> Work<'t> {
         Box::pin(async move { self.apply(txn, event).await })
     }
 
     /// Confirmations side by side keep their units in one statement: they linger, so under
     /// load they come many at a time.
-    fn handle_all<'t>(
-        &'t self,
-        txn: &'t DatabaseTransaction,
-        events: &'t [&'t EventEnvelope],
-    ) -> Work<'t> {
+    fn handle_all<'t>(&'t self, txn: &'t Unit, events: &'t [&'t EventEnvelope]) -> Work<'t> {
         Box::pin(async move {
             let mut confirmed = Vec::new();
             for event in events {
@@ -98,14 +95,14 @@ impl EventHandler for InventoryEvents {
 }
 
 /// Keeps the units of confirmed orders until shipment.
-async fn confirm(txn: &DatabaseTransaction, orders: &[Uuid]) -> anyhow::Result<()> {
+async fn confirm(txn: &impl ConnectionTrait, orders: &[Uuid]) -> anyhow::Result<()> {
     stock::confirm(txn, orders).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
     Ok(())
 }
 
 impl InventoryEvents {
     /// Applies one event.
-    async fn apply(&self, txn: &DatabaseTransaction, event: &EventEnvelope) -> anyhow::Result<()> {
+    async fn apply(&self, txn: &impl ConnectionTrait, event: &EventEnvelope) -> anyhow::Result<()> {
         match event.event_type.as_str() {
             "order.placed" => {
                 let placed: OrderPlaced = payload(event)?;

@@ -9,8 +9,8 @@ use kernel::events::{EventEnvelope, outbox};
 use kernel::{AppError, AppResult};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, Statement, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -169,7 +169,7 @@ pub async fn levels<C: ConnectionTrait>(db: &C, products: &[Uuid]) -> AppResult<
 /// lapse after the inventory's reservation time unless the order is confirmed.
 pub async fn reserve(
     inventory: &Inventory,
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     order_id: Uuid,
     lines: &[Line],
     cause: Option<&EventEnvelope>,
@@ -182,7 +182,7 @@ pub async fn reserve(
     // The reservation rows go first: a write (so SQLite takes its write lock before anything
     // is read), and the unique (order, product) index tells whether this order was answered
     // before.
-    let rows = lines.iter().map(|line| reservation::ActiveModel {
+    let mut rows = lines.iter().map(|line| reservation::ActiveModel {
         id: Set(kernel::id::new_id()),
         order_id: Set(order_id),
         product_id: Set(line.product_id),
@@ -193,6 +193,32 @@ pub async fn reserve(
         created_at: Set(now),
         updated_at: Set(now),
     });
+    // One line (nearly every order) on PostgreSQL: the reservation row and the stock in one
+    // statement, a round trip less on the way of every checkout.
+    if let ([line], DbBackend::Postgres) = (&lines[..], txn.get_database_backend())
+        && let Some(row) = rows.next()
+    {
+        return match hold_one(txn, row, now).await? {
+            (false, _) => answer_again(txn, order_id, cause).await,
+            (true, true) => {
+                let event = reserved_event(order_id, &lines, expires_at);
+                outbox::append(txn, &event.caused_by_any(cause)).await?;
+                tracing::info!(%order_id, lines = 1, "stock reserved");
+                Ok(Reserved::Held)
+            }
+            (true, false) => {
+                // Nothing was taken: only the reservation row goes again.
+                reservation::Entity::delete_many()
+                    .filter(reservation::Column::OrderId.eq(order_id))
+                    .exec(txn)
+                    .await?;
+                let short = vec![line.product_id];
+                outbox::append(txn, &out_of_stock(order_id, &short).caused_by_any(cause)).await?;
+                tracing::info!(%order_id, short = ?short, "stock reservation failed: out of stock");
+                Ok(Reserved::OutOfStock(short))
+            }
+        };
+    }
     let inserted = reservation::Entity::insert_many(rows)
         .on_conflict(
             OnConflict::columns([reservation::Column::OrderId, reservation::Column::ProductId])
@@ -252,12 +278,7 @@ pub async fn reserve(
             .filter(reservation::Column::OrderId.eq(order_id))
             .exec(txn)
             .await?;
-        EventEnvelope::new(
-            "stock.reservation_failed",
-            1,
-            order_id,
-            serde_json::json!({ "orderId": order_id, "reason": "OUT_OF_STOCK", "productIds": short }),
-        )
+        out_of_stock(order_id, &short)
     };
     outbox::append(txn, &event.caused_by_any(cause)).await?;
     if short.is_empty() {
@@ -267,6 +288,58 @@ pub async fn reserve(
         tracing::info!(%order_id, short = ?short, "stock reservation failed: out of stock");
         Ok(Reserved::OutOfStock(short))
     }
+}
+
+/// Writes the reservation `row` unless its order has it already, then takes its units from
+/// the stock on condition that enough are there, in one statement (PostgreSQL): whether the
+/// row was new, and whether the units were taken. The conditional update is the same as the
+/// one line at a time path's, so stock is never oversold.
+async fn hold_one(
+    txn: &impl ConnectionTrait,
+    row: reservation::ActiveModel,
+    now: DateTime<Utc>,
+) -> AppResult<(bool, bool)> {
+    use sea_orm::QueryTrait;
+    use sea_orm::sea_query::PostgresQueryBuilder;
+    let mut insert = reservation::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([reservation::Column::OrderId, reservation::Column::ProductId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .into_query();
+    // One `returning` for both columns: each `returning_col` would replace the last.
+    insert.returning(
+        sea_orm::sea_query::Query::returning()
+            .columns([reservation::Column::ProductId, reservation::Column::Quantity]),
+    );
+    let (insert, mut values) = insert.build(PostgresQueryBuilder);
+    values.0.push(now.into());
+    let sql = format!(
+        "WITH held AS ({insert}), taken AS (UPDATE stock SET reserved = stock.reserved + \
+         held.quantity, updated_at = ${now} FROM held WHERE stock.product_id = held.product_id \
+         AND stock.on_hand - stock.reserved >= held.quantity RETURNING stock.product_id) \
+         SELECT (SELECT COUNT(*) FROM held) AS held, (SELECT COUNT(*) FROM taken) AS taken",
+        now = values.0.len()
+    );
+    let statement = Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
+    let counts = txn
+        .query_one_raw(statement)
+        .await?
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("holding stock returned no row")))?;
+    let held: i64 = counts.try_get("", "held")?;
+    let taken: i64 = counts.try_get("", "taken")?;
+    Ok((held > 0, taken > 0))
+}
+
+/// `stock.reservation_failed`: `short` have too few units for `order_id`.
+fn out_of_stock(order_id: Uuid, short: &[Uuid]) -> EventEnvelope {
+    EventEnvelope::new(
+        "stock.reservation_failed",
+        1,
+        order_id,
+        serde_json::json!({ "orderId": order_id, "reason": "OUT_OF_STOCK", "productIds": short }),
+    )
 }
 
 /// `stock.reserved`: `lines` are held for `order_id` until `expires_at`.
@@ -283,7 +356,7 @@ fn reserved_event(order_id: Uuid, lines: &[Line], expires_at: DateTime<Utc>) -> 
 /// given before: `stock.reserved` again while the units are held, nothing once they lapsed
 /// or went back (the order is being cancelled then).
 async fn answer_again(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     order_id: Uuid,
     cause: Option<&EventEnvelope>,
 ) -> AppResult<Reserved> {
@@ -304,7 +377,7 @@ async fn answer_again(
 /// Releases what `order_id` holds (held or confirmed) inside `txn`, recording
 /// `stock.released` with `reason`; false when it held nothing.
 pub async fn release(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     order_id: Uuid,
     reason: &str,
     cause: Option<&EventEnvelope>,
@@ -350,7 +423,7 @@ pub async fn release(
 /// stands where it was read: of two concurrent moves only one wins, so units are never given
 /// back or taken off the shelf twice. False when the other won.
 async fn mark(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     row: &reservation::Model,
     to: &str,
     reason: Option<&str>,
@@ -369,7 +442,7 @@ async fn mark(
 
 /// Marks the held reservations of `order_ids` confirmed, in one statement: they no longer
 /// lapse.
-pub async fn confirm(txn: &DatabaseTransaction, order_ids: &[Uuid]) -> AppResult<u64> {
+pub async fn confirm(txn: &impl ConnectionTrait, order_ids: &[Uuid]) -> AppResult<u64> {
     if order_ids.is_empty() {
         return Ok(0);
     }
@@ -385,7 +458,7 @@ pub async fn confirm(txn: &DatabaseTransaction, order_ids: &[Uuid]) -> AppResult
 
 /// Takes `order_id`'s reserved units off the shelf (it shipped): on hand and reserved both
 /// go down.
-pub async fn commit(txn: &DatabaseTransaction, order_id: Uuid) -> AppResult<u64> {
+pub async fn commit(txn: &impl ConnectionTrait, order_id: Uuid) -> AppResult<u64> {
     // In product order, as reservations and releases lock the stock rows.
     let rows = reservation::Entity::find()
         .filter(reservation::Column::OrderId.eq(order_id))

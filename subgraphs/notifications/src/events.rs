@@ -14,8 +14,10 @@ use entities::notifications::mail;
 use kernel::events::EventEnvelope;
 use kernel::events::consumer::{EventHandler, names_a_customer, read_payload as payload};
 use kernel::events::inbox::Work;
+use kernel::events::unit::Unit;
+use sea_orm::ConnectionTrait;
+use sea_orm::EntityTrait;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{DatabaseTransaction, EntityTrait};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -43,7 +45,7 @@ struct About {
 
 /// Writes the mail, unless the order has one of this kind already.
 async fn write(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     kind: &str,
     about: &About,
     rendered: Rendered,
@@ -99,7 +101,7 @@ impl EventHandler for NotificationEvents {
         names_a_customer(event)
     }
 
-    fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
+    fn handle<'t>(&'t self, txn: &'t Unit, event: &'t EventEnvelope) -> Work<'t> {
         Box::pin(async move {
             let about: About = payload(event)?;
             match event.event_type.as_str() {

@@ -9,8 +9,8 @@ use kernel::money::{Currency, Money};
 use kernel::{AppError, AppResult};
 use sea_orm::sea_query::{Expr, InsertStatement};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, SqlErr, TransactionTrait, TryIntoModel,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, SqlErr, TransactionTrait, TryIntoModel,
 };
 use uuid::Uuid;
 
@@ -414,7 +414,7 @@ fn timeline_rows(order: Uuid, steps: &[Status], reason: Option<&str>) -> InsertS
 /// follows from the one before; every step goes on the timeline. The order after the last
 /// step, or `None` when it could not move.
 pub async fn advance(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     id: Uuid,
     steps: &[Status],
     reason: Option<&str>,
@@ -426,7 +426,7 @@ pub async fn advance(
 /// statement as the update (a data-modifying `WITH` joined to the lines), a round trip less
 /// on the way of every checkout.
 pub async fn advance_with_lines(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     id: Uuid,
     steps: &[Status],
     reason: Option<&str>,
@@ -437,7 +437,7 @@ pub async fn advance_with_lines(
 /// The update of `update` (which must return the moved row), with the moved order's lines
 /// when `with_lines`; `None` when nothing moved.
 async fn moved_order(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     update: sea_orm::UpdateMany<order::Entity>,
     with_lines: bool,
 ) -> AppResult<Option<(order::Model, Vec<line::Model>)>> {
@@ -492,7 +492,7 @@ const LINE_PREFIX: &str = "line_";
 
 /// [`advance`] and [`advance_with_lines`]: the moved order, with its lines when `with_lines`.
 async fn advance_reading(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     id: Uuid,
     steps: &[Status],
     reason: Option<&str>,
@@ -552,7 +552,7 @@ async fn advance_reading(
 /// Cancels an order (and records `order.cancelled`, so stock is released and payment given
 /// back), when it has not shipped.
 pub async fn cancel_in(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     id: Uuid,
     reason: &str,
     cause: Option<&EventEnvelope>,

@@ -20,9 +20,11 @@ use kernel::events::EventEnvelope;
 use kernel::events::consumer::{EventHandler, Permanent};
 use kernel::events::inbox::Work;
 use kernel::events::outbox;
+use kernel::events::unit::Unit;
 use kernel::{AppError, AppResult};
+use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use uuid::Uuid;
 
 use crate::Orders;
@@ -63,7 +65,7 @@ fn payment_request(order: &order::Model) -> EventEnvelope {
 }
 
 async fn stock_reserved(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     id: Uuid,
     cause: &EventEnvelope,
 ) -> AppResult<()> {
@@ -85,7 +87,7 @@ async fn stock_reserved(
 }
 
 async fn payment_authorized(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     id: Uuid,
     cause: &EventEnvelope,
 ) -> AppResult<()> {
@@ -105,7 +107,7 @@ async fn payment_authorized(
 /// about an order that cannot take that step (cancelled meanwhile, or news repeated) changes
 /// nothing.
 async fn shipment_news(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     id: Uuid,
     to: Status,
     reason: Option<&str>,
@@ -151,7 +153,7 @@ impl EventHandler for Saga {
         ]
     }
 
-    fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
+    fn handle<'t>(&'t self, txn: &'t Unit, event: &'t EventEnvelope) -> Work<'t> {
         Box::pin(async move {
             let about: About = serde_json::from_value(event.payload.clone())
                 .map_err(|e| Permanent(format!("unreadable {}: {e}", event.event_type)))?;

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use kernel::events::EventEnvelope;
 use kernel::events::consumer::{EventHandler, Permanent, read_payload as payload};
 use kernel::events::inbox::Work;
-use sea_orm::DatabaseTransaction;
+use kernel::events::unit::Unit;
+use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
 use crate::Payments;
@@ -53,17 +54,13 @@ impl EventHandler for PaymentEvents {
         event_type == "order.confirmed"
     }
 
-    fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
+    fn handle<'t>(&'t self, txn: &'t Unit, event: &'t EventEnvelope) -> Work<'t> {
         Box::pin(async move { self.apply(txn, &[event]).await })
     }
 
     /// Confirmations side by side are captured in one statement: they linger, so under load
     /// they come many at a time.
-    fn handle_all<'t>(
-        &'t self,
-        txn: &'t DatabaseTransaction,
-        events: &'t [&'t EventEnvelope],
-    ) -> Work<'t> {
+    fn handle_all<'t>(&'t self, txn: &'t Unit, events: &'t [&'t EventEnvelope]) -> Work<'t> {
         Box::pin(async move { self.apply(txn, events).await })
     }
 }
@@ -72,7 +69,7 @@ impl PaymentEvents {
     /// Applies `events` in order; a run of confirmations in one capture.
     async fn apply(
         &self,
-        txn: &DatabaseTransaction,
+        txn: &impl ConnectionTrait,
         events: &[&EventEnvelope],
     ) -> anyhow::Result<()> {
         let mut to_capture: Vec<(Uuid, &EventEnvelope)> = Vec::new();

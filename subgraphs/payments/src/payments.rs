@@ -9,8 +9,8 @@ use kernel::money::{Currency, Money};
 use kernel::{AppError, AppResult};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, JoinType,
-    QueryFilter, QueryTrait, TryIntoModel,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QueryTrait,
+    TryIntoModel,
 };
 use uuid::Uuid;
 
@@ -105,7 +105,7 @@ fn caused(event: EventEnvelope, cause: &EventEnvelope) -> EventEnvelope {
 /// `payment.declined`. A repeated request (same key) changes nothing.
 pub async fn authorize(
     payments: &Payments,
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     request: &PaymentRequest,
     cause: &EventEnvelope,
 ) -> AppResult<()> {
@@ -192,7 +192,7 @@ pub async fn authorize(
 /// method joined to the order's payment): this read is on the way of every checkout. When
 /// the method is unknown, the payment is read on its own.
 async fn method_and_payment(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     request: &PaymentRequest,
 ) -> AppResult<(Option<payment_method::Model>, Option<payment::Model>)> {
     let mut select =
@@ -240,7 +240,7 @@ async fn answer<C: ConnectionTrait>(
 /// it), in one statement however many there are; records `payment.captured` for each.
 /// Returns how many were captured (a payment captured before is left alone).
 pub async fn capture_all(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     orders: &[(Uuid, &EventEnvelope)],
 ) -> AppResult<usize> {
     if orders.is_empty() {
@@ -274,7 +274,7 @@ pub async fn capture_all(
 /// Gives the money back for a cancelled order: an authorisation is voided, a capture
 /// refunded. Records `payment.refunded` either way (nothing when there was nothing to give).
 pub async fn refund(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     order_id: Uuid,
     cause: &EventEnvelope,
 ) -> AppResult<bool> {
@@ -302,7 +302,7 @@ pub async fn refund(
 
 /// Moves the order's payment from `from` to `to`, conditionally; the row after the move.
 async fn move_status(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     order_id: Uuid,
     from: &str,
     to: &str,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use kernel::events::EventEnvelope;
 use kernel::events::consumer::EventHandler;
 use kernel::events::inbox::Work;
-use sea_orm::DatabaseTransaction;
+use kernel::events::unit::Unit;
 
 use crate::Reporting;
 use crate::projection::{self, EVENTS};
@@ -31,17 +31,13 @@ impl EventHandler for ReportingEvents {
         &EVENTS
     }
 
-    fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
+    fn handle<'t>(&'t self, txn: &'t Unit, event: &'t EventEnvelope) -> Work<'t> {
         Box::pin(async move { projection::record(txn, event).await })
     }
 
     /// A batch in a few statements, not a few per event: under load this consumer handles
     /// many events per transaction.
-    fn handle_all<'t>(
-        &'t self,
-        txn: &'t DatabaseTransaction,
-        events: &'t [&'t EventEnvelope],
-    ) -> Work<'t> {
+    fn handle_all<'t>(&'t self, txn: &'t Unit, events: &'t [&'t EventEnvelope]) -> Work<'t> {
         Box::pin(async move { projection::record_all(txn, events).await })
     }
 }

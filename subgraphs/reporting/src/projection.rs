@@ -12,8 +12,8 @@ use kernel::money::{Currency, Money};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
 };
 use serde::Deserialize;
 use uuid::Uuid;
@@ -101,7 +101,7 @@ fn day(at: DateTime<Utc>) -> String {
 }
 
 /// Keeps `envelope` in the history (once) and applies it.
-pub async fn record(txn: &DatabaseTransaction, envelope: &EventEnvelope) -> anyhow::Result<()> {
+pub async fn record(txn: &impl ConnectionTrait, envelope: &EventEnvelope) -> anyhow::Result<()> {
     record_all(txn, &[envelope]).await
 }
 
@@ -111,7 +111,7 @@ pub async fn record(txn: &DatabaseTransaction, envelope: &EventEnvelope) -> anyh
 /// Applying them grouped by type comes to the same as applying them in order, because the
 /// model does not depend on the order events arrive in.
 pub async fn record_all(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     envelopes: &[&EventEnvelope],
 ) -> anyhow::Result<()> {
     // Consecutive, so that a rebuild replays a batch in the order it came.
@@ -189,7 +189,7 @@ fn placed_row(payload: &serde_json::Value, at: DateTime<Utc>) -> anyhow::Result<
 /// Creates the rows of placed orders, or (when another event, which may not carry the
 /// number, came first) gives them their number and what the orders would come to, until they
 /// are confirmed: one statement either way. Each order at most once.
-async fn place(txn: &DatabaseTransaction, rows: Vec<sale::Model>) -> anyhow::Result<()> {
+async fn place(txn: &impl ConnectionTrait, rows: Vec<sale::Model>) -> anyhow::Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -213,7 +213,7 @@ async fn place(txn: &DatabaseTransaction, rows: Vec<sale::Model>) -> anyhow::Res
 /// Creates or fills in the rows of confirmed orders, their status moved forward to
 /// CONFIRMED unless already further along (cancelled meanwhile, say), in one statement that
 /// tells which; then the lines of those not cancelled, in one more. Each order at most once.
-async fn confirm(txn: &DatabaseTransaction, orders: &[Confirmed]) -> anyhow::Result<()> {
+async fn confirm(txn: &impl ConnectionTrait, orders: &[Confirmed]) -> anyhow::Result<()> {
     if orders.is_empty() {
         return Ok(());
     }
@@ -298,7 +298,7 @@ async fn confirm(txn: &DatabaseTransaction, orders: &[Confirmed]) -> anyhow::Res
 
 /// Creates the order's row if no event did yet.
 async fn ensure_order(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     order: Uuid,
     number: &str,
     at: DateTime<Utc>,
@@ -324,7 +324,7 @@ async fn ensure_order(
 }
 
 /// Moves the order's status forward (never back).
-async fn advance(txn: &DatabaseTransaction, order: Uuid, status: &str) -> anyhow::Result<()> {
+async fn advance(txn: &impl ConnectionTrait, order: Uuid, status: &str) -> anyhow::Result<()> {
     sale::Entity::update_many()
         .col_expr(sale::Column::Status, Expr::value(status))
         .col_expr(sale::Column::StatusRank, Expr::value(rank(status)))
@@ -337,7 +337,7 @@ async fn advance(txn: &DatabaseTransaction, order: Uuid, status: &str) -> anyhow
 
 /// Applies one event to the read model.
 async fn apply(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     event_type: &str,
     at: DateTime<Utc>,
     payload: &serde_json::Value,

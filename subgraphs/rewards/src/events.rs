@@ -12,8 +12,8 @@ use std::sync::Arc;
 use kernel::events::EventEnvelope;
 use kernel::events::consumer::{EventHandler, names_a_customer, read_payload as payload};
 use kernel::events::inbox::Work;
+use kernel::events::unit::Unit;
 use kernel::money::Money;
-use sea_orm::DatabaseTransaction;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -72,7 +72,7 @@ impl EventHandler for RewardEvents {
         }
     }
 
-    fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
+    fn handle<'t>(&'t self, txn: &'t Unit, event: &'t EventEnvelope) -> Work<'t> {
         Box::pin(async move {
             let rewards = &self.0;
             match event.event_type.as_str() {

@@ -8,8 +8,8 @@ use kernel::money::{Currency, Money};
 use kernel::{AppError, AppResult};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -65,7 +65,7 @@ async fn insert_once<C: ConnectionTrait>(db: &C, entry: entry::Model) -> AppResu
 }
 
 /// Makes sure the customer has an account and locks it for this transaction.
-async fn lock_account(txn: &DatabaseTransaction, customer: Uuid) -> AppResult<()> {
+async fn lock_account(txn: &impl ConnectionTrait, customer: Uuid) -> AppResult<()> {
     let fresh = account::ActiveModel {
         customer_id: Set(customer),
         balance: Set(0),
@@ -86,7 +86,7 @@ async fn lock_account(txn: &DatabaseTransaction, customer: Uuid) -> AppResult<()
 
 /// Adds to the account's balance and pending points (negative to take away).
 async fn move_points(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     customer: Uuid,
     balance: i64,
     pending: i64,
@@ -103,7 +103,7 @@ async fn move_points(
 /// Spendable points granted now, lasting the policy's expiry.
 async fn grant(
     rewards: &Rewards,
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     customer: Uuid,
     order: Uuid,
     kind: &str,
@@ -126,7 +126,7 @@ async fn grant(
 /// order already credited.
 pub async fn earn(
     rewards: &Rewards,
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     customer: Uuid,
     order: Uuid,
     paid: &Money,
@@ -142,7 +142,7 @@ pub async fn earn(
     Ok(())
 }
 
-async fn pending_of(txn: &DatabaseTransaction, order: Uuid) -> AppResult<Option<entry::Model>> {
+async fn pending_of(txn: &impl ConnectionTrait, order: Uuid) -> AppResult<Option<entry::Model>> {
     Ok(entry::Entity::find()
         .filter(entry::Column::OrderId.eq(order))
         .filter(entry::Column::Kind.eq(EARNED_PENDING))
@@ -151,7 +151,11 @@ async fn pending_of(txn: &DatabaseTransaction, order: Uuid) -> AppResult<Option<
 }
 
 /// A delivered order's points become spendable.
-pub async fn delivered(rewards: &Rewards, txn: &DatabaseTransaction, order: Uuid) -> AppResult<()> {
+pub async fn delivered(
+    rewards: &Rewards,
+    txn: &impl ConnectionTrait,
+    order: Uuid,
+) -> AppResult<()> {
     let Some(earned) = pending_of(txn, order).await? else { return Ok(()) };
     lock_account(txn, earned.customer_id).await?;
     let reversed = entry::Entity::find()
@@ -169,7 +173,11 @@ pub async fn delivered(rewards: &Rewards, txn: &DatabaseTransaction, order: Uuid
 }
 
 /// A cancelled order loses its pending points and gives back the points it redeemed.
-pub async fn cancelled(rewards: &Rewards, txn: &DatabaseTransaction, order: Uuid) -> AppResult<()> {
+pub async fn cancelled(
+    rewards: &Rewards,
+    txn: &impl ConnectionTrait,
+    order: Uuid,
+) -> AppResult<()> {
     if let Some(earned) = pending_of(txn, order).await? {
         lock_account(txn, earned.customer_id).await?;
         let delivered = entry::Entity::find()
@@ -186,7 +194,7 @@ pub async fn cancelled(rewards: &Rewards, txn: &DatabaseTransaction, order: Uuid
 }
 
 /// Gives back what `order` redeemed, if it still holds any.
-pub async fn restore(rewards: &Rewards, txn: &DatabaseTransaction, order: Uuid) -> AppResult<()> {
+pub async fn restore(rewards: &Rewards, txn: &impl ConnectionTrait, order: Uuid) -> AppResult<()> {
     let Some(redeemed) = entry::Entity::update_many()
         .col_expr(entry::Column::Status, Expr::value(RESTORED))
         .filter(entry::Column::OrderId.eq(order))
@@ -206,7 +214,7 @@ pub async fn restore(rewards: &Rewards, txn: &DatabaseTransaction, order: Uuid) 
 }
 
 /// The order that redeemed points was placed: the redemption stands.
-pub async fn applied(txn: &DatabaseTransaction, order: Uuid) -> AppResult<()> {
+pub async fn applied(txn: &impl ConnectionTrait, order: Uuid) -> AppResult<()> {
     entry::Entity::update_many()
         .col_expr(entry::Column::Status, Expr::value(APPLIED))
         .filter(entry::Column::OrderId.eq(order))
@@ -280,7 +288,7 @@ pub async fn redeem(
 
 /// Takes `points` from the customer's unspent grants, the soonest to expire first.
 async fn take_oldest(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     customer: Uuid,
     points: i64,
     now: DateTime<Utc>,
@@ -317,7 +325,7 @@ async fn take_oldest(
 
 /// Expires the customer's grants due by `now` (the account is locked by the caller).
 async fn expire_customer(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     customer: Uuid,
     now: DateTime<Utc>,
 ) -> AppResult<u64> {

@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use sea_orm::{DatabaseConnection, DatabaseTransaction};
+use sea_orm::DatabaseConnection;
 
 use super::EventEnvelope;
 use super::bus::{Delivery, EventBus, Member};
 use super::inbox::{Claim, Work, handled_before};
 use super::outbox::{self, OutboxRelay};
+use super::unit::Unit;
 
 /// What a consuming context does with events.
 pub trait EventHandler: Send + Sync + 'static {
@@ -28,17 +29,15 @@ pub trait EventHandler: Send + Sync + 'static {
     fn events(&self) -> &[&'static str];
 
     /// Applies `event` inside `txn` (the inbox row is in the same transaction). Events the
-    /// handler appends to its outbox in `txn` go out once it commits.
-    fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t>;
+    /// handler appends to its outbox in `txn` go out once it commits. The transaction begins
+    /// at the first statement that writes or locks (see [`Unit`]): a handler that only reads
+    /// and puts its writes off needs none.
+    fn handle<'t>(&'t self, txn: &'t Unit, event: &'t EventEnvelope) -> Work<'t>;
 
     /// Applies `events` (each given once, in the order the bus gave them) inside `txn`, as
     /// [`EventHandler::handle`] would one after the other, which is what it does by default.
     /// A handler that can apply several events in fewer statements says so here.
-    fn handle_all<'t>(
-        &'t self,
-        txn: &'t DatabaseTransaction,
-        events: &'t [&'t EventEnvelope],
-    ) -> Work<'t> {
+    fn handle_all<'t>(&'t self, txn: &'t Unit, events: &'t [&'t EventEnvelope]) -> Work<'t> {
         Box::pin(async move {
             for event in events {
                 self.handle(txn, event).await?;
@@ -291,20 +290,26 @@ impl Consumer {
     /// before fails that statement and undoes the whole transaction, and the caller then
     /// learns from the inbox that there is nothing to do (see [`Consumer::settle`]). Claiming
     /// last rather than first saves a round trip per transaction; a redelivery is rare, and
-    /// applying it only to undo it costs nothing but its own time.
+    /// applying it only to undo it costs nothing but its own time. When the handler began no
+    /// transaction (it only read, and put its writes off), that one statement is the whole
+    /// unit of work, with no transaction block around it.
     async fn handle_together(&self, events: &[&EventEnvelope]) -> anyhow::Result<()> {
-        use sea_orm::TransactionTrait;
         // An event given twice in one batch is applied once.
         let mut seen = std::collections::HashSet::with_capacity(events.len());
         let events: Vec<&EventEnvelope> =
             events.iter().copied().filter(|event| seen.insert(event.id)).collect();
-        let txn = self.db.begin().await?;
-        let (handled, deferred) = outbox::deferring(self.handler.handle_all(&txn, &events)).await;
+        let unit = Unit::new(self.db.clone());
+        let (handled, deferred) = outbox::deferring(self.handler.handle_all(&unit, &events)).await;
         handled?;
         let claim = Claim { consumer: self.handler.group(), events: &events };
-        match &self.relay {
-            Some(relay) => relay.commit_claiming(txn, Some(&claim), deferred).await?,
-            None => {
+        match (unit.into_begun(), &self.relay) {
+            (Some(txn), Some(relay)) => relay.commit_claiming(txn, Some(&claim), deferred).await?,
+            (None, Some(relay)) => relay.commit_alone_claiming(Some(&claim), deferred).await?,
+            (begun, None) => {
+                let txn = match begun {
+                    Some(txn) => txn,
+                    None => sea_orm::TransactionTrait::begin(&self.db).await?,
+                };
                 outbox::write_all(&txn, deferred.writes, Some(&claim), &deferred.events).await?;
                 txn.commit().await?;
             }

@@ -5,9 +5,10 @@
 use futures::future::BoxFuture;
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseTransaction, TransactionTrait};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseTransaction};
 
 use super::EventEnvelope;
+use super::unit::Unit;
 
 /// The `inbox` table.
 pub mod entity {
@@ -57,17 +58,22 @@ pub async fn handle_once<F>(
     work: F,
 ) -> anyhow::Result<Handled>
 where
-    F: for<'t> FnOnce(&'t DatabaseTransaction) -> Work<'t>,
+    F: for<'t> FnOnce(&'t Unit) -> Work<'t>,
 {
-    let txn = db.begin().await?;
+    let unit = Unit::new(db.clone());
     // Claiming the row first means a concurrent redelivery waits on it (PostgreSQL) or on the
     // write lock (SQLite), then finds it taken.
-    if !claim(&txn, consumer, event).await? {
-        txn.rollback().await?;
+    let claimed = claim(unit.transaction().await?, consumer, event).await?;
+    if !claimed {
+        if let Some(txn) = unit.into_begun() {
+            txn.rollback().await?;
+        }
         return Ok(Handled::Before);
     }
-    work(&txn).await?;
-    txn.commit().await?;
+    work(&unit).await?;
+    if let Some(txn) = unit.into_begun() {
+        txn.commit().await?;
+    }
     Ok(Handled::Now)
 }
 

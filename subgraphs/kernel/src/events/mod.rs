@@ -14,6 +14,7 @@ pub mod outbox;
 pub mod redis;
 #[cfg(test)]
 mod tests;
+pub mod unit;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};

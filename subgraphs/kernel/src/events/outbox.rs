@@ -419,14 +419,24 @@ impl OutboxRelay {
     /// transaction block (a statement is atomic by itself, and this saves the round trips of
     /// `BEGIN` and `COMMIT`), elsewhere in a transaction. Then hands the events to the relay.
     pub async fn commit_alone(&self, deferred: Deferred) -> Result<(), DbErr> {
+        self.commit_alone_claiming(None, deferred).await
+    }
+
+    /// As [`OutboxRelay::commit_alone`], writing a consumer's inbox rows (`claim`) with the
+    /// outbox rows.
+    pub(crate) async fn commit_alone_claiming(
+        &self,
+        claim: Option<&Claim<'_>>,
+        deferred: Deferred,
+    ) -> Result<(), DbErr> {
         use sea_orm::TransactionTrait;
         if self.db.get_database_backend() != DbBackend::Postgres {
             let txn = self.db.begin().await?;
-            return self.commit(txn, deferred).await;
+            return self.commit_claiming(txn, claim, deferred).await;
         }
         let Deferred { writes, events } = deferred;
         let handoff = (!events.is_empty()).then(|| Handoff::take(&self.shared, &events));
-        write_all(&self.db, writes, None, &events).await?;
+        write_all(&self.db, writes, claim, &events).await?;
         if let Some(handoff) = handoff {
             handoff.send(events);
         }

@@ -7,15 +7,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Schema, Statement,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Schema, Statement};
 
 use super::EventEnvelope;
 use super::bus::{EventBus, InProcessBus, Member};
 use super::consumer::{Consumer, ConsumerOptions, EventHandler, Permanent};
 use super::inbox::{self, Handled, Work};
 use super::redis::{RedisOptions, RedisStreamsBus};
+use super::unit::Unit;
 use crate::config::DatabaseSettings;
 
 struct Scratch(std::path::PathBuf);
@@ -121,11 +120,18 @@ async fn buses() -> Vec<(&'static str, Arc<dyn EventBus>)> {
 struct Recorder {
     attempts: AtomicU32,
     failures: u32,
+    /// Put the write off to the commit: the unit then needs no transaction block.
+    defer: bool,
 }
 
 impl Recorder {
     fn new(failures: u32) -> Arc<Self> {
-        Arc::new(Self { attempts: AtomicU32::new(0), failures })
+        Arc::new(Self { attempts: AtomicU32::new(0), failures, defer: false })
+    }
+
+    /// A recorder whose only write is put off to the commit.
+    fn deferring() -> Arc<Self> {
+        Arc::new(Self { attempts: AtomicU32::new(0), failures: 0, defer: true })
     }
 }
 
@@ -152,7 +158,7 @@ impl EventHandler for Recorder {
         &["thing.changed", "thing.poisoned"]
     }
 
-    fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
+    fn handle<'t>(&'t self, txn: &'t Unit, event: &'t EventEnvelope) -> Work<'t> {
         Box::pin(async move {
             let attempt = self.attempts.fetch_add(1, Ordering::SeqCst) + 1;
             if event.event_type == "thing.poisoned" {
@@ -162,6 +168,16 @@ impl EventHandler for Recorder {
                 anyhow::bail!("transient failure {attempt}");
             }
             let seq = event.payload["seq"].as_i64().unwrap_or(-1);
+            if self.defer {
+                use sea_orm::sea_query::{Alias, Query};
+                let insert = Query::insert()
+                    .into_table(Alias::new("effects"))
+                    .columns([Alias::new("aggregate"), Alias::new("seq")])
+                    .values_panic([event.aggregate_id.clone().into(), seq.into()])
+                    .to_owned();
+                super::outbox::write_later(txn, insert).await?;
+                return Ok(());
+            }
             let backend = txn.get_database_backend();
             txn.execute_raw(Statement::from_sql_and_values(
                 backend,
@@ -208,9 +224,17 @@ async fn eventually<F: Future<Output = bool>>(what: &str, check: impl Fn() -> F)
 
 #[tokio::test]
 async fn each_event_is_handled_once_in_order_per_aggregate_even_when_published_twice() {
-    for (name, bus) in buses().await {
+    // Writing at once (in a transaction), and putting the write off (one statement with the
+    // inbox rows, no transaction block on PostgreSQL): a duplicate's inbox row undoes either.
+    let mut cases = Vec::new();
+    for defer in [false, true] {
+        for (name, bus) in buses().await {
+            cases.push((name, bus, if defer { Recorder::deferring() } else { Recorder::new(0) }));
+        }
+    }
+    for (name, bus, recorder) in cases {
+        let name = &format!("{name}, deferred: {}", recorder.defer);
         let (db, _scratch) = database().await;
-        let recorder = Recorder::new(0);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let running = consumer(&bus, &db, recorder.clone()).spawn(async {
             let _ = stopped.await;
@@ -238,8 +262,14 @@ async fn each_event_is_handled_once_in_order_per_aggregate_even_when_published_t
         eventually(name, || async { seen(&db).await.len() >= 42 }).await;
         let applied = seen(&db).await;
         for aggregate in ["a", "b"] {
-            let order: Vec<i64> =
+            let mut order: Vec<i64> =
                 applied.iter().filter(|(a, _)| a == aggregate).map(|(_, s)| *s).collect();
+            if recorder.defer {
+                // Writes put off by one batch go out as one statement, all at once: the serial
+                // numbers PostgreSQL hands out inside it follow no order. Each once is the
+                // claim here; the order of batches is the in-transaction case's.
+                order.sort_unstable();
+            }
             let expected: Vec<i64> = (0..20).chain([100]).collect();
             assert_eq!(order, expected, "{name}: aggregate {aggregate}");
         }
@@ -265,7 +295,7 @@ impl EventHandler for OnceOnly {
         &["thing.changed"]
     }
 
-    fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
+    fn handle<'t>(&'t self, txn: &'t Unit, event: &'t EventEnvelope) -> Work<'t> {
         Box::pin(async move {
             let seq = event.payload["seq"].as_i64().unwrap_or(-1);
             let backend = txn.get_database_backend();
@@ -531,7 +561,7 @@ impl EventHandler for Replier {
         &["thing.changed", "thing.noticed"]
     }
 
-    fn handle<'t>(&'t self, txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
+    fn handle<'t>(&'t self, txn: &'t Unit, event: &'t EventEnvelope) -> Work<'t> {
         Box::pin(async move {
             if event.event_type == "thing.changed" {
                 let seq = event.payload["seq"].as_i64().unwrap_or(-1);
@@ -725,7 +755,7 @@ impl EventHandler for Picky {
         event.payload["seq"].as_i64().is_some_and(|seq| seq % 2 == 0)
     }
 
-    fn handle<'t>(&'t self, _txn: &'t DatabaseTransaction, event: &'t EventEnvelope) -> Work<'t> {
+    fn handle<'t>(&'t self, _txn: &'t Unit, event: &'t EventEnvelope) -> Work<'t> {
         self.0.lock().unwrap().push(event.payload["seq"].as_i64().unwrap_or(-1));
         Box::pin(async { Ok(()) })
     }
@@ -871,7 +901,7 @@ impl EventHandler for Idle {
         self.lingering.contains(&event_type)
     }
 
-    fn handle<'t>(&'t self, _txn: &'t DatabaseTransaction, _event: &'t EventEnvelope) -> Work<'t> {
+    fn handle<'t>(&'t self, _txn: &'t Unit, _event: &'t EventEnvelope) -> Work<'t> {
         Box::pin(async { Ok(()) })
     }
 }
@@ -988,7 +1018,7 @@ impl EventHandler for OneAtATime {
         Some(1)
     }
 
-    fn handle<'t>(&'t self, _txn: &'t DatabaseTransaction, _event: &'t EventEnvelope) -> Work<'t> {
+    fn handle<'t>(&'t self, _txn: &'t Unit, _event: &'t EventEnvelope) -> Work<'t> {
         Box::pin(async move {
             let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
             self.most.fetch_max(now, Ordering::SeqCst);
@@ -1021,5 +1051,49 @@ async fn a_handler_limited_to_one_lane_never_handles_two_aggregates_at_once() {
         assert_eq!(handler.most.load(Ordering::SeqCst), 1, "{name}: one lane, one at a time");
         let _ = stop.send(true);
         consuming.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_unit_begins_its_transaction_at_its_first_write_or_locking_read() {
+    let (db, _scratch) = database().await;
+    let backend = db.get_database_backend();
+    let count = |sql: &'static str| Statement::from_string(backend, sql);
+    let rows = |found: Option<sea_orm::QueryResult>| {
+        found.and_then(|row| row.try_get_by_index::<i64>(0).ok()).unwrap_or(-1)
+    };
+
+    // On PostgreSQL reads alone begin nothing: they run on the pool. (On SQLite, whose one
+    // connection serializes writers, they begin it.)
+    let unit = Unit::new(db.clone());
+    let read = unit.query_one_raw(count("SELECT COUNT(*) FROM effects")).await.unwrap();
+    assert_eq!(rows(read), 0);
+    let began = unit.into_begun();
+    assert_eq!(began.is_some(), backend != DbBackend::Postgres, "a plain read's transaction");
+    drop(began);
+
+    // A write begins it; the unit's later reads go to it and see the write, which no one
+    // else sees before the commit.
+    let unit = Unit::new(db.clone());
+    let insert = "INSERT INTO effects (aggregate, seq) VALUES ('u', 1)";
+    unit.execute_unprepared(insert).await.unwrap();
+    let inside = unit.query_one_raw(count("SELECT COUNT(*) FROM effects")).await.unwrap();
+    assert_eq!(rows(inside), 1, "the unit reads its own write");
+    if backend == DbBackend::Postgres {
+        // (SQLite's one connection is the transaction's until it ends.)
+        let outside = db.query_one_raw(count("SELECT COUNT(*) FROM effects")).await.unwrap();
+        assert_eq!(rows(outside), 0, "not committed yet");
+    }
+    unit.into_begun().expect("the write began a transaction").commit().await.unwrap();
+    let after = db.query_one_raw(count("SELECT COUNT(*) FROM effects")).await.unwrap();
+    assert_eq!(rows(after), 1);
+
+    // A read that locks rows holds them until the commit: it begins the transaction too.
+    if backend == DbBackend::Postgres {
+        let unit = Unit::new(db.clone());
+        let locking = count("SELECT seq FROM effects WHERE aggregate = 'u' FOR UPDATE");
+        unit.query_all_raw(locking).await.unwrap();
+        let txn = unit.into_begun().expect("a locking read began a transaction");
+        txn.rollback().await.unwrap();
     }
 }
