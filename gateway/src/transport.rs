@@ -27,6 +27,20 @@ pub struct ForwardedHeaders {
     pub forwarded_for: Option<HeaderValue>,
 }
 
+impl ForwardedHeaders {
+    /// The headers that are set, by name, as every fetch passes them on.
+    fn present(&self) -> impl Iterator<Item = (&'static str, &HeaderValue)> {
+        [
+            ("authorization", &self.authorization),
+            ("x-request-id", &self.request_id),
+            ("traceparent", &self.traceparent),
+            ("x-forwarded-for", &self.forwarded_for),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value.as_ref()?)))
+    }
+}
+
 /// One fetch.
 pub struct SubgraphRequest<'a> {
     /// Subgraph name.
@@ -94,9 +108,10 @@ pub struct TransportOptions {
     pub timeouts: HashMap<String, Duration>,
     /// Ask subgraphs for compressed responses (gzip or Brotli) and decompress them.
     pub compression: bool,
-    /// Subgraphs served by this process, by name: their routers are called directly. On
-    /// loopback every fetch costs two TCP sends through the kernel and an HTTP encoding and
-    /// parse at each end, on the way of every request; in process it costs a function call.
+    /// Subgraphs served by this process, by name (each answering at `/graphql`, as ours do):
+    /// their routers are called directly. On loopback every fetch costs two TCP sends through
+    /// the kernel and an HTTP encoding and parse at each end, on the way of every request; in
+    /// process it costs a function call.
     pub local: HashMap<String, axum::Router>,
 }
 
@@ -217,15 +232,8 @@ impl Transport {
             .header("content-type", "application/json")
             .header("accept", "application/graphql-response+json, application/json")
             .body(body);
-        for (name, value) in [
-            ("authorization", &h.authorization),
-            ("x-request-id", &h.request_id),
-            ("traceparent", &h.traceparent),
-            ("x-forwarded-for", &h.forwarded_for),
-        ] {
-            if let Some(value) = value {
-                http = http.header(name, value.clone());
-            }
+        for (name, value) in h.present() {
+            http = http.header(name, value.clone());
         }
         let failed = |e: reqwest::Error| {
             if e.is_timeout() {
@@ -253,15 +261,8 @@ async fn call_local(
     let mut request = axum::http::Request::post("/graphql")
         .header("content-type", "application/json")
         .header("accept", "application/graphql-response+json, application/json");
-    for (name, value) in [
-        ("authorization", &h.authorization),
-        ("x-request-id", &h.request_id),
-        ("traceparent", &h.traceparent),
-        ("x-forwarded-for", &h.forwarded_for),
-    ] {
-        if let Some(value) = value {
-            request = request.header(name, value.clone());
-        }
+    for (name, value) in h.present() {
+        request = request.header(name, value.clone());
     }
     let mut request = request
         .body(axum::body::Body::from(body))

@@ -195,71 +195,56 @@ pub async fn reserve(
     });
     // One line (nearly every order) on PostgreSQL: the reservation row and the stock in one
     // statement, a round trip less on the way of every checkout.
-    if let ([line], DbBackend::Postgres) = (&lines[..], txn.get_database_backend())
+    let (held, short) = if let ([line], DbBackend::Postgres) =
+        (&lines[..], txn.get_database_backend())
         && let Some(row) = rows.next()
     {
-        return match hold_one(txn, row, now).await? {
-            (false, _) => answer_again(txn, order_id, cause).await,
-            (true, true) => {
-                let event = reserved_event(order_id, &lines, expires_at);
-                outbox::append(txn, &event.caused_by_any(cause)).await?;
-                tracing::info!(%order_id, lines = 1, "stock reserved");
-                Ok(Reserved::Held)
-            }
-            (true, false) => {
-                // Nothing was taken: only the reservation row goes again.
-                reservation::Entity::delete_many()
-                    .filter(reservation::Column::OrderId.eq(order_id))
-                    .exec(txn)
-                    .await?;
-                let short = vec![line.product_id];
-                outbox::append(txn, &out_of_stock(order_id, &short).caused_by_any(cause)).await?;
-                tracing::info!(%order_id, short = ?short, "stock reservation failed: out of stock");
-                Ok(Reserved::OutOfStock(short))
-            }
-        };
-    }
-    let inserted = reservation::Entity::insert_many(rows)
-        .on_conflict(
-            OnConflict::columns([reservation::Column::OrderId, reservation::Column::ProductId])
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(txn)
-        .await?;
-    if inserted == 0 {
-        return answer_again(txn, order_id, cause).await;
-    }
-    if inserted != lines.len() as u64 {
-        return Err(AppError::internal(anyhow::anyhow!(
-            "order {order_id} was reserved before with other products"
-        )));
-    }
-    // Then the stock, each line by a conditional update: it holds the units or changes
-    // nothing, so stock is never oversold. Last, to keep the rows locked for the shortest time.
-    let mut held = Vec::with_capacity(lines.len());
-    let mut short = Vec::new();
-    for line in &lines {
-        let update = stock::Entity::update_many()
-            .col_expr(
-                stock::Column::Reserved,
-                Expr::col(stock::Column::Reserved).add(line.quantity),
-            )
-            .col_expr(stock::Column::UpdatedAt, Expr::value(now))
-            .filter(stock::Column::ProductId.eq(line.product_id))
-            .filter(
-                Expr::col(stock::Column::OnHand)
-                    .sub(Expr::col(stock::Column::Reserved))
-                    .gte(line.quantity),
-            )
-            .exec(txn)
-            .await?;
-        if update.rows_affected == 0 {
-            short.push(line.product_id);
-        } else {
-            held.push(line);
+        let (new, taken) = hold_one(txn, row, now).await?;
+        if !new {
+            return answer_again(txn, order_id, cause).await;
         }
-    }
+        if taken { (vec![line], Vec::new()) } else { (Vec::new(), vec![line.product_id]) }
+    } else {
+        let inserted = reservation::Entity::insert_many(rows)
+            .on_conflict(once_per_order_and_product())
+            .exec_without_returning(txn)
+            .await?;
+        if inserted == 0 {
+            return answer_again(txn, order_id, cause).await;
+        }
+        if inserted != lines.len() as u64 {
+            return Err(AppError::internal(anyhow::anyhow!(
+                "order {order_id} was reserved before with other products"
+            )));
+        }
+        // Then the stock, each line by a conditional update: it holds the units or changes
+        // nothing, so stock is never oversold. Last, to keep the rows locked for the shortest
+        // time.
+        let mut held = Vec::with_capacity(lines.len());
+        let mut short = Vec::new();
+        for line in &lines {
+            let update = stock::Entity::update_many()
+                .col_expr(
+                    stock::Column::Reserved,
+                    Expr::col(stock::Column::Reserved).add(line.quantity),
+                )
+                .col_expr(stock::Column::UpdatedAt, Expr::value(now))
+                .filter(stock::Column::ProductId.eq(line.product_id))
+                .filter(
+                    Expr::col(stock::Column::OnHand)
+                        .sub(Expr::col(stock::Column::Reserved))
+                        .gte(line.quantity),
+                )
+                .exec(txn)
+                .await?;
+            if update.rows_affected == 0 {
+                short.push(line.product_id);
+            } else {
+                held.push(line);
+            }
+        }
+        (held, short)
+    };
     let event = if short.is_empty() {
         reserved_event(order_id, &lines, expires_at)
     } else {
@@ -301,13 +286,8 @@ async fn hold_one(
 ) -> AppResult<(bool, bool)> {
     use sea_orm::QueryTrait;
     use sea_orm::sea_query::PostgresQueryBuilder;
-    let mut insert = reservation::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([reservation::Column::OrderId, reservation::Column::ProductId])
-                .do_nothing()
-                .to_owned(),
-        )
-        .into_query();
+    let mut insert =
+        reservation::Entity::insert(row).on_conflict(once_per_order_and_product()).into_query();
     // One `returning` for both columns: each `returning_col` would replace the last.
     insert.returning(
         sea_orm::sea_query::Query::returning()
@@ -330,6 +310,14 @@ async fn hold_one(
     let held: i64 = counts.try_get("", "held")?;
     let taken: i64 = counts.try_get("", "taken")?;
     Ok((held > 0, taken > 0))
+}
+
+/// An order holds a product at most once: a reservation row already there is left as it is
+/// (and tells that the order was answered before).
+fn once_per_order_and_product() -> OnConflict {
+    OnConflict::columns([reservation::Column::OrderId, reservation::Column::ProductId])
+        .do_nothing()
+        .to_owned()
 }
 
 /// `stock.reservation_failed`: `short` have too few units for `order_id`.
