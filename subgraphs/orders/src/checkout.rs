@@ -313,6 +313,7 @@ async fn store(
             timeline_rows(id, &[Status::Pending], None).into(),
         ],
         events: vec![placed_event(&saved, &event_lines), placed.envelope()],
+        ..outbox::Deferred::default()
     };
     match orders.relay.commit_alone(unit).await {
         Ok(()) => {}
@@ -419,85 +420,6 @@ pub async fn advance(
     steps: &[Status],
     reason: Option<&str>,
 ) -> AppResult<Option<order::Model>> {
-    Ok(advance_reading(txn, id, steps, reason, false).await?.map(|(order, _)| order))
-}
-
-/// As [`advance`], with the moved order's lines as well: on PostgreSQL read in the same
-/// statement as the update (a data-modifying `WITH` joined to the lines), a round trip less
-/// on the way of every checkout.
-pub async fn advance_with_lines(
-    txn: &impl ConnectionTrait,
-    id: Uuid,
-    steps: &[Status],
-    reason: Option<&str>,
-) -> AppResult<Option<(order::Model, Vec<line::Model>)>> {
-    advance_reading(txn, id, steps, reason, true).await
-}
-
-/// The update of `update` (which must return the moved row), with the moved order's lines
-/// when `with_lines`; `None` when nothing moved.
-async fn moved_order(
-    txn: &impl ConnectionTrait,
-    update: sea_orm::UpdateMany<order::Entity>,
-    with_lines: bool,
-) -> AppResult<Option<(order::Model, Vec<line::Model>)>> {
-    use sea_orm::sea_query::{
-        Alias, Asterisk, CommonTableExpression, ExprTrait, Query, WithClause,
-    };
-    use sea_orm::{FromQueryResult, IdenStatic, Iterable, JoinType, Order};
-    if !with_lines || txn.get_database_backend() != sea_orm::DbBackend::Postgres {
-        let Some(moved) = update.exec_with_returning(txn).await?.into_iter().next() else {
-            return Ok(None);
-        };
-        let lines = if with_lines { lines(txn, moved.id).await? } else { Vec::new() };
-        return Ok(Some((moved, lines)));
-    }
-    let mut update = update.into_query();
-    update.returning_all();
-    let moved = Alias::new("moved");
-    let mut select = Query::select();
-    select.column((moved.clone(), Asterisk));
-    for column in line::Column::iter() {
-        select.expr_as(
-            Expr::col((line::Entity, column)),
-            Alias::new(format!("{LINE_PREFIX}{}", column.as_str())),
-        );
-    }
-    select
-        .from(moved.clone())
-        .join(
-            JoinType::LeftJoin,
-            line::Entity,
-            Expr::col((line::Entity, line::Column::OrderId))
-                .equals((moved.clone(), order::Column::Id)),
-        )
-        .order_by((line::Entity, line::Column::Position), Order::Asc);
-    let cte = CommonTableExpression::new().query(update).table_name(moved).to_owned();
-    let rows = txn.query_all(&WithClause::new().cte(cte).to_owned().query(select)).await?;
-    let Some(first) = rows.first() else { return Ok(None) };
-    let order = order::Model::from_query_result(first, "")?;
-    let mut lines = Vec::with_capacity(rows.len());
-    for row in &rows {
-        // An order without lines (never stored so) comes back as one row with no line.
-        let joined: Option<Uuid> = row.try_get(LINE_PREFIX, line::Column::OrderId.as_str())?;
-        if joined.is_some() {
-            lines.push(line::Model::from_query_result(row, LINE_PREFIX)?);
-        }
-    }
-    Ok(Some((order, lines)))
-}
-
-/// How [`moved_order`] names the line columns beside the order's.
-const LINE_PREFIX: &str = "line_";
-
-/// [`advance`] and [`advance_with_lines`]: the moved order, with its lines when `with_lines`.
-async fn advance_reading(
-    txn: &impl ConnectionTrait,
-    id: Uuid,
-    steps: &[Status],
-    reason: Option<&str>,
-    with_lines: bool,
-) -> AppResult<Option<(order::Model, Vec<line::Model>)>> {
     let (Some(first), Some(last)) = (steps.first(), steps.last()) else { return Ok(None) };
     if !steps.windows(2).all(|pair| pair[0].can_become(pair[1])) {
         return Err(AppError::internal(anyhow::anyhow!("no such path of statuses: {steps:?}")));
@@ -526,27 +448,137 @@ async fn advance_reading(
             .map(|o| o.status)
             .unwrap_or_default(),
     };
-    let Some((moved, lines)) = moved_order(txn, update, with_lines).await? else {
+    let Some(moved) = update.exec_with_returning(txn).await?.into_iter().next() else {
         return Ok(None);
     };
     record(txn, id, steps, reason).await?;
-    let mut previous = Some(left);
-    let changes: Vec<EventEnvelope> = steps
+    outbox::append_all(txn, &status_changes(&moved, Some(left), steps, reason)).await?;
+    Ok(Some(moved))
+}
+
+/// Order `id` with its lines, in one statement.
+pub async fn with_lines(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> AppResult<Option<(order::Model, Vec<line::Model>)>> {
+    let mut select = beside_lines(order::Entity);
+    select.and_where(order::Column::Id.eq(id));
+    order_and_lines(&db.query_all(&select).await?)
+}
+
+/// The columns of the orders in `source`, each beside one of its lines (named with [`LINE_PREFIX`]; none for an order without lines),
+/// lines in order.
+fn beside_lines(source: impl sea_orm::sea_query::IntoIden) -> sea_orm::sea_query::SelectStatement {
+    use sea_orm::sea_query::{Alias, Asterisk, ExprTrait, Query};
+    use sea_orm::{IdenStatic, Iterable, JoinType, Order};
+    let source = source.into_iden();
+    let mut select = Query::select();
+    select.column((source.clone(), Asterisk));
+    for column in line::Column::iter() {
+        select.expr_as(
+            Expr::col((line::Entity, column)),
+            Alias::new(format!("{LINE_PREFIX}{}", column.as_str())),
+        );
+    }
+    select
+        .from(source.clone())
+        .join(
+            JoinType::LeftJoin,
+            line::Entity,
+            Expr::col((line::Entity, line::Column::OrderId)).equals((source, order::Column::Id)),
+        )
+        .order_by((line::Entity, line::Column::Position), Order::Asc);
+    select
+}
+
+/// The order and its lines from the rows of [`beside_lines`] (about one order).
+fn order_and_lines(
+    rows: &[sea_orm::QueryResult],
+) -> AppResult<Option<(order::Model, Vec<line::Model>)>> {
+    use sea_orm::{FromQueryResult, IdenStatic};
+    let Some(first) = rows.first() else { return Ok(None) };
+    let order = order::Model::from_query_result(first, "")?;
+    let mut lines = Vec::with_capacity(rows.len());
+    for row in rows {
+        // An order without lines (never stored so) comes back as one row with no line.
+        let joined: Option<Uuid> = row.try_get(LINE_PREFIX, line::Column::OrderId.as_str())?;
+        if joined.is_some() {
+            lines.push(line::Model::from_query_result(row, LINE_PREFIX)?);
+        }
+    }
+    Ok(Some((order, lines)))
+}
+
+/// How [`beside_lines`] names the line columns beside the order's.
+const LINE_PREFIX: &str = "line_";
+
+/// The change [`advance`] makes, for `order` as it was read, put off to the commit as a
+/// guard ([`outbox::write_guarded`]): the update moves it through `steps` only if it still
+/// stands where it was read, and its timeline entries and status events are written only
+/// if it does. `None` when the rules do not let it take the first step from there. Beside
+/// the guard, the order as the change leaves it (what it read, moved), for the events that
+/// follow from the change; sound because nothing but the status and its times changes on
+/// an order once placed.
+pub fn advance_later(
+    order: &order::Model,
+    steps: &[Status],
+    reason: Option<&str>,
+) -> AppResult<Option<(outbox::Guard, order::Model)>> {
+    let (Some(first), Some(last)) = (steps.first(), steps.last()) else { return Ok(None) };
+    if !steps.windows(2).all(|pair| pair[0].can_become(pair[1])) {
+        return Err(AppError::internal(anyhow::anyhow!("no such path of statuses: {steps:?}")));
+    }
+    let left = Status::parse(&order.status)?;
+    if !left.can_become(*first) {
+        return Ok(None);
+    }
+    let now = Utc::now();
+    let mut update = order::Entity::update_many()
+        .col_expr(order::Column::Status, Expr::value(last.as_str()))
+        .col_expr(order::Column::UpdatedAt, Expr::value(now))
+        .filter(order::Column::Id.eq(order.id))
+        .filter(order::Column::Status.eq(left.as_str()));
+    let mut moved = order.clone();
+    moved.status = last.as_str().to_string();
+    moved.updated_at = now;
+    if *last == Status::Cancelled {
+        update = update.col_expr(order::Column::CancelReason, Expr::value(reason));
+        moved.cancel_reason = reason.map(str::to_string);
+    }
+    let entries = steps.iter().map(|status| timeline::ActiveModel {
+        id: Set(kernel::id::new_id()),
+        order_id: Set(order.id),
+        status: Set(status.as_str().into()),
+        reason: Set(reason.map(str::to_string)),
+        at: Set(now),
+    });
+    let changes = status_changes(&moved, Some(left.as_str().to_string()), steps, reason);
+    Ok(Some((outbox::Guard::new(update).insert(entries).append(changes), moved)))
+}
+
+/// The status events of `moved` having gone from `left` through `steps`.
+fn status_changes(
+    moved: &order::Model,
+    left: Option<String>,
+    steps: &[Status],
+    reason: Option<&str>,
+) -> Vec<EventEnvelope> {
+    let mut previous = left;
+    let last = steps.last();
+    steps
         .iter()
         .map(|step| {
             let change = StatusChange {
-                order_id: id,
+                order_id: moved.id,
                 customer_id: moved.customer_id,
                 status: step.as_str().into(),
                 previous_status: previous.replace(step.as_str().into()),
-                reason: reason.filter(|_| step == last).map(str::to_string),
+                reason: reason.filter(|_| Some(step) == last).map(str::to_string),
                 at: moved.updated_at,
             };
             change.envelope()
         })
-        .collect();
-    outbox::append_all(txn, &changes).await?;
-    Ok(Some((moved, lines)))
+        .collect()
 }
 
 /// Cancels an order (and records `order.cancelled`, so stock is released and payment given

@@ -19,7 +19,7 @@ use entities::orders::order;
 use kernel::events::EventEnvelope;
 use kernel::events::consumer::{EventHandler, Permanent};
 use kernel::events::inbox::Work;
-use kernel::events::outbox;
+use kernel::events::outbox::{self, Guard};
 use kernel::events::unit::Unit;
 use kernel::{AppError, AppResult};
 use sea_orm::ConnectionTrait;
@@ -69,20 +69,23 @@ async fn stock_reserved(
     id: Uuid,
     cause: &EventEnvelope,
 ) -> AppResult<()> {
-    // Asked for once: a repeated answer from inventory finds the order already asking.
-    let Some(order) = order::Entity::update_many()
+    // Asked for once: read first (no lock, no transaction), then a guarded change whose
+    // update checks again, as it is applied, that the order is still pending and not asked
+    // for yet (a repeated answer from inventory, or a cancellation meanwhile, finds it not,
+    // and then the request is not recorded).
+    let Some(order) = order::Entity::find_by_id(id).one(txn).await? else {
+        return Ok(());
+    };
+    if order.status != Status::Pending.as_str() || order.payment_requested_at.is_some() {
+        return Ok(());
+    }
+    let ask = order::Entity::update_many()
         .col_expr(order::Column::PaymentRequestedAt, Expr::value(Utc::now()))
         .filter(order::Column::Id.eq(id))
         .filter(order::Column::Status.eq(Status::Pending.as_str()))
-        .filter(order::Column::PaymentRequestedAt.is_null())
-        .exec_with_returning(txn)
-        .await?
-        .into_iter()
-        .next()
-    else {
-        return Ok(());
-    };
-    outbox::append(txn, &payment_request(&order).caused_by(cause)).await?;
+        .filter(order::Column::PaymentRequestedAt.is_null());
+    let request = payment_request(&order).caused_by(cause);
+    outbox::write_guarded(txn, Guard::new(ask).append([request])).await?;
     Ok(())
 }
 
@@ -92,13 +95,15 @@ async fn payment_authorized(
     cause: &EventEnvelope,
 ) -> AppResult<()> {
     // Authorised, and with the stock already held that makes it confirmed: both steps on the
-    // timeline, in one change.
+    // timeline, in one change, guarded as in `stock_reserved`.
+    let Some((order, lines)) = crate::checkout::with_lines(txn, id).await? else {
+        return Ok(());
+    };
     let steps = [Status::PaymentAuthorized, Status::Confirmed];
-    if let Some((order, lines)) = crate::checkout::advance_with_lines(txn, id, &steps, None).await?
-    {
-        let confirmed = crate::checkout::confirmed_event(&order, &lines);
-        outbox::append(txn, &confirmed.caused_by(cause)).await?;
-        tracing::info!(order_id = %id, "order confirmed");
+    if let Some((guard, confirmed)) = crate::checkout::advance_later(&order, &steps, None)? {
+        let confirmed = crate::checkout::confirmed_event(&confirmed, &lines).caused_by(cause);
+        outbox::write_guarded(txn, guard.append([confirmed])).await?;
+        tracing::debug!(order_id = %id, "order confirmed, at the commit");
     }
     Ok(())
 }

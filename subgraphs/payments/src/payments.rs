@@ -237,8 +237,12 @@ async fn answer<C: ConnectionTrait>(
 }
 
 /// Captures the authorised payments of confirmed orders (each with the event that confirmed
-/// it), in one statement however many there are; records `payment.captured` for each.
-/// Returns how many were captured (a payment captured before is left alone).
+/// it), recording `payment.captured` for each: the payments are read in one statement (no
+/// lock, no transaction), and each capture is a guarded change ([`outbox::write_guarded`])
+/// whose update checks again, as it is applied, that the payment is still authorised (one
+/// captured or voided meanwhile is left alone, and no event recorded for it). Inside a
+/// consumer's unit of work the captures go with its commit. Returns how many were read to
+/// capture.
 pub async fn capture_all(
     txn: &impl ConnectionTrait,
     orders: &[(Uuid, &EventEnvelope)],
@@ -246,29 +250,32 @@ pub async fn capture_all(
     if orders.is_empty() {
         return Ok(0);
     }
-    let captured = payment::Entity::update_many()
-        .col_expr(payment::Column::Status, Expr::value(status::CAPTURED))
-        .col_expr(payment::Column::UpdatedAt, Expr::value(Utc::now()))
+    let authorized = payment::Entity::find()
         .filter(payment::Column::OrderId.is_in(orders.iter().map(|(order, _)| *order)))
         .filter(payment::Column::Status.eq(status::AUTHORIZED))
-        .exec_with_returning(txn)
+        .all(txn)
         .await?;
     let causes: std::collections::HashMap<Uuid, &EventEnvelope> = orders.iter().copied().collect();
-    let mut events = Vec::with_capacity(captured.len());
-    for row in &captured {
+    let now = Utc::now();
+    for row in &authorized {
+        let capture = payment::Entity::update_many()
+            .col_expr(payment::Column::Status, Expr::value(status::CAPTURED))
+            .col_expr(payment::Column::UpdatedAt, Expr::value(now))
+            .filter(payment::Column::Id.eq(row.id))
+            .filter(payment::Column::Status.eq(status::AUTHORIZED));
         let event = EventEnvelope::new(
             "payment.captured",
             1,
             row.order_id,
             serde_json::json!({ "orderId": row.order_id, "paymentId": row.id, "amount": MoneyPayload::of(row) }),
         );
-        events.push(match causes.get(&row.order_id) {
+        let event = match causes.get(&row.order_id) {
             Some(cause) => caused(event, cause),
             None => event,
-        });
+        };
+        outbox::write_guarded(txn, outbox::Guard::new(capture).append([event])).await?;
     }
-    outbox::append_all(txn, &events).await?;
-    Ok(captured.len())
+    Ok(authorized.len())
 }
 
 /// Gives the money back for a cancelled order: an authorisation is voided, a capture

@@ -310,7 +310,7 @@ impl Consumer {
                     Some(txn) => txn,
                     None => sea_orm::TransactionTrait::begin(&self.db).await?,
                 };
-                outbox::write_all(&txn, deferred.writes, Some(&claim), &deferred.events).await?;
+                outbox::write_all(&txn, deferred, Some(&claim)).await?;
                 txn.commit().await?;
             }
         }

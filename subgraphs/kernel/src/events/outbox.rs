@@ -101,20 +101,209 @@ impl Write {
     }
 }
 
-/// What a unit of work leaves for its commit: the writes it put off ([`write_later`]) and the
-/// events it recorded ([`append`]), both in the order they were made.
+/// What a unit of work leaves for its commit: the writes it put off ([`write_later`]), the
+/// events it recorded ([`append`]), and the guarded changes it put off ([`write_guarded`]),
+/// each in the order they were made.
 #[derive(Debug, Default)]
 pub struct Deferred {
     /// Writes to apply at commit.
     pub writes: Vec<Write>,
     /// Events to record in the outbox at commit.
     pub events: Vec<EventEnvelope>,
+    /// Updates to apply at commit, each with the rows and events that follow from it.
+    pub guards: Vec<Guard>,
 }
 
 impl From<Vec<EventEnvelope>> for Deferred {
     fn from(events: Vec<EventEnvelope>) -> Self {
-        Self { writes: Vec::new(), events }
+        Self { events, ..Self::default() }
     }
+}
+
+impl Deferred {
+    /// The aggregates of the events it may record (guarded ones included).
+    fn aggregates(&self) -> Vec<&str> {
+        let guarded = self.guards.iter().flat_map(|guard| &guard.events);
+        self.events.iter().chain(guarded).map(|e| e.aggregate_id.as_str()).collect()
+    }
+}
+
+/// Rows for one table, kept as values so that they can be inserted as they are or only on a
+/// condition (see [`Guard`]).
+#[derive(Debug)]
+struct Rows {
+    table: sea_orm::sea_query::DynIden,
+    columns: Vec<sea_orm::sea_query::DynIden>,
+    values: Vec<Vec<sea_orm::Value>>,
+}
+
+impl Rows {
+    /// The columns set in `models` (all set alike) and their values.
+    fn of<A: sea_orm::ActiveModelTrait>(models: impl IntoIterator<Item = A>) -> Self {
+        use sea_orm::sea_query::IntoIden;
+        use sea_orm::{ActiveValue, Iterable};
+        let mut columns = Vec::new();
+        let mut values = Vec::new();
+        for model in models {
+            let mut row = Vec::new();
+            for column in <A::Entity as EntityTrait>::Column::iter() {
+                if let ActiveValue::Set(value) | ActiveValue::Unchanged(value) = model.get(column) {
+                    if values.is_empty() {
+                        columns.push(column.into_iden());
+                    }
+                    row.push(value);
+                }
+            }
+            values.push(row);
+        }
+        Self { table: A::Entity::default().into_iden(), columns, values }
+    }
+
+    /// The plain insert.
+    fn insert(&self) -> sea_orm::sea_query::InsertStatement {
+        let mut insert = sea_orm::sea_query::Query::insert();
+        insert.into_table(self.table.clone()).columns(self.columns.clone());
+        for row in &self.values {
+            // The rows were built with one value per column.
+            let _ = insert.values(row.iter().cloned().map(Expr::val));
+        }
+        insert
+    }
+
+    /// The insert that writes the rows only if the common table `guard` (an update's
+    /// returned rows, in the same statement) holds a row.
+    fn insert_if(&self, guard: &str) -> sea_orm::sea_query::InsertStatement {
+        use sea_orm::sea_query::{Alias, Query, UnionType};
+        let fired = Query::select().expr(Expr::val(1)).from(Alias::new(guard)).to_owned();
+        let mut selects = self.values.iter().map(|row| {
+            Query::select()
+                .exprs(row.iter().cloned().map(Expr::val))
+                .and_where(Expr::exists(fired.clone()))
+                .to_owned()
+        });
+        let mut insert = Query::insert();
+        insert.into_table(self.table.clone()).columns(self.columns.clone());
+        if let Some(mut select) = selects.next() {
+            for other in selects {
+                select.union(UnionType::All, other);
+            }
+            // As many values per row as columns, by construction.
+            let _ = insert.select_from(select);
+        }
+        insert
+    }
+}
+
+/// An update that rows and events depend on: they are written only if the update changes a
+/// row, in the same unit. Lets a handler that read what it needed decide on a change without
+/// locking anything: the update's condition checks, when it is applied, that what was read
+/// still holds (the order is still pending, say), and if it no longer does, nothing that
+/// followed from it is written. See [`write_guarded`].
+#[derive(Debug)]
+pub struct Guard {
+    table: String,
+    update: sea_orm::sea_query::UpdateStatement,
+    rows: Vec<Rows>,
+    events: Vec<EventEnvelope>,
+}
+
+impl Guard {
+    /// A guard on `update`, with nothing depending on it yet.
+    pub fn new<E: EntityTrait>(update: sea_orm::UpdateMany<E>) -> Self {
+        use sea_orm::QueryTrait;
+        Self {
+            table: E::default().table_name().to_string(),
+            update: update.into_query(),
+            rows: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Also inserts `models` (all with the same columns set) when the update changes a row.
+    pub fn insert<A: sea_orm::ActiveModelTrait>(
+        mut self,
+        models: impl IntoIterator<Item = A>,
+    ) -> Self {
+        let rows = Rows::of(models);
+        if !rows.values.is_empty() {
+            self.rows.push(rows);
+        }
+        self
+    }
+
+    /// Also records `events` in the outbox when the update changes a row.
+    pub fn append(mut self, events: impl IntoIterator<Item = EventEnvelope>) -> Self {
+        self.events.extend(events);
+        self
+    }
+
+    /// Whether `sql` may read or write what the guard's update changes (it names its table).
+    fn concerns(&self, sql: &str) -> bool {
+        sql.contains(self.table.as_str())
+    }
+
+    /// Applies it at once in `conn`: the update, then (if it changed a row) the rows; the
+    /// events to record, when it did.
+    async fn apply<C: ConnectionTrait>(self, conn: &C) -> Result<Vec<EventEnvelope>, DbErr> {
+        if conn.execute(&self.update).await?.rows_affected() == 0 {
+            return Ok(Vec::new());
+        }
+        for rows in &self.rows {
+            conn.execute(&rows.insert()).await?;
+        }
+        Ok(self.events)
+    }
+}
+
+/// Applies `guard` in the caller's transaction `conn`: inside [`deferring`], at commit, in
+/// the same statement as the outbox rows on PostgreSQL (its update and inserts, and its
+/// events' outbox rows, each a part of that statement conditioned on the update's returned
+/// rows); elsewhere at once. Until then, a statement of the same unit that names the
+/// guard's table applies it first (see [`super::unit::Unit`]), so the unit reads what it
+/// would have read had the guard been applied at once.
+pub async fn write_guarded<C: ConnectionTrait>(conn: &C, guard: Guard) -> Result<(), DbErr> {
+    let mut guard = Some(guard);
+    let _ = DEFERRED.try_with(|deferred| deferred.borrow_mut().guards.extend(guard.take()));
+    let Some(guard) = guard else { return Ok(()) };
+    let events = guard.apply(conn).await?;
+    append_all(conn, &events).await
+}
+
+/// Whether guards put off in this task wait for the commit.
+pub(crate) fn guards_pending() -> bool {
+    DEFERRED.try_with(|deferred| !deferred.borrow().guards.is_empty()).unwrap_or(false)
+}
+
+/// Applies, in `conn`, the guards put off in this task (inside [`deferring`]) that `sql`
+/// may depend on, and keeps what follows from them for the commit like any put-off write
+/// and recorded event.
+pub(crate) async fn apply_guards_before<C: ConnectionTrait>(
+    conn: &C,
+    sql: &str,
+) -> Result<(), DbErr> {
+    let due = DEFERRED
+        .try_with(|deferred| {
+            let mut deferred = deferred.borrow_mut();
+            if !deferred.guards.iter().any(|g| g.concerns(sql)) {
+                return Vec::new();
+            }
+            // Those before it too, in order: the one it concerns may depend on them.
+            let last = deferred.guards.iter().rposition(|g| g.concerns(sql)).unwrap_or(0);
+            deferred.guards.drain(..=last).collect()
+        })
+        .unwrap_or_default();
+    for guard in due {
+        let rows: Vec<Write> = guard.rows.iter().map(|rows| Write::Insert(rows.insert())).collect();
+        if conn.execute(&guard.update).await?.rows_affected() == 0 {
+            continue;
+        }
+        let _ = DEFERRED.try_with(|deferred| {
+            let mut deferred = deferred.borrow_mut();
+            deferred.writes.extend(rows);
+            deferred.events.extend(guard.events);
+        });
+    }
+    Ok(())
 }
 
 /// Applies `write` in the caller's transaction `conn`: inside [`deferring`], at commit, in the
@@ -166,44 +355,87 @@ pub async fn append_all<C: ConnectionTrait>(
     if deferred.is_ok() {
         return Ok(());
     }
-    write_all(conn, Vec::new(), None, events).await
+    write_all(conn, Deferred::from(events.to_vec()), None).await.map(drop)
 }
 
-/// Applies `writes`, then (with `claim`) a consumer's inbox rows, then `events`' outbox rows:
-/// on PostgreSQL in one statement (a data-modifying `WITH`: one round trip for all), elsewhere
-/// one statement each, in that order.
+/// Applies `deferred`'s writes, then (with `claim`) a consumer's inbox rows, then its events'
+/// outbox rows, then its guards (each update, and what follows from it if it changed a row):
+/// on PostgreSQL in one statement (a data-modifying `WITH`: one round trip for all),
+/// elsewhere one statement each, in that order. Returns the events recorded: all of the
+/// unguarded ones, and those of the guards that changed a row.
 pub(crate) async fn write_all<C: ConnectionTrait>(
     conn: &C,
-    writes: Vec<Write>,
+    deferred: Deferred,
     claim: Option<&Claim<'_>>,
-    events: &[EventEnvelope],
-) -> Result<(), DbErr> {
+) -> Result<Vec<EventEnvelope>, DbErr> {
     use sea_orm::QueryTrait;
-    use sea_orm::sea_query::{Alias, CommonTableExpression, WithClause};
+    use sea_orm::sea_query::{
+        Alias, CommonTableExpression, Query, QueryStatementBuilder, WithClause,
+    };
+    let Deferred { writes, mut events, guards } = deferred;
     let mut statements = writes;
     statements.extend(claim.map(|claim| Write::Insert(claim.insert())));
     if !events.is_empty() {
         statements
             .push(Write::Insert(entity::Entity::insert_many(events.iter().map(row)).into_query()));
     }
-    if conn.get_database_backend() != DbBackend::Postgres || statements.len() == 1 {
+    let one_statement = guards.is_empty() && statements.len() <= 1;
+    if conn.get_database_backend() != DbBackend::Postgres || one_statement {
         for statement in &statements {
             statement.execute(conn).await?;
         }
-        return Ok(());
+        for guard in guards {
+            let recorded = guard.apply(conn).await?;
+            if !recorded.is_empty() {
+                entity::Entity::insert_many(recorded.iter().map(row))
+                    .exec_without_returning(conn)
+                    .await?;
+                events.extend(recorded);
+            }
+        }
+        return Ok(events);
     }
-    let Some(last) = statements.pop() else { return Ok(()) };
     let mut with = WithClause::new();
-    for (n, statement) in statements.into_iter().enumerate() {
-        with.cte(
-            CommonTableExpression::new()
-                .query(statement.into_query())
-                .table_name(Alias::new(format!("w{n}")))
-                .to_owned(),
-        );
+    let mut ctes = 0;
+    let cte = |with: &mut WithClause, query: sea_orm::sea_query::SubQueryStatement, name| {
+        with.cte(CommonTableExpression::new().query(query).table_name(Alias::new(name)).to_owned());
+    };
+    let last = if guards.is_empty() { statements.pop() } else { None };
+    for statement in statements {
+        cte(&mut with, statement.into_query(), format!("w{ctes}"));
+        ctes += 1;
     }
-    let query = with.query(last.into_query());
-    conn.execute(&query).await.map(drop)
+    let Some(last) = last else {
+        // The guards' parts, then a last part that tells which guards changed a row.
+        let mut fired = Query::select();
+        for (n, guard) in guards.iter().enumerate() {
+            let name = format!("g{n}");
+            let mut update = guard.update.clone();
+            update.returning(Query::returning().expr(Expr::val(1)));
+            cte(&mut with, update.into_sub_query_statement(), name.clone());
+            let outbox = (!guard.events.is_empty()).then(|| Rows::of(guard.events.iter().map(row)));
+            for rows in guard.rows.iter().chain(&outbox) {
+                let insert = rows.insert_if(&name);
+                cte(&mut with, insert.into_sub_query_statement(), format!("w{ctes}"));
+                ctes += 1;
+            }
+            let exists = Query::select().expr(Expr::val(1)).from(Alias::new(name)).to_owned();
+            fired.expr_as(Expr::exists(exists), Alias::new(format!("f{n}")));
+        }
+        let answer = conn.query_one(&with.query(fired)).await?;
+        for (n, guard) in guards.into_iter().enumerate() {
+            let changed = match &answer {
+                Some(answer) => answer.try_get::<bool>("", &format!("f{n}"))?,
+                None => false,
+            };
+            if changed {
+                events.extend(guard.events);
+            }
+        }
+        return Ok(events);
+    };
+    conn.execute(&with.query(last.into_query())).await?;
+    Ok(events)
 }
 
 /// Runs `work` with every [`append`], [`append_all`] and [`write_later`] it makes (in this
@@ -332,8 +564,8 @@ struct Handoff {
 
 impl Handoff {
     /// Takes a place in the relay's order for a transaction about to commit `events`.
-    fn take(shared: &Arc<Shared>, events: &[EventEnvelope]) -> Self {
-        let mut aggregates: Vec<String> = events.iter().map(|e| e.aggregate_id.clone()).collect();
+    fn take<'a>(shared: &Arc<Shared>, aggregates: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut aggregates: Vec<String> = aggregates.into_iter().map(str::to_string).collect();
         aggregates.sort_unstable();
         aggregates.dedup();
         let mut handoffs = shared.handoffs.lock().unwrap_or_else(|p| p.into_inner());
@@ -403,12 +635,12 @@ impl OutboxRelay {
         claim: Option<&Claim<'_>>,
         deferred: Deferred,
     ) -> Result<(), DbErr> {
-        let Deferred { writes, events } = deferred;
-        write_all(&txn, writes, claim, &events).await?;
-        if events.is_empty() {
+        if deferred.events.is_empty() && deferred.guards.is_empty() {
+            write_all(&txn, deferred, claim).await?;
             return txn.commit().await;
         }
-        let handoff = Handoff::take(&self.shared, &events);
+        let handoff = Handoff::take(&self.shared, deferred.aggregates());
+        let events = write_all(&txn, deferred, claim).await?;
         txn.commit().await?;
         handoff.send(events);
         Ok(())
@@ -434,9 +666,9 @@ impl OutboxRelay {
             let txn = self.db.begin().await?;
             return self.commit_claiming(txn, claim, deferred).await;
         }
-        let Deferred { writes, events } = deferred;
-        let handoff = (!events.is_empty()).then(|| Handoff::take(&self.shared, &events));
-        write_all(&self.db, writes, claim, &events).await?;
+        let recording = !deferred.events.is_empty() || !deferred.guards.is_empty();
+        let handoff = recording.then(|| Handoff::take(&self.shared, deferred.aggregates()));
+        let events = write_all(&self.db, deferred, claim).await?;
         if let Some(handoff) = handoff {
             handoff.send(events);
         }
@@ -629,10 +861,10 @@ mod tests {
         let take = || shared.handoffs.lock().unwrap().take_ready();
         let ids = |events: Vec<EventEnvelope>| events.iter().map(|e| e.id).collect::<Vec<_>>();
         let (a1, b1, a2, a3) = (event("a", 1), event("b", 1), event("a", 2), event("a", 3));
-        let first = Handoff::take(&shared, std::slice::from_ref(&a1));
-        let other = Handoff::take(&shared, std::slice::from_ref(&b1));
-        let second = Handoff::take(&shared, std::slice::from_ref(&a2));
-        let third = Handoff::take(&shared, std::slice::from_ref(&a3));
+        let first = Handoff::take(&shared, [a1.aggregate_id.as_str()]);
+        let other = Handoff::take(&shared, [b1.aggregate_id.as_str()]);
+        let second = Handoff::take(&shared, [a2.aggregate_id.as_str()]);
+        let third = Handoff::take(&shared, [a3.aggregate_id.as_str()]);
 
         // A later commit about `a` settles first: it waits for the one still in flight; one
         // about `b` does not.
@@ -643,7 +875,7 @@ mod tests {
         assert_eq!(ids(take()), vec![a1.id, a2.id], "then `a`'s, in order");
 
         // A commit that failed (its ticket dropped unsettled) holds nothing up.
-        let fourth = Handoff::take(&shared, std::slice::from_ref(&a3));
+        let fourth = Handoff::take(&shared, [a3.aggregate_id.as_str()]);
         drop(third);
         fourth.send(vec![a3.clone()]);
         assert_eq!(ids(take()), vec![a3.id]);
@@ -662,8 +894,8 @@ mod tests {
         // A commit whose hand-over comes late: its row is committed, its ticket still open.
         let (first, second) = (event("a", 1), event("a", 2));
         let txn = db.begin().await.unwrap();
-        write_all(&txn, Vec::new(), None, std::slice::from_ref(&first)).await.unwrap();
-        let late = Handoff::take(&relay.shared, std::slice::from_ref(&first));
+        write_all(&txn, vec![first.clone()].into(), None).await.unwrap();
+        let late = Handoff::take(&relay.shared, [first.aggregate_id.as_str()]);
         txn.commit().await.unwrap();
 
         // The relay's first reading finds the committed row and sends it.

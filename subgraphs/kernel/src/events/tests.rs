@@ -811,6 +811,7 @@ async fn a_units_put_off_writes_commit_with_its_events_or_not_at_all() {
     let unit = outbox::Deferred {
         writes: vec![effect(3, "b").into(), effect(1, "b").into()],
         events: vec![failed.clone()],
+        ..outbox::Deferred::default()
     };
     assert!(relay.commit_alone(unit).await.is_err(), "the taken key fails the unit");
     assert_eq!(effects("b").await, 0, "the unit's other write is undone too");
@@ -843,6 +844,129 @@ async fn a_units_put_off_writes_commit_with_its_events_or_not_at_all() {
         got.push(next.expect("an event in time").expect("open").id);
     }
     assert_eq!(got, vec![first.id, last.id]);
+    let _ = stop.send(true);
+    relaying.await.unwrap();
+}
+
+/// The `effects` table as an entity, for guards (which name their table).
+mod effect {
+    use sea_orm::entity::prelude::*;
+
+    /// One effect row.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "effects")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub n: i64,
+        pub aggregate: String,
+        pub seq: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+#[tokio::test]
+async fn a_guarded_change_is_written_only_if_its_update_still_changes_a_row() {
+    use super::outbox::{self, Guard, OutboxRelay};
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+    let (db, _scratch) = database_with_outbox().await;
+    let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
+    let relay = OutboxRelay::new(db.clone(), bus.clone());
+    let mut watched = bus.subscribe("test", &["thing"]);
+    let row = |n: i64, seq: i64| effect::ActiveModel {
+        n: Set(n),
+        aggregate: Set("x".into()),
+        seq: Set(seq),
+    };
+    effect::Entity::insert(row(1, 0)).exec_without_returning(&db).await.unwrap();
+    // Moves row 1 from `from` to `from + 1`; with it, row `made` and `event`.
+    let guard = |from: i64, made: i64, event: &EventEnvelope| {
+        let update = effect::Entity::update_many()
+            .col_expr(effect::Column::Seq, Expr::value(from + 1))
+            .filter(effect::Column::N.eq(1))
+            .filter(effect::Column::Seq.eq(from));
+        Guard::new(update).insert([row(made, from + 1)]).append([event.clone()])
+    };
+    let seq_of = |n: i64| {
+        let db = db.clone();
+        async move { effect::Entity::find_by_id(n).one(&db).await.unwrap().map(|r| r.seq) }
+    };
+    let recorded = |id: uuid::Uuid| {
+        let db = db.clone();
+        async move { outbox::entity::Entity::find_by_id(id).one(&db).await.unwrap().is_some() }
+    };
+
+    // A unit that only read puts the guard off to its commit: one statement on PostgreSQL.
+    let first = event("thing.changed", "a", 1);
+    let unit = Unit::new(db.clone());
+    let (seq, deferred) = outbox::deferring(async {
+        let seen = effect::Entity::find_by_id(1).one(&unit).await.unwrap().map(|r| r.seq);
+        outbox::write_guarded(&unit, guard(0, 10, &first)).await.unwrap();
+        seen
+    })
+    .await;
+    assert_eq!(seq, Some(0));
+    assert!(unit.into_begun().is_none() || db.get_database_backend() != DbBackend::Postgres);
+    assert_eq!(seq_of(10).await, None, "nothing is written before the commit");
+    relay.commit_alone(deferred).await.unwrap();
+    assert_eq!((seq_of(1).await, seq_of(10).await), (Some(1), Some(1)));
+    assert!(recorded(first.id).await);
+
+    // The same change again no longer applies: neither its row nor its event is written,
+    // while an unguarded event of the same commit is; and a guard that applies, beside it
+    // in the same commit, is.
+    let (stale, plain, fresh) = (
+        event("thing.changed", "a", 2),
+        event("thing.changed", "b", 1),
+        event("thing.changed", "a", 3),
+    );
+    let unit = Unit::new(db.clone());
+    let ((), deferred) = outbox::deferring(async {
+        outbox::write_guarded(&unit, guard(0, 11, &stale)).await.unwrap();
+        outbox::append(&unit, &plain).await.unwrap();
+        outbox::write_guarded(&unit, guard(1, 12, &fresh)).await.unwrap();
+    })
+    .await;
+    relay.commit_alone(deferred).await.unwrap();
+    assert_eq!((seq_of(1).await, seq_of(11).await, seq_of(12).await), (Some(2), None, Some(2)));
+    assert!(!recorded(stale.id).await, "the stale change records nothing");
+    assert!(recorded(plain.id).await && recorded(fresh.id).await);
+
+    // A later statement of the unit that names the guard's table sees the guard applied.
+    let last = event("thing.changed", "a", 4);
+    let unit = Unit::new(db.clone());
+    let (seq, deferred) = outbox::deferring(async {
+        outbox::write_guarded(&unit, guard(2, 13, &last)).await.unwrap();
+        effect::Entity::find_by_id(1).one(&unit).await.unwrap().map(|r| r.seq)
+    })
+    .await;
+    assert_eq!(seq, Some(3), "the read saw the guarded update");
+    let txn = unit.into_begun().expect("applying the guard began the transaction");
+    relay.commit(txn, deferred).await.unwrap();
+    assert_eq!((seq_of(1).await, seq_of(13).await), (Some(3), Some(3)));
+    assert!(recorded(last.id).await);
+
+    // Outside a unit of work, a guard is applied at once.
+    let once = event("thing.changed", "a", 5);
+    outbox::write_guarded(&db, guard(3, 14, &once)).await.unwrap();
+    outbox::write_guarded(&db, guard(3, 15, &event("thing.changed", "a", 6))).await.unwrap();
+    assert_eq!((seq_of(14).await, seq_of(15).await), (Some(4), None));
+
+    // The relay sends exactly what was recorded, in order.
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let relaying = tokio::spawn(relay.clone().run(Duration::from_secs(3600), async move {
+        let _ = stopped.changed().await;
+    }));
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        let next = tokio::time::timeout(Duration::from_secs(20), watched.next()).await;
+        got.push(next.expect("an event in time").expect("open").id);
+    }
+    assert_eq!(got, vec![first.id, plain.id, fresh.id, last.id, once.id]);
     let _ = stop.send(true);
     relaying.await.unwrap();
 }

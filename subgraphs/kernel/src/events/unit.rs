@@ -23,6 +23,8 @@ use sea_orm::{
 };
 use tokio::sync::OnceCell;
 
+use super::outbox;
+
 /// A transaction over a consumer's database, begun by the first statement that writes or
 /// locks (on SQLite: by the first statement); reads before it run on the pool. See the
 /// [module](self) documentation.
@@ -45,6 +47,15 @@ impl Unit {
     /// The transaction, if a statement began it; `None` when the work only read.
     pub fn into_begun(self) -> Option<DatabaseTransaction> {
         self.txn.into_inner()
+    }
+
+    /// Applies the guards put off in this unit that `sql` may depend on
+    /// ([`outbox::write_guarded`]), in the transaction.
+    async fn apply_guards_before(&self, sql: &str) -> Result<(), DbErr> {
+        if outbox::guards_pending() {
+            outbox::apply_guards_before(self.transaction().await?, sql).await?;
+        }
+        Ok(())
     }
 
     /// Where a read goes: the transaction once it is begun (a read must see the unit's own
@@ -81,14 +92,17 @@ impl ConnectionTrait for Unit {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.apply_guards_before(&stmt.sql).await?;
         self.transaction().await?.execute_raw(stmt).await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.apply_guards_before(sql).await?;
         self.transaction().await?.execute_unprepared(sql).await
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.apply_guards_before(&stmt.sql).await?;
         match self.reader(&stmt.sql).await? {
             Reader::Pool(db) => db.query_one_raw(stmt).await,
             Reader::Txn(txn) => txn.query_one_raw(stmt).await,
@@ -96,6 +110,7 @@ impl ConnectionTrait for Unit {
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.apply_guards_before(&stmt.sql).await?;
         match self.reader(&stmt.sql).await? {
             Reader::Pool(db) => db.query_all_raw(stmt).await,
             Reader::Txn(txn) => txn.query_all_raw(stmt).await,
