@@ -75,18 +75,23 @@ impl EventHandler for InventoryEvents {
         Box::pin(async move { self.apply(txn, event).await })
     }
 
-    /// Confirmations side by side keep their units in one statement: they linger, so under
-    /// load they come many at a time.
+    /// Confirmations keep their units in one update, put off to the commit: they linger, so
+    /// under load they come many at a time.
     fn handle_all<'t>(&'t self, txn: &'t Unit, events: &'t [&'t EventEnvelope]) -> Work<'t> {
         Box::pin(async move {
             let mut confirmed = Vec::new();
             for event in events {
+                let order = payload::<OrderRef>(event)?.order_id;
                 if event.event_type == "order.confirmed" {
-                    confirmed.push(payload::<OrderRef>(event)?.order_id);
+                    confirmed.push(order);
                     continue;
                 }
-                // In order: what came before may be about the same order.
-                confirm(txn, &std::mem::take(&mut confirmed)).await?;
+                // An order's events keep their order; other orders' reservations do not
+                // depend on each other, so the confirmations wait for the end (and then go
+                // with the commit) unless this event is about one of them.
+                if confirmed.contains(&order) {
+                    confirm(txn, &std::mem::take(&mut confirmed)).await?;
+                }
                 self.apply(txn, event).await?;
             }
             confirm(txn, &confirmed).await

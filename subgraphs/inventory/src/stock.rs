@@ -428,20 +428,21 @@ async fn mark(
     Ok(update.exec(txn).await?.rows_affected > 0)
 }
 
-/// Marks the held reservations of `order_ids` confirmed, in one statement: they no longer
-/// lapse.
-pub async fn confirm(txn: &impl ConnectionTrait, order_ids: &[Uuid]) -> AppResult<u64> {
+/// Marks the held reservations of `order_ids` confirmed, in one update: they no longer
+/// lapse. Inside a consumer's unit of work the update waits for its commit (a guard with
+/// nothing depending on it, see [`outbox::write_guarded`]), unless a later statement of the
+/// unit reads or writes reservations first.
+pub async fn confirm(txn: &impl ConnectionTrait, order_ids: &[Uuid]) -> AppResult<()> {
     if order_ids.is_empty() {
-        return Ok(0);
+        return Ok(());
     }
-    let confirmed = reservation::Entity::update_many()
+    let confirm = reservation::Entity::update_many()
         .col_expr(reservation::Column::Status, Expr::value(status::CONFIRMED))
         .col_expr(reservation::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(reservation::Column::OrderId.is_in(order_ids.iter().copied()))
-        .filter(reservation::Column::Status.eq(status::HELD))
-        .exec(txn)
-        .await?;
-    Ok(confirmed.rows_affected)
+        .filter(reservation::Column::Status.eq(status::HELD));
+    outbox::write_guarded(txn, outbox::Guard::new(confirm)).await?;
+    Ok(())
 }
 
 /// Takes `order_id`'s reserved units off the shelf (it shipped): on hand and reserved both

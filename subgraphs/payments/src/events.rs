@@ -66,7 +66,10 @@ impl EventHandler for PaymentEvents {
 }
 
 impl PaymentEvents {
-    /// Applies `events` in order; a run of confirmations in one capture.
+    /// Applies `events` as if in order, with the confirmations' captures together, after
+    /// the rest: an order's events keep their order (a capture waits for nothing but the
+    /// events before it about the same order), and other orders' payments do not depend on
+    /// each other.
     async fn apply(
         &self,
         txn: &impl ConnectionTrait,
@@ -74,12 +77,15 @@ impl PaymentEvents {
     ) -> anyhow::Result<()> {
         let mut to_capture: Vec<(Uuid, &EventEnvelope)> = Vec::new();
         for event in events {
+            let order = payload::<OrderRef>(event)?.order_id;
             if event.event_type == "order.confirmed" {
-                to_capture.push((payload::<OrderRef>(event)?.order_id, *event));
+                to_capture.push((order, *event));
                 continue;
             }
-            // In order: what came before may be about the same order.
-            payments::capture_all(txn, &std::mem::take(&mut to_capture)).await.map_err(failed)?;
+            if to_capture.iter().any(|(waiting, _)| *waiting == order) {
+                let captures = std::mem::take(&mut to_capture);
+                payments::capture_all(txn, &captures).await.map_err(failed)?;
+            }
             match event.event_type.as_str() {
                 "order.payment_requested" => {
                     let request: PaymentRequest = payload(event)?;
