@@ -269,9 +269,11 @@ pub async fn write_guarded<C: ConnectionTrait>(conn: &C, guard: Guard) -> Result
     append_all(conn, &events).await
 }
 
-/// Whether guards put off in this task wait for the commit.
-pub(crate) fn guards_pending() -> bool {
-    DEFERRED.try_with(|deferred| !deferred.borrow().guards.is_empty()).unwrap_or(false)
+/// Whether a guard put off in this task (inside [`deferring`]) concerns `sql`.
+pub(crate) fn guards_due(sql: &str) -> bool {
+    DEFERRED
+        .try_with(|deferred| deferred.borrow().guards.iter().any(|g| g.concerns(sql)))
+        .unwrap_or(false)
 }
 
 /// Applies, in `conn`, the guards put off in this task (inside [`deferring`]) that `sql`

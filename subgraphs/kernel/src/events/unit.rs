@@ -52,7 +52,8 @@ impl Unit {
     /// Applies the guards put off in this unit that `sql` may depend on
     /// ([`outbox::write_guarded`]), in the transaction.
     async fn apply_guards_before(&self, sql: &str) -> Result<(), DbErr> {
-        if outbox::guards_pending() {
+        // Checked first: the transaction begins only when a guard is due.
+        if outbox::guards_due(sql) {
             outbox::apply_guards_before(self.transaction().await?, sql).await?;
         }
         Ok(())
