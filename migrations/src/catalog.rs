@@ -3,14 +3,19 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DbBackend;
 
-use crate::common::{PendingOutboxIndex, col, create_outbox};
+use crate::common::{ForgetPublishedOutbox, PendingOutboxIndex, col, create_outbox};
 
 /// Runs the catalog migrations in order.
 pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Catalog), Box::new(M0002ProductActive), Box::new(PendingOutboxIndex)]
+        vec![
+            Box::new(M0001Catalog),
+            Box::new(M0002ProductActive),
+            Box::new(PendingOutboxIndex),
+            Box::new(ForgetPublishedOutbox),
+        ]
     }
 }
 

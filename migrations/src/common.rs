@@ -76,6 +76,39 @@ impl MigrationTrait for PendingOutboxIndex {
     }
 }
 
+/// The relay deletes what it published instead of marking it (`published_at` stays, always
+/// `NULL`): the rows earlier versions marked are deleted, and the partial index of pending rows
+/// goes, since every row left is pending and the primary key gives them in order. An update
+/// that set `published_at` wrote each row again with new index entries; a deletion touches
+/// no index.
+pub struct ForgetPublishedOutbox;
+
+impl MigrationName for ForgetPublishedOutbox {
+    fn name(&self) -> &str {
+        "m_common_0002_outbox_forget_published"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for ForgetPublishedOutbox {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let published = Query::delete()
+            .from_table(Alias::new("outbox"))
+            .and_where(Expr::col(Alias::new("published_at")).is_not_null())
+            .to_owned();
+        manager.exec_stmt(published).await?;
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("outbox_pending_ids")
+                    .table(Alias::new("outbox"))
+                    .if_exists()
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
 /// Creates the `inbox` table: one row per (consumer group, event) handled.
 pub async fn create_inbox(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     manager

@@ -2,14 +2,14 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::common::{PendingOutboxIndex, col, create_outbox};
+use crate::common::{ForgetPublishedOutbox, PendingOutboxIndex, col, create_outbox};
 
 /// Runs the identity migrations in order.
 pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Identity), Box::new(PendingOutboxIndex)]
+        vec![Box::new(M0001Identity), Box::new(PendingOutboxIndex), Box::new(ForgetPublishedOutbox)]
     }
 }
 

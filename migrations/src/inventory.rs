@@ -2,14 +2,19 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::common::{PendingOutboxIndex, col, create_inbox, create_outbox};
+use crate::common::{ForgetPublishedOutbox, PendingOutboxIndex, col, create_inbox, create_outbox};
 
 /// Runs the inventory migrations in order.
 pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Inventory), Box::new(PendingOutboxIndex), Box::new(M0002HeldExpiry)]
+        vec![
+            Box::new(M0001Inventory),
+            Box::new(PendingOutboxIndex),
+            Box::new(M0002HeldExpiry),
+            Box::new(ForgetPublishedOutbox),
+        ]
     }
 }
 

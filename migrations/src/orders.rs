@@ -2,7 +2,7 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::common::{PendingOutboxIndex, col, create_inbox, create_outbox};
+use crate::common::{ForgetPublishedOutbox, PendingOutboxIndex, col, create_inbox, create_outbox};
 
 /// Runs the orders migrations in order.
 pub struct Migrator;
@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0003LineCategory),
             Box::new(M0004Discount),
             Box::new(M0005TimelineByOrder),
+            Box::new(ForgetPublishedOutbox),
         ]
     }
 }

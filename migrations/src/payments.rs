@@ -3,14 +3,14 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::common::{PendingOutboxIndex, col, create_inbox, create_outbox};
+use crate::common::{ForgetPublishedOutbox, PendingOutboxIndex, col, create_inbox, create_outbox};
 
 /// Runs the payments migrations in order.
 pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Payments), Box::new(PendingOutboxIndex)]
+        vec![Box::new(M0001Payments), Box::new(PendingOutboxIndex), Box::new(ForgetPublishedOutbox)]
     }
 }
 

@@ -158,22 +158,59 @@ async fn outbox_rows_left_unpublished_are_relayed_later() {
     app.catalog.relay.wake();
     let relayed = TestApp::next_event(&mut events, "product.price_changed").await;
     assert_eq!(relayed, event, "the envelope arrives as it was recorded");
-    // The relay marks the row after the bus accepted it (at-least-once): poll for that.
+    // The relay deletes the row after the bus accepted it (at-least-once): poll for that.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let row = kernel::events::outbox::entity::Entity::find_by_id(event.id)
             .one(&app.catalog.db)
             .await
-            .unwrap()
             .unwrap();
-        if row.published_at.is_some() {
+        if row.is_none() {
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the row is marked published, so it is not sent again"
+            "the row is deleted once published, so it is not sent again"
         );
         tokio::task::yield_now().await;
     }
     app.stop().await;
+}
+
+#[tokio::test]
+async fn an_upgraded_outbox_keeps_only_what_is_still_to_publish() {
+    use migrations::MigratorTrait;
+    use sea_orm::EntityTrait;
+    let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+    // The catalog's schema as an earlier version left it: published rows were marked.
+    let before = migrations::catalog::Migrator::migrations().len() as u32 - 1;
+    migrations::catalog::Migrator::up(&db, Some(before)).await.unwrap();
+    let (published, pending) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    for (id, published_at) in [(published, Some(chrono::Utc::now())), (pending, None)] {
+        let row = kernel::events::outbox::entity::Model {
+            id,
+            event_type: "product.price_changed".into(),
+            version: 1,
+            occurred_at: chrono::Utc::now(),
+            aggregate_id: "p".into(),
+            correlation_id: id,
+            causation_id: None,
+            payload: json!({}),
+            published_at,
+        };
+        let row = kernel::events::outbox::entity::ActiveModel::from(row);
+        kernel::events::outbox::entity::Entity::insert(row)
+            .exec_without_returning(&db)
+            .await
+            .unwrap();
+    }
+    migrations::catalog::Migrator::up(&db, None).await.unwrap();
+    let left: Vec<uuid::Uuid> = kernel::events::outbox::entity::Entity::find()
+        .all(&db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.id)
+        .collect();
+    assert_eq!(left, vec![pending], "the published row is gone, the pending one stays");
 }

@@ -1,5 +1,7 @@
 //! The transactional outbox: [`append`] writes an event in the caller's transaction, and the
-//! [`OutboxRelay`] publishes committed events to the bus in order, marking each one published.
+//! [`OutboxRelay`] publishes committed events to the bus in order, then deletes their rows: the
+//! outbox holds what is still to publish (a published event lives on in the bus and in the
+//! consumers' inboxes, not here).
 //!
 //! Every context has its own `outbox` table (created by its migrator) in its own database.
 
@@ -7,7 +9,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use sea_orm::entity::prelude::*;
 use sea_orm::{
     ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbBackend, QueryOrder, QuerySelect,
@@ -22,7 +23,7 @@ use super::inbox::Claim;
 pub mod entity {
     use sea_orm::entity::prelude::*;
 
-    /// One recorded event; `published_at` is set once the bus accepted it.
+    /// One recorded event, until the bus accepts it.
     #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
     #[sea_orm(table_name = "outbox")]
     pub struct Model {
@@ -43,7 +44,8 @@ pub mod entity {
         pub causation_id: Option<Uuid>,
         /// JSON payload.
         pub payload: Json,
-        /// When the relay published it; `NULL` while pending.
+        /// Always `NULL`: earlier versions marked published rows here instead of deleting
+        /// them (a migration deleted those).
         pub published_at: Option<DateTimeUtc>,
     }
 
@@ -488,8 +490,8 @@ pub trait LocalFeed: Send + Sync {
 /// Moves committed outbox rows to the bus (or, for a [`LocalFeed`]'s types, to the feed).
 ///
 /// Writers commit through [`OutboxRelay::commit`], which hands the committed events to the
-/// relay in memory: they go out at once, without the relay reading them back, and are marked
-/// published a little later, many rows per statement. Rows written any other way, and rows a
+/// relay in memory: they go out at once, without the relay reading them back, and their rows
+/// are deleted a little later, many per statement. Rows written any other way, and rows a
 /// crash or a bus outage left behind, are found by reading the outbox: at start, after a
 /// failure, on [`OutboxRelay::wake`], and in a periodic sweep.
 ///
@@ -595,10 +597,10 @@ impl Drop for Handoff {
     }
 }
 
-/// Published rows marked in one statement once this many wait…
-const MARK_BATCH: usize = 256;
+/// Published rows deleted in one statement once this many wait…
+const FORGET_BATCH: usize = 256;
 /// …or once the oldest has waited this long.
-const MARK_DELAY: Duration = Duration::from_millis(100);
+const FORGET_DELAY: Duration = Duration::from_millis(100);
 
 impl OutboxRelay {
     /// A relay from `db`'s outbox to `bus`.
@@ -699,13 +701,14 @@ impl OutboxRelay {
         (sent, failure.or(bus_failure))
     }
 
-    /// Marks `ids` published, up to [`MARK_BATCH`] per statement (however many went out
-    /// while the database was slow: a statement takes a bounded number of parameters).
-    pub(crate) async fn mark(&self, ids: &[Uuid]) -> Result<(), DbErr> {
-        let now = Utc::now();
-        for chunk in ids.chunks(MARK_BATCH) {
-            entity::Entity::update_many()
-                .col_expr(entity::Column::PublishedAt, Expr::value(now))
+    /// Deletes the rows of the published events `ids`, up to [`FORGET_BATCH`] per statement
+    /// (however many went out while the database was slow: a statement takes a bounded
+    /// number of parameters). Deleting rather than marking them keeps the outbox to what is
+    /// pending and costs the database least: a deletion touches no index, where an update
+    /// writes the whole row again with its index entries.
+    pub(crate) async fn forget(&self, ids: &[Uuid]) -> Result<(), DbErr> {
+        for chunk in ids.chunks(FORGET_BATCH) {
+            entity::Entity::delete_many()
                 .filter(entity::Column::Id.is_in(chunk.iter().copied()))
                 .exec(&self.db)
                 .await?;
@@ -737,11 +740,11 @@ impl OutboxRelay {
             }
             // A short batch was the last one: no need to ask again.
             let last = (batch.len() as u64) < BATCH;
-            // Marked in one statement per batch, including after a failure for what did go
+            // Deleted in one statement per batch, including after a failure for what did go
             // out.
             let (published, failure) =
                 self.send(batch.into_iter().map(EventEnvelope::from).collect()).await;
-            self.mark(&published).await?;
+            self.forget(&published).await?;
             out.extend(published);
             if let Some(error) = failure {
                 return Err(error);
@@ -753,14 +756,14 @@ impl OutboxRelay {
     }
 
     /// Runs until `shutdown` resolves: publishes handed events as they come, reads the outbox
-    /// at start, when asked, after a failure and every `sweep`, and marks what went out.
+    /// at start, when asked, after a failure and every `sweep`, and deletes what went out.
     pub async fn run(self, sweep: Duration, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
-        // Published, not marked yet.
-        let mut unmarked: Vec<Uuid> = Vec::new();
-        let mut mark_by: Option<tokio::time::Instant> = None;
-        // The last marking failed: the next waits for `mark_by`, however many pile up.
-        let mut marks_failed = false;
+        // Published, not deleted yet.
+        let mut unforgotten: Vec<Uuid> = Vec::new();
+        let mut forget_by: Option<tokio::time::Instant> = None;
+        // The last deletion failed: the next waits for `forget_by`, however many pile up.
+        let mut forgetting_failed = false;
         // Whether the outbox may hold rows older than what is handed over now: at start (a
         // previous run may have left some), and after a failure. Handed events then wait for
         // a reading that catches up.
@@ -782,10 +785,10 @@ impl OutboxRelay {
             // While behind, the reading below publishes these (they are committed rows).
             if !ready.is_empty() && !behind {
                 let (sent, failure) = self.send(ready).await;
-                if unmarked.is_empty() && !sent.is_empty() {
-                    mark_by = Some(tokio::time::Instant::now() + MARK_DELAY);
+                if unforgotten.is_empty() && !sent.is_empty() {
+                    forget_by = Some(tokio::time::Instant::now() + FORGET_DELAY);
                 }
-                unmarked.extend(sent);
+                unforgotten.extend(sent);
                 if let Some(error) = failure {
                     tracing::error!(error = ?error, "publishing events failed; will retry");
                     behind = true;
@@ -796,22 +799,22 @@ impl OutboxRelay {
             let read_asked =
                 self.shared.read_asked.swap(false, std::sync::atomic::Ordering::AcqRel);
             let read = read_asked || now >= next_sweep;
-            // Marked before any reading, so that the reading does not send them again.
-            let full = unmarked.len() >= MARK_BATCH && !marks_failed;
-            if full || mark_by.is_some_and(|by| now >= by) || read {
-                match self.mark(&unmarked).await {
+            // Deleted before any reading, so that the reading does not send them again.
+            let full = unforgotten.len() >= FORGET_BATCH && !forgetting_failed;
+            if full || forget_by.is_some_and(|by| now >= by) || read {
+                match self.forget(&unforgotten).await {
                     Ok(()) => {
-                        unmarked.clear();
-                        mark_by = None;
-                        marks_failed = false;
+                        unforgotten.clear();
+                        forget_by = None;
+                        forgetting_failed = false;
                     }
                     // Left to try again a little later (not at once: the database may be
                     // down); a reading meanwhile may send them twice, which consumers'
                     // inboxes absorb.
                     Err(error) => {
-                        tracing::error!(%error, "marking relayed events failed; will retry");
-                        mark_by = Some(now + RETRY);
-                        marks_failed = true;
+                        tracing::error!(%error, "deleting relayed events failed; will retry");
+                        forget_by = Some(now + RETRY);
+                        forgetting_failed = true;
                     }
                 }
             }
@@ -831,11 +834,11 @@ impl OutboxRelay {
                     }
                 }
             }
-            let wake_at = mark_by.map_or(next_sweep, |by| by.min(next_sweep));
+            let wake_at = forget_by.map_or(next_sweep, |by| by.min(next_sweep));
             tokio::select! {
                 _ = &mut shutdown => {
-                    if let Err(error) = self.mark(&unmarked).await {
-                        tracing::error!(%error, "marking relayed events failed");
+                    if let Err(error) = self.forget(&unforgotten).await {
+                        tracing::error!(%error, "deleting relayed events failed");
                     }
                     return;
                 }

@@ -251,7 +251,7 @@ async fn each_event_is_handled_once_in_order_per_aggregate_even_when_published_t
         // read at all.
         bus.publish(&event("thing.ignored", "a", 99)).await.unwrap();
         bus.publish(&event("other.changed", "a", 98)).await.unwrap();
-        // A relay that crashed after publishing but before marking its row publishes again.
+        // A relay that crashed after publishing but before deleting its row publishes again.
         for e in &published[..5] {
             bus.publish(e).await.unwrap();
         }
@@ -333,7 +333,7 @@ async fn a_redelivery_the_handler_cannot_apply_again_is_settled_not_dead_lettere
         let first = event("thing.changed", "a", 1);
         bus.publish(&first).await.unwrap();
         eventually(name, || async { seen(&db).await.len() == 1 }).await;
-        // Published again (a relay that died before marking its row), then the next event.
+        // Published again (a relay that died before deleting its row), then the next event.
         bus.publish(&first).await.unwrap();
         bus.publish(&event("thing.changed", "a", 2)).await.unwrap();
         eventually(name, || async { seen(&db).await.len() == 2 }).await;
@@ -717,20 +717,14 @@ async fn committed_events_go_out_in_order_without_a_sweep_and_after_a_bus_failur
             }
         }
         assert_eq!(got, sent, "{name}: every event once, in commit order");
-        // Marked published soon after, so that a later reading does not send them again.
+        // Deleted soon after, so that a later reading does not send them again.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
-            let pending = outbox::entity::Entity::find()
-                .all(&db)
-                .await
-                .unwrap()
-                .into_iter()
-                .filter(|row| row.published_at.is_none())
-                .count();
+            let pending = outbox::entity::Entity::find().all(&db).await.unwrap().len();
             if pending == 0 {
                 break;
             }
-            assert!(tokio::time::Instant::now() < deadline, "{name}: {pending} rows left unmarked");
+            assert!(tokio::time::Instant::now() < deadline, "{name}: {pending} rows left");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let _ = stop.send(true);
@@ -1116,7 +1110,7 @@ async fn an_event_someone_waits_on_ends_the_lingering_of_those_before_it() {
 }
 
 #[tokio::test]
-async fn the_relay_marks_any_number_of_published_rows() {
+async fn the_relay_deletes_any_number_of_published_rows() {
     use super::outbox::{self, OutboxRelay};
     use sea_orm::EntityTrait;
     let (db, _scratch) = database_with_outbox().await;
@@ -1127,9 +1121,12 @@ async fn the_relay_marks_any_number_of_published_rows() {
     // while the database was slow.
     let mut ids: Vec<uuid::Uuid> = (0..40_000).map(|_| uuid::Uuid::now_v7()).collect();
     ids.extend(kept.iter().map(|e| e.id));
-    relay.mark(&ids).await.expect("marked in several statements");
+    let other = event("thing.changed", "b", 1);
+    outbox::append(&db, &other).await.unwrap();
+    relay.forget(&ids).await.expect("deleted in several statements");
     let rows = outbox::entity::Entity::find().all(&db).await.unwrap();
-    assert!(rows.iter().all(|r| r.published_at.is_some()), "every row marked");
+    let left: Vec<uuid::Uuid> = rows.iter().map(|r| r.id).collect();
+    assert_eq!(left, vec![other.id], "every published row deleted, the pending one kept");
 }
 
 /// Counts how many of its handlings overlap, and allows one lane only.
