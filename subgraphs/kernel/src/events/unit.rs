@@ -83,7 +83,8 @@ enum Reader<'a> {
 fn locks(sql: &str) -> bool {
     let sql = sql.trim_start();
     let select = sql.get(..6).is_some_and(|head| head.eq_ignore_ascii_case("SELECT"));
-    !select || sql.to_ascii_uppercase().contains(" FOR ")
+    // Searched in place: this runs for every read before a unit's first write.
+    !select || sql.as_bytes().windows(5).any(|w| w.eq_ignore_ascii_case(b" FOR "))
 }
 
 #[async_trait::async_trait]
