@@ -173,25 +173,24 @@ impl Rows {
     }
 
     /// The insert that writes the rows only if the common table `guard` (an update's
-    /// returned rows, in the same statement) holds a row.
+    /// returned rows, in the same statement) holds a row: one `SELECT` over a `VALUES` list,
+    /// so the condition is planned and checked once whatever the number of rows.
     fn insert_if(&self, guard: &str) -> sea_orm::sea_query::InsertStatement {
-        use sea_orm::sea_query::{Alias, Query, UnionType};
+        use sea_orm::sea_query::{Alias, Query, ValueTuple};
         let fired = Query::select().expr(Expr::val(1)).from(Alias::new(guard)).to_owned();
-        let mut selects = self.values.iter().map(|row| {
-            Query::select()
-                .exprs(row.iter().cloned().map(Expr::val))
-                .and_where(Expr::exists(fired.clone()))
-                .to_owned()
-        });
+        let rows = Alias::new("v");
+        let mut select = Query::select();
+        // PostgreSQL names the columns of a `VALUES` list `column1`, `column2`, ….
+        for n in 1..=self.columns.len() {
+            select.expr(Expr::col((rows.clone(), Alias::new(format!("column{n}")))));
+        }
+        select
+            .from_values(self.values.iter().map(|row| ValueTuple::Many(row.clone())), rows)
+            .and_where(Expr::exists(fired));
         let mut insert = Query::insert();
         insert.into_table(self.table.clone()).columns(self.columns.clone());
-        if let Some(mut select) = selects.next() {
-            for other in selects {
-                select.union(UnionType::All, other);
-            }
-            // As many values per row as columns, by construction.
-            let _ = insert.select_from(select);
-        }
+        // As many values per row as columns, by construction.
+        let _ = insert.select_from(select);
         insert
     }
 }
