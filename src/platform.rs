@@ -300,7 +300,7 @@ impl Platform {
         {
             return Endpoint::Local(running.assembled.router.clone());
         }
-        match self.addr(service) {
+        match running.and_then(|r| r.listener.local_addr().ok()) {
             Some(addr) => Endpoint::Url(format!("http://{addr}")),
             None => {
                 Endpoint::Url(format!("http://{}:{}", settings.server.host, service.port(settings)))

@@ -462,23 +462,25 @@ mod tests {
         ClientOptions { backoff: Duration::from_millis(1), ..ClientOptions::default() }
     }
 
+    /// Asks `client` for `/prices` `times` times, each answered with the price.
+    async fn ask_for_prices(client: &ServiceClient, times: usize) {
+        for _ in 0..times {
+            let v: serde_json::Value = client.get_json("/prices").await.unwrap();
+            assert_eq!(v["price"], 42);
+        }
+    }
+
     #[tokio::test]
     async fn fresh_answers_come_from_the_cache_and_stale_ones_are_revalidated() {
         for local in [false, true] {
             let (app, calls, _) = context(0, "max-age=60");
             let client = ServiceClient::new("catalog", endpoint(app, local).await, fast());
-            for _ in 0..3 {
-                let v: serde_json::Value = client.get_json("/prices").await.unwrap();
-                assert_eq!(v["price"], 42);
-            }
+            ask_for_prices(&client, 3).await;
             assert_eq!(calls.load(Ordering::SeqCst), 1, "max-age: asked once (local: {local})");
 
             let (app, calls, not_modified) = context(0, "no-cache");
             let client = ServiceClient::new("catalog", endpoint(app, local).await, fast());
-            for _ in 0..3 {
-                let v: serde_json::Value = client.get_json("/prices").await.unwrap();
-                assert_eq!(v["price"], 42);
-            }
+            ask_for_prices(&client, 3).await;
             assert_eq!(calls.load(Ordering::SeqCst), 3, "no-cache: asked every time ({local})");
             assert_eq!(
                 not_modified.load(Ordering::SeqCst),

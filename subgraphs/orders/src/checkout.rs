@@ -1,7 +1,7 @@
 //! Placing, reading and cancelling orders, and every status change: each in one transaction
 //! with its timeline entry and its event.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use entities::orders::{line, order, timeline};
 use kernel::auth::Caller;
 use kernel::events::{EventEnvelope, outbox};
@@ -399,15 +399,51 @@ async fn record<C: ConnectionTrait>(
 
 /// The insert of `steps` on `order`'s timeline, stamped now.
 fn timeline_rows(order: Uuid, steps: &[Status], reason: Option<&str>) -> InsertStatement {
-    let at = Utc::now();
-    let rows = steps.iter().map(|status| timeline::ActiveModel {
+    timeline::Entity::insert_many(timeline_entries(order, steps, reason, Utc::now())).into_query()
+}
+
+/// The timeline entries of `steps` on `order`, stamped `at`.
+fn timeline_entries<'a>(
+    order: Uuid,
+    steps: &'a [Status],
+    reason: Option<&'a str>,
+    at: DateTime<Utc>,
+) -> impl Iterator<Item = timeline::ActiveModel> + 'a {
+    steps.iter().map(move |status| timeline::ActiveModel {
         id: Set(kernel::id::new_id()),
         order_id: Set(order),
         status: Set(status.as_str().into()),
         reason: Set(reason.map(str::to_string)),
         at: Set(at),
-    });
-    timeline::Entity::insert_many(rows).into_query()
+    })
+}
+
+/// The first and last of `steps` when each step may follow the one before; `None` for no
+/// steps. A path the rules do not allow is a bug in the caller.
+fn path_of(steps: &[Status]) -> AppResult<Option<(Status, Status)>> {
+    let (Some(first), Some(last)) = (steps.first(), steps.last()) else { return Ok(None) };
+    if !steps.windows(2).all(|pair| pair[0].can_become(pair[1])) {
+        return Err(AppError::internal(anyhow::anyhow!("no such path of statuses: {steps:?}")));
+    }
+    Ok(Some((*first, *last)))
+}
+
+/// The update that moves order `id` to `last` at `now` (with the cancellation `reason`
+/// when `last` is CANCELLED); the caller adds the status it moves from.
+fn move_to(
+    id: Uuid,
+    last: Status,
+    reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> sea_orm::UpdateMany<order::Entity> {
+    let update = order::Entity::update_many()
+        .col_expr(order::Column::Status, Expr::value(last.as_str()))
+        .col_expr(order::Column::UpdatedAt, Expr::value(now))
+        .filter(order::Column::Id.eq(id));
+    if last == Status::Cancelled {
+        return update.col_expr(order::Column::CancelReason, Expr::value(reason));
+    }
+    update
 }
 
 /// Moves an order through `steps` inside `txn` when the rules allow the first from where it
@@ -420,25 +456,16 @@ pub async fn advance(
     steps: &[Status],
     reason: Option<&str>,
 ) -> AppResult<Option<order::Model>> {
-    let (Some(first), Some(last)) = (steps.first(), steps.last()) else { return Ok(None) };
-    if !steps.windows(2).all(|pair| pair[0].can_become(pair[1])) {
-        return Err(AppError::internal(anyhow::anyhow!("no such path of statuses: {steps:?}")));
-    }
+    let Some((first, last)) = path_of(steps)? else { return Ok(None) };
     // One conditional update that returns the moved order: the rules and the race with a
     // concurrent change are settled by the same statement.
-    let mut update = order::Entity::update_many()
-        .col_expr(order::Column::Status, Expr::value(last.as_str()))
-        .col_expr(order::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(order::Column::Id.eq(id))
-        .filter(order::Column::Status.is_in(Status::sources_of(*first).map(Status::as_str)));
-    if *last == Status::Cancelled {
-        update = update.col_expr(order::Column::CancelReason, Expr::value(reason));
-    }
+    let update = move_to(id, last, reason, Utc::now())
+        .filter(order::Column::Status.is_in(Status::sources_of(first).map(Status::as_str)));
     // The status left: known from the rules when only one status leads to the first step;
     // otherwise read from the order, locked until this transaction ends so that it is still
     // the status the update moves from. (Not from the timeline: its rows may be put off to
     // the commit, see `record`.)
-    let mut sources = Status::sources_of(*first);
+    let mut sources = Status::sources_of(first);
     let left = match (sources.next(), sources.next()) {
         (Some(only), None) => only.as_str().to_string(),
         _ => order::Entity::find_by_id(id)
@@ -466,8 +493,8 @@ pub async fn with_lines(
     order_and_lines(&db.query_all(&select).await?)
 }
 
-/// The columns of the orders in `source`, each beside one of its lines (named with [`LINE_PREFIX`]; none for an order without lines),
-/// lines in order.
+/// The columns of the orders in `source`, each beside one of its lines (named with
+/// [`LINE_PREFIX`]; none for an order without lines), lines in order.
 fn beside_lines(source: impl sea_orm::sea_query::IntoIden) -> sea_orm::sea_query::SelectStatement {
     use sea_orm::sea_query::{Alias, Asterisk, ExprTrait, Query};
     use sea_orm::{IdenStatic, Iterable, JoinType, Order};
@@ -524,34 +551,21 @@ pub fn advance_later(
     steps: &[Status],
     reason: Option<&str>,
 ) -> AppResult<Option<(outbox::Guard, order::Model)>> {
-    let (Some(first), Some(last)) = (steps.first(), steps.last()) else { return Ok(None) };
-    if !steps.windows(2).all(|pair| pair[0].can_become(pair[1])) {
-        return Err(AppError::internal(anyhow::anyhow!("no such path of statuses: {steps:?}")));
-    }
+    let Some((first, last)) = path_of(steps)? else { return Ok(None) };
     let left = Status::parse(&order.status)?;
-    if !left.can_become(*first) {
+    if !left.can_become(first) {
         return Ok(None);
     }
     let now = Utc::now();
-    let mut update = order::Entity::update_many()
-        .col_expr(order::Column::Status, Expr::value(last.as_str()))
-        .col_expr(order::Column::UpdatedAt, Expr::value(now))
-        .filter(order::Column::Id.eq(order.id))
-        .filter(order::Column::Status.eq(left.as_str()));
+    let update =
+        move_to(order.id, last, reason, now).filter(order::Column::Status.eq(left.as_str()));
     let mut moved = order.clone();
     moved.status = last.as_str().to_string();
     moved.updated_at = now;
-    if *last == Status::Cancelled {
-        update = update.col_expr(order::Column::CancelReason, Expr::value(reason));
+    if last == Status::Cancelled {
         moved.cancel_reason = reason.map(str::to_string);
     }
-    let entries = steps.iter().map(|status| timeline::ActiveModel {
-        id: Set(kernel::id::new_id()),
-        order_id: Set(order.id),
-        status: Set(status.as_str().into()),
-        reason: Set(reason.map(str::to_string)),
-        at: Set(now),
-    });
+    let entries = timeline_entries(order.id, steps, reason, now);
     let changes = status_changes(&moved, Some(left.as_str().to_string()), steps, reason);
     Ok(Some((outbox::Guard::new(update).insert(entries).append(changes), moved)))
 }

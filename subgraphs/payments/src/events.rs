@@ -58,8 +58,8 @@ impl EventHandler for PaymentEvents {
         Box::pin(async move { self.apply(txn, &[event]).await })
     }
 
-    /// Confirmations side by side are captured with one read and one commit: they linger, so under load
-    /// they come many at a time.
+    /// Confirmations side by side are captured with one read and one commit: they linger,
+    /// so under load they come many at a time.
     fn handle_all<'t>(&'t self, txn: &'t Unit, events: &'t [&'t EventEnvelope]) -> Work<'t> {
         Box::pin(async move { self.apply(txn, events).await })
     }

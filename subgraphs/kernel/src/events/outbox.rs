@@ -243,10 +243,15 @@ impl Guard {
         sql.contains(self.table.as_str())
     }
 
+    /// Runs the update alone in `conn`; whether it changed a row.
+    async fn update<C: ConnectionTrait>(&self, conn: &C) -> Result<bool, DbErr> {
+        Ok(conn.execute(&self.update).await?.rows_affected() > 0)
+    }
+
     /// Applies it at once in `conn`: the update, then (if it changed a row) the rows; the
     /// events to record, when it did.
     async fn apply<C: ConnectionTrait>(self, conn: &C) -> Result<Vec<EventEnvelope>, DbErr> {
-        if conn.execute(&self.update).await?.rows_affected() == 0 {
+        if !self.update(conn).await? {
             return Ok(Vec::new());
         }
         for rows in &self.rows {
@@ -287,19 +292,18 @@ pub(crate) async fn apply_guards_before<C: ConnectionTrait>(
     let due = DEFERRED
         .try_with(|deferred| {
             let mut deferred = deferred.borrow_mut();
-            if !deferred.guards.iter().any(|g| g.concerns(sql)) {
-                return Vec::new();
-            }
             // Those before it too, in order: the one it concerns may depend on them.
-            let last = deferred.guards.iter().rposition(|g| g.concerns(sql)).unwrap_or(0);
-            deferred.guards.drain(..=last).collect()
+            match deferred.guards.iter().rposition(|g| g.concerns(sql)) {
+                Some(last) => deferred.guards.drain(..=last).collect(),
+                None => Vec::new(),
+            }
         })
         .unwrap_or_default();
     for guard in due {
-        let rows: Vec<Write> = guard.rows.iter().map(|rows| Write::Insert(rows.insert())).collect();
-        if conn.execute(&guard.update).await?.rows_affected() == 0 {
+        if !guard.update(conn).await? {
             continue;
         }
+        let rows = guard.rows.iter().map(|rows| Write::Insert(rows.insert()));
         let _ = DEFERRED.try_with(|deferred| {
             let mut deferred = deferred.borrow_mut();
             deferred.writes.extend(rows);
@@ -728,8 +732,8 @@ impl OutboxRelay {
     #[tracing::instrument(skip_all, name = "outbox_drain")]
     async fn read_out(&self, out: &mut Vec<Uuid>) -> anyhow::Result<()> {
         loop {
+            // Every row left is pending: published ones are deleted.
             let batch = entity::Entity::find()
-                .filter(entity::Column::PublishedAt.is_null())
                 .order_by_asc(entity::Column::Id)
                 .limit(BATCH)
                 .all(&self.db)

@@ -755,6 +755,27 @@ impl EventHandler for Picky {
     }
 }
 
+/// The ids of the first `n` events `relay` sends to `watched` (reading the outbox once at
+/// start), the relay stopped after.
+async fn relayed(
+    relay: &super::outbox::OutboxRelay,
+    watched: &mut futures::stream::BoxStream<'static, EventEnvelope>,
+    n: usize,
+) -> Vec<uuid::Uuid> {
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let relaying = tokio::spawn(relay.clone().run(Duration::from_secs(3600), async move {
+        let _ = stopped.changed().await;
+    }));
+    let mut got = Vec::new();
+    while got.len() < n {
+        let next = tokio::time::timeout(Duration::from_secs(20), watched.next()).await;
+        got.push(next.expect("an event in time").expect("open").id);
+    }
+    let _ = stop.send(true);
+    relaying.await.unwrap();
+    got
+}
+
 #[tokio::test]
 async fn a_units_put_off_writes_commit_with_its_events_or_not_at_all() {
     use super::outbox::{self, OutboxRelay};
@@ -828,18 +849,7 @@ async fn a_units_put_off_writes_commit_with_its_events_or_not_at_all() {
     assert_eq!(effects("d").await, 1);
 
     // The relay sends what committed, and nothing of the failed unit.
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let relaying = tokio::spawn(relay.clone().run(Duration::from_secs(3600), async move {
-        let _ = stopped.changed().await;
-    }));
-    let mut got = Vec::new();
-    while got.len() < 2 {
-        let next = tokio::time::timeout(Duration::from_secs(20), watched.next()).await;
-        got.push(next.expect("an event in time").expect("open").id);
-    }
-    assert_eq!(got, vec![first.id, last.id]);
-    let _ = stop.send(true);
-    relaying.await.unwrap();
+    assert_eq!(relayed(&relay, &mut watched, 2).await, vec![first.id, last.id]);
 }
 
 /// The `effects` table as an entity, for guards (which name their table).
@@ -962,18 +972,8 @@ async fn a_guarded_change_is_written_only_if_its_update_still_changes_a_row() {
     assert_eq!((seq_of(14).await, seq_of(15).await), (Some(4), None));
 
     // The relay sends exactly what was recorded, in order.
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let relaying = tokio::spawn(relay.clone().run(Duration::from_secs(3600), async move {
-        let _ = stopped.changed().await;
-    }));
-    let mut got = Vec::new();
-    while got.len() < 5 {
-        let next = tokio::time::timeout(Duration::from_secs(20), watched.next()).await;
-        got.push(next.expect("an event in time").expect("open").id);
-    }
+    let got = relayed(&relay, &mut watched, 5).await;
     assert_eq!(got, vec![first.id, plain.id, fresh.id, last.id, once.id]);
-    let _ = stop.send(true);
-    relaying.await.unwrap();
 }
 
 #[tokio::test]
