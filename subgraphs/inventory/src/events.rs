@@ -31,6 +31,9 @@ pub struct InventoryEvents(pub Arc<Inventory>);
 struct OrderPlaced {
     order_id: Uuid,
     lines: Vec<PlacedLine>,
+    /// Sent again for a checkout left pending: the order may have been answered before.
+    #[serde(default)]
+    resumed: bool,
 }
 
 #[derive(Deserialize)]
@@ -116,8 +119,24 @@ impl InventoryEvents {
                     .iter()
                     .map(|l| Line { product_id: l.product_id, quantity: l.quantity })
                     .collect();
-                match stock::reserve(&self.0, txn, placed.order_id, &lines, Some(event)).await {
-                    Ok(_) => {}
+                // A first request for one line: one statement with the commit. Otherwise
+                // (or when that does not apply) the reservation is made here, and a repeated
+                // request is answered as before.
+                let order = placed.order_id;
+                let reserved = match placed.resumed {
+                    false => stock::reserve_later(&self.0, txn, order, &lines, Some(event)).await,
+                    true => Ok(false),
+                };
+                let reserved = match reserved {
+                    Ok(false) => {
+                        stock::reserve(&self.0, txn, order, &lines, placed.resumed, Some(event))
+                            .await
+                            .map(drop)
+                    }
+                    other => other.map(drop),
+                };
+                match reserved {
+                    Ok(()) => {}
                     // An order orders validated cannot be invalid here; if it is, say so
                     // to orders rather than retry forever.
                     Err(kernel::AppError::BadUserInput(reason)) => {

@@ -166,33 +166,24 @@ pub async fn levels<C: ConnectionTrait>(db: &C, products: &[Uuid]) -> AppResult<
 
 /// Reserves `lines` for `order_id` inside `txn`, all or nothing, and records
 /// `stock.reserved` or `stock.reservation_failed` (caused by `cause`). Held reservations
-/// lapse after the inventory's reservation time unless the order is confirmed.
+/// lapse after the inventory's reservation time unless the order is confirmed. An order
+/// that holds a reservation already changes nothing; it is answered again (as before) only
+/// when `resumed` (orders asking again for a checkout left pending).
 pub async fn reserve(
     inventory: &Inventory,
     txn: &impl ConnectionTrait,
     order_id: Uuid,
     lines: &[Line],
+    resumed: bool,
     cause: Option<&EventEnvelope>,
 ) -> AppResult<Reserved> {
     let lines = parse_lines(lines)?;
     let now = Utc::now();
-    let expires_at = now
-        + chrono::Duration::from_std(inventory.reservation_ttl)
-            .map_err(|e| AppError::internal(anyhow::anyhow!("reservation time: {e}")))?;
+    let expires_at = lapses_at(inventory, now)?;
     // The reservation rows go first: a write (so SQLite takes its write lock before anything
     // is read), and the unique (order, product) index tells whether this order was answered
     // before.
-    let mut rows = lines.iter().map(|line| reservation::ActiveModel {
-        id: Set(kernel::id::new_id()),
-        order_id: Set(order_id),
-        product_id: Set(line.product_id),
-        quantity: Set(line.quantity),
-        status: Set(status::HELD.into()),
-        expires_at: Set(expires_at),
-        release_reason: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    });
+    let mut rows = lines.iter().map(|line| held_row(order_id, line, expires_at, now));
     // One line (nearly every order) on PostgreSQL: the reservation row and the stock in one
     // statement, a round trip less on the way of every checkout.
     let (held, short) = if let ([line], DbBackend::Postgres) =
@@ -201,7 +192,7 @@ pub async fn reserve(
     {
         let (new, taken) = hold_one(txn, row, now).await?;
         if !new {
-            return answer_again(txn, order_id, cause).await;
+            return answer_again(txn, order_id, resumed, cause).await;
         }
         if taken { (vec![line], Vec::new()) } else { (Vec::new(), vec![line.product_id]) }
     } else {
@@ -210,7 +201,7 @@ pub async fn reserve(
             .exec_without_returning(txn)
             .await?;
         if inserted == 0 {
-            return answer_again(txn, order_id, cause).await;
+            return answer_again(txn, order_id, resumed, cause).await;
         }
         if inserted != lines.len() as u64 {
             return Err(AppError::internal(anyhow::anyhow!(
@@ -272,6 +263,81 @@ pub async fn reserve(
     } else {
         tracing::info!(%order_id, short = ?short, "stock reservation failed: out of stock");
         Ok(Reserved::OutOfStock(short))
+    }
+}
+
+/// Reserves the one line of an order asked for the first time as a guarded change, put off
+/// to the commit of `txn` on PostgreSQL ([`outbox::write_guarded`]): the conditional update
+/// of the stock, the reservation row and `stock.reserved` if it takes the units, else
+/// `stock.reservation_failed`; nothing at all if the order holds a reservation already. A
+/// consumer's unit of work is then a single statement. False, having done nothing, where it
+/// does not apply (several lines, another database, or a guard already waiting on the stock,
+/// which the same row must not be updated beside in one statement): the caller reserves with
+/// [`reserve`].
+pub async fn reserve_later(
+    inventory: &Inventory,
+    txn: &impl ConnectionTrait,
+    order_id: Uuid,
+    lines: &[Line],
+    cause: Option<&EventEnvelope>,
+) -> AppResult<bool> {
+    use sea_orm::EntityName;
+    let lines = parse_lines(lines)?;
+    let [line] = &lines[..] else { return Ok(false) };
+    if txn.get_database_backend() != DbBackend::Postgres
+        || outbox::guards_due(stock::Entity.table_name())
+    {
+        return Ok(false);
+    }
+    let now = Utc::now();
+    let expires_at = lapses_at(inventory, now)?;
+    let take = stock::Entity::update_many()
+        .col_expr(stock::Column::Reserved, Expr::col(stock::Column::Reserved).add(line.quantity))
+        .col_expr(stock::Column::UpdatedAt, Expr::value(now))
+        .filter(stock::Column::ProductId.eq(line.product_id))
+        .filter(
+            Expr::col(stock::Column::OnHand)
+                .sub(Expr::col(stock::Column::Reserved))
+                .gte(line.quantity),
+        );
+    let answered = sea_orm::sea_query::Query::select()
+        .expr(Expr::val(1))
+        .from(reservation::Entity)
+        .and_where(reservation::Column::OrderId.eq(order_id))
+        .to_owned();
+    let guard = outbox::Guard::new(take)
+        .insert([held_row(order_id, line, expires_at, now)])
+        .append([reserved_event(order_id, &lines, expires_at).caused_by_any(cause)])
+        .otherwise([out_of_stock(order_id, &[line.product_id]).caused_by_any(cause)])
+        .unless(answered);
+    outbox::write_guarded(txn, guard).await?;
+    Ok(true)
+}
+
+/// When a reservation made `now` lapses unless its order is confirmed.
+fn lapses_at(inventory: &Inventory, now: DateTime<Utc>) -> AppResult<DateTime<Utc>> {
+    let ttl = chrono::Duration::from_std(inventory.reservation_ttl)
+        .map_err(|e| AppError::internal(anyhow::anyhow!("reservation time: {e}")))?;
+    Ok(now + ttl)
+}
+
+/// The reservation row holding `line` for `order_id`.
+fn held_row(
+    order_id: Uuid,
+    line: &Line,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> reservation::ActiveModel {
+    reservation::ActiveModel {
+        id: Set(kernel::id::new_id()),
+        order_id: Set(order_id),
+        product_id: Set(line.product_id),
+        quantity: Set(line.quantity),
+        status: Set(status::HELD.into()),
+        expires_at: Set(expires_at),
+        release_reason: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
     }
 }
 
@@ -346,8 +412,12 @@ fn reserved_event(order_id: Uuid, lines: &[Line], expires_at: DateTime<Utc>) -> 
 async fn answer_again(
     txn: &impl ConnectionTrait,
     order_id: Uuid,
+    resumed: bool,
     cause: Option<&EventEnvelope>,
 ) -> AppResult<Reserved> {
+    if !resumed {
+        return Ok(Reserved::AlreadyReserved);
+    }
     let held = reservation::Entity::find()
         .filter(reservation::Column::OrderId.eq(order_id))
         .filter(reservation::Column::Status.is_in([status::HELD, status::CONFIRMED]))

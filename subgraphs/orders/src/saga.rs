@@ -224,7 +224,10 @@ pub async fn resume_stuck(orders: &Orders, stuck_after: Duration) -> AppResult<u
             let lines = crate::checkout::lines(&txn, order.id).await?;
             let lines: Vec<(Uuid, i32)> =
                 lines.iter().map(|l| (l.product_id, l.quantity)).collect();
-            crate::checkout::placed_event(order, &lines)
+            let mut placed = crate::checkout::placed_event(order, &lines);
+            // Tells inventory that the order may have been answered before.
+            placed.payload["resumed"] = serde_json::Value::Bool(true);
+            placed
         };
         // Touched, so the next sweep waits its turn before asking again.
         order::Entity::update_many()

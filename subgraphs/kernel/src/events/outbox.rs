@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::entity::prelude::*;
+use sea_orm::sea_query::ExprTrait as _;
 use sea_orm::{
     ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbBackend, QueryOrder, QuerySelect,
 };
@@ -125,7 +126,8 @@ impl From<Vec<EventEnvelope>> for Deferred {
 impl Deferred {
     /// The aggregates of the events it may record (guarded ones included).
     fn aggregates(&self) -> Vec<&str> {
-        let guarded = self.guards.iter().flat_map(|guard| &guard.events);
+        let guarded =
+            self.guards.iter().flat_map(|guard| guard.events.iter().chain(&guard.otherwise));
         self.events.iter().chain(guarded).map(|e| e.aggregate_id.as_str()).collect()
     }
 }
@@ -172,12 +174,14 @@ impl Rows {
         insert
     }
 
-    /// The insert that writes the rows only if the common table `guard` (an update's
-    /// returned rows, in the same statement) holds a row: one `SELECT` over a `VALUES` list,
-    /// so the condition is planned and checked once whatever the number of rows.
-    fn insert_if(&self, guard: &str) -> sea_orm::sea_query::InsertStatement {
+    /// The insert that writes the rows only if `condition` holds (in a guard's statement: on
+    /// whether the update returned rows): one `SELECT` over a `VALUES` list, so the condition
+    /// is planned and checked once whatever the number of rows.
+    fn insert_where(
+        &self,
+        condition: sea_orm::sea_query::SimpleExpr,
+    ) -> sea_orm::sea_query::InsertStatement {
         use sea_orm::sea_query::{Alias, Query, ValueTuple};
-        let fired = Query::select().expr(Expr::val(1)).from(Alias::new(guard)).to_owned();
         let rows = Alias::new("v");
         let mut select = Query::select();
         // PostgreSQL names the columns of a `VALUES` list `column1`, `column2`, ….
@@ -186,7 +190,7 @@ impl Rows {
         }
         select
             .from_values(self.values.iter().map(|row| ValueTuple::Many(row.clone())), rows)
-            .and_where(Expr::exists(fired));
+            .and_where(condition);
         let mut insert = Query::insert();
         insert.into_table(self.table.clone()).columns(self.columns.clone());
         // As many values per row as columns, by construction.
@@ -199,13 +203,19 @@ impl Rows {
 /// row, in the same unit. Lets a handler that read what it needed decide on a change without
 /// locking anything: the update's condition checks, when it is applied, that what was read
 /// still holds (the order is still pending, say), and if it no longer does, nothing that
-/// followed from it is written. See [`write_guarded`].
+/// followed from it is written. It may also name events to record when the update changes
+/// nothing ([`Guard::otherwise`]: a refusal), and a query that, when it finds a row, makes the
+/// guard do nothing either way ([`Guard::unless`]: the work was done before). See
+/// [`write_guarded`].
 #[derive(Debug)]
 pub struct Guard {
-    table: String,
+    /// The tables it writes: its update's, then those of its rows.
+    tables: Vec<String>,
     update: sea_orm::sea_query::UpdateStatement,
     rows: Vec<Rows>,
     events: Vec<EventEnvelope>,
+    otherwise: Vec<EventEnvelope>,
+    unless: Option<sea_orm::sea_query::SelectStatement>,
 }
 
 impl Guard {
@@ -213,10 +223,12 @@ impl Guard {
     pub fn new<E: EntityTrait>(update: sea_orm::UpdateMany<E>) -> Self {
         use sea_orm::QueryTrait;
         Self {
-            table: E::default().table_name().to_string(),
+            tables: vec![E::default().table_name().to_string()],
             update: update.into_query(),
             rows: Vec::new(),
             events: Vec::new(),
+            otherwise: Vec::new(),
+            unless: None,
         }
     }
 
@@ -227,6 +239,7 @@ impl Guard {
     ) -> Self {
         let rows = Rows::of(models);
         if !rows.values.is_empty() {
+            self.tables.push(<A::Entity as Default>::default().table_name().to_string());
             self.rows.push(rows);
         }
         self
@@ -238,9 +251,24 @@ impl Guard {
         self
     }
 
-    /// Whether `sql` may read or write what the guard's update changes (it names its table).
+    /// Records `events` in the outbox when the update changes no row (and [`Guard::unless`]
+    /// finds none).
+    pub fn otherwise(mut self, events: impl IntoIterator<Item = EventEnvelope>) -> Self {
+        self.otherwise.extend(events);
+        self
+    }
+
+    /// Does nothing at all (no update, no rows, no events either way) when `found` finds a
+    /// row, as the database is before the guard is applied.
+    pub fn unless(mut self, found: sea_orm::sea_query::SelectStatement) -> Self {
+        self.update.and_where(Expr::exists(found.clone()).not());
+        self.unless = Some(found);
+        self
+    }
+
+    /// Whether `sql` may read or write what the guard changes (it names one of its tables).
     fn concerns(&self, sql: &str) -> bool {
-        sql.contains(self.table.as_str())
+        self.tables.iter().any(|table| sql.contains(table.as_str()))
     }
 
     /// Runs the update alone in `conn`; whether it changed a row.
@@ -248,16 +276,43 @@ impl Guard {
         Ok(conn.execute(&self.update).await?.rows_affected() > 0)
     }
 
-    /// Applies it at once in `conn`: the update, then (if it changed a row) the rows; the
-    /// events to record, when it did.
-    async fn apply<C: ConnectionTrait>(self, conn: &C) -> Result<Vec<EventEnvelope>, DbErr> {
-        if !self.update(conn).await? {
-            return Ok(Vec::new());
+    /// Runs the update at once in `conn`: the rows and the events that follow from what it
+    /// did.
+    async fn decide<C: ConnectionTrait>(
+        self,
+        conn: &C,
+    ) -> Result<(Vec<Rows>, Vec<EventEnvelope>), DbErr> {
+        if self.update(conn).await? {
+            return Ok((self.rows, self.events));
         }
-        for rows in &self.rows {
+        if let Some(found) = &self.unless
+            && conn.query_one(found).await?.is_some()
+        {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        Ok((Vec::new(), self.otherwise))
+    }
+
+    /// Applies it at once in `conn`: the update, then the rows that follow from it; the
+    /// events to record.
+    async fn apply<C: ConnectionTrait>(self, conn: &C) -> Result<Vec<EventEnvelope>, DbErr> {
+        let (rows, events) = self.decide(conn).await?;
+        for rows in &rows {
             conn.execute(&rows.insert()).await?;
         }
-        Ok(self.events)
+        Ok(events)
+    }
+
+    /// The condition, in a statement whose common table `fired` holds the update's returned
+    /// rows, under which the [`Guard::otherwise`] events are recorded.
+    fn refused(&self, fired: &str) -> sea_orm::sea_query::SimpleExpr {
+        use sea_orm::sea_query::{Alias, Query};
+        let changed = Query::select().expr(Expr::val(1)).from(Alias::new(fired)).to_owned();
+        let refused = Expr::exists(changed).not();
+        match &self.unless {
+            Some(found) => refused.and(Expr::exists(found.clone()).not()),
+            None => refused,
+        }
     }
 }
 
@@ -275,16 +330,19 @@ pub async fn write_guarded<C: ConnectionTrait>(conn: &C, guard: Guard) -> Result
     append_all(conn, &events).await
 }
 
-/// Whether a guard put off in this task (inside [`deferring`]) concerns `sql`.
-pub(crate) fn guards_due(sql: &str) -> bool {
+/// Whether a guard put off in this task (inside [`deferring`]) concerns `sql`: one of its
+/// tables is named in it, so it is applied before `sql` runs. A handler about to put off a
+/// guard of its own asks this with a table's name, to learn whether a guard already waiting
+/// changes that table (two updates of one row in one statement would not both apply).
+pub fn guards_due(sql: &str) -> bool {
     DEFERRED
         .try_with(|deferred| deferred.borrow().guards.iter().any(|g| g.concerns(sql)))
         .unwrap_or(false)
 }
 
 /// Applies, in `conn`, the guards put off in this task (inside [`deferring`]) that `sql`
-/// may depend on, and keeps what follows from them for the commit like any put-off write
-/// and recorded event.
+/// may depend on, with their rows, and keeps their events for the commit like any recorded
+/// event.
 pub(crate) async fn apply_guards_before<C: ConnectionTrait>(
     conn: &C,
     sql: &str,
@@ -300,15 +358,9 @@ pub(crate) async fn apply_guards_before<C: ConnectionTrait>(
         })
         .unwrap_or_default();
     for guard in due {
-        if !guard.update(conn).await? {
-            continue;
-        }
-        let rows = guard.rows.iter().map(|rows| Write::Insert(rows.insert()));
-        let _ = DEFERRED.try_with(|deferred| {
-            let mut deferred = deferred.borrow_mut();
-            deferred.writes.extend(rows);
-            deferred.events.extend(guard.events);
-        });
+        // Its rows too, at once: `sql` may read them.
+        let events = guard.apply(conn).await?;
+        let _ = DEFERRED.try_with(|deferred| deferred.borrow_mut().events.extend(events));
     }
     Ok(())
 }
@@ -413,30 +465,48 @@ pub(crate) async fn write_all<C: ConnectionTrait>(
         ctes += 1;
     }
     let Some(last) = last else {
-        // The guards' parts, then a last part that tells which guards changed a row.
+        // The guards' parts, then a last part that tells which guards changed a row, and
+        // which refused.
         let mut fired = Query::select();
         for (n, guard) in guards.iter().enumerate() {
             let name = format!("g{n}");
             let mut update = guard.update.clone();
             update.returning(Query::returning().expr(Expr::val(1)));
             cte(&mut with, update.into_sub_query_statement(), name.clone());
-            let outbox = (!guard.events.is_empty()).then(|| Rows::of(guard.events.iter().map(row)));
-            for rows in guard.rows.iter().chain(&outbox) {
-                let insert = rows.insert_if(&name);
+            let changed = Query::select().expr(Expr::val(1)).from(Alias::new(&name)).to_owned();
+            let changed = Expr::exists(changed);
+            let refused = guard.refused(&name);
+            let outbox = |events: &[EventEnvelope]| {
+                (!events.is_empty()).then(|| Rows::of(events.iter().map(row)))
+            };
+            let recorded = outbox(&guard.events);
+            let parts = guard
+                .rows
+                .iter()
+                .chain(&recorded)
+                .map(|rows| rows.insert_where(changed.clone()))
+                .chain(outbox(&guard.otherwise).map(|rows| rows.insert_where(refused.clone())));
+            for insert in parts {
                 cte(&mut with, insert.into_sub_query_statement(), format!("w{ctes}"));
                 ctes += 1;
             }
-            let exists = Query::select().expr(Expr::val(1)).from(Alias::new(name)).to_owned();
-            fired.expr_as(Expr::exists(exists), Alias::new(format!("f{n}")));
+            fired.expr_as(changed, Alias::new(format!("f{n}")));
+            if !guard.otherwise.is_empty() {
+                fired.expr_as(refused, Alias::new(format!("r{n}")));
+            }
         }
         let answer = conn.query_one(&with.query(fired)).await?;
+        let said = |column: String| -> Result<bool, DbErr> {
+            match &answer {
+                Some(answer) => answer.try_get::<bool>("", &column),
+                None => Ok(false),
+            }
+        };
         for (n, guard) in guards.into_iter().enumerate() {
-            let changed = match &answer {
-                Some(answer) => answer.try_get::<bool>("", &format!("f{n}"))?,
-                None => false,
-            };
-            if changed {
+            if said(format!("f{n}"))? {
                 events.extend(guard.events);
+            } else if !guard.otherwise.is_empty() && said(format!("r{n}"))? {
+                events.extend(guard.otherwise);
             }
         }
         return Ok(events);

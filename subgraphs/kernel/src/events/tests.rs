@@ -977,6 +977,83 @@ async fn a_guarded_change_is_written_only_if_its_update_still_changes_a_row() {
 }
 
 #[tokio::test]
+async fn a_refused_guard_records_its_otherwise_events_and_one_whose_work_was_done_records_nothing()
+{
+    use super::outbox::{self, Guard, OutboxRelay};
+    use sea_orm::sea_query::{Expr, Query};
+    use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    let (db, _scratch) = database_with_outbox().await;
+    let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
+    let relay = OutboxRelay::new(db.clone(), bus.clone());
+    let mut watched = bus.subscribe("test", &["thing"]);
+    let row = |n: i64, seq: i64| effect::ActiveModel {
+        n: Set(n),
+        aggregate: Set("x".into()),
+        seq: Set(seq),
+    };
+    let rows = [row(1, 0), row(2, 0), row(3, 0)];
+    effect::Entity::insert_many(rows).exec_without_returning(&db).await.unwrap();
+    // Moves row `n` from `from` to `from + 1` and makes row `made`, with `done` if it
+    // changed a row, `refused` if not; nothing at all when row `unless` is there.
+    let guard = |n: i64, from: i64, made: i64, unless: i64, outcome: [&EventEnvelope; 2]| {
+        let update = effect::Entity::update_many()
+            .col_expr(effect::Column::Seq, Expr::value(from + 1))
+            .filter(effect::Column::N.eq(n))
+            .filter(effect::Column::Seq.eq(from));
+        let found = Query::select()
+            .expr(Expr::val(1))
+            .from(effect::Entity)
+            .and_where(effect::Column::N.eq(unless))
+            .to_owned();
+        Guard::new(update)
+            .insert([row(made, from + 1)])
+            .append([outcome[0].clone()])
+            .otherwise([outcome[1].clone()])
+            .unless(found)
+    };
+    let seq_of = |n: i64| {
+        let db = db.clone();
+        async move { effect::Entity::find_by_id(n).one(&db).await.unwrap().map(|r| r.seq) }
+    };
+    let events: Vec<EventEnvelope> = (1..=8).map(|seq| event("thing.changed", "a", seq)).collect();
+
+    // In one commit (one statement on PostgreSQL): a guard that applies records its events,
+    // one whose condition no longer holds records its refusal, one whose work was done
+    // records neither and changes nothing, though its update would apply.
+    let unit = Unit::new(db.clone());
+    let ((), deferred) = outbox::deferring(async {
+        let applies = guard(1, 0, 10, 99, [&events[0], &events[1]]);
+        let refused = guard(2, 5, 11, 99, [&events[2], &events[3]]);
+        let done_before = guard(3, 0, 12, 1, [&events[4], &events[5]]);
+        for guard in [applies, refused, done_before] {
+            outbox::write_guarded(&unit, guard).await.unwrap();
+        }
+    })
+    .await;
+    assert!(unit.into_begun().is_none() || db.get_database_backend() != DbBackend::Postgres);
+    relay.commit_alone(deferred).await.unwrap();
+    let seqs = [seq_of(1).await, seq_of(2).await, seq_of(3).await];
+    assert_eq!(seqs, [Some(1), Some(0), Some(0)], "only the applying guard's update ran");
+    let made = [seq_of(10).await, seq_of(11).await, seq_of(12).await];
+    assert_eq!(made, [Some(1), None, None], "only the applying guard's row was made");
+
+    // Applied at once, outside a unit of work, alike.
+    outbox::write_guarded(&db, guard(2, 5, 13, 99, [&events[6], &events[7]])).await.unwrap();
+    outbox::write_guarded(&db, guard(2, 0, 14, 10, [&events[6], &events[7]])).await.unwrap();
+    assert_eq!((seq_of(2).await, seq_of(13).await, seq_of(14).await), (Some(0), None, None));
+
+    let recorded = outbox::entity::Entity::find()
+        .order_by_asc(outbox::entity::Column::Id)
+        .all(&db)
+        .await
+        .unwrap();
+    let recorded: Vec<uuid::Uuid> = recorded.into_iter().map(|row| row.id).collect();
+    assert_eq!(recorded, vec![events[0].id, events[3].id, events[7].id]);
+    let got = relayed(&relay, &mut watched, 3).await;
+    assert_eq!(got, recorded, "the relay sends them in order");
+}
+
+#[tokio::test]
 async fn events_that_ask_nothing_of_a_consumer_are_acknowledged_without_touching_its_database() {
     use sea_orm::{EntityTrait, PaginatorTrait};
     for (name, bus) in buses().await {
