@@ -224,6 +224,40 @@ async fn reservations_never_confirmed_lapse_and_confirmed_ones_stay_until_shippe
     app.stop().await;
 }
 
+#[tokio::test]
+async fn an_order_placed_and_confirmed_in_one_batch_keeps_its_units_past_the_reservation_time() {
+    use kernel::events::consumer::EventHandler;
+    use kernel::events::outbox;
+    use kernel::events::unit::Unit;
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let id = Uuid::now_v7().to_string();
+    assert_no_errors(&app.gateway(SET, json!({ "id": id, "n": 3 }), Some(&admin)).await);
+    // Handed to the consumer's handler together, as a lane hands what waited in it: the
+    // confirmation must see the reservation made for the same order just before it.
+    let order = Uuid::now_v7();
+    let first = placed(order, &[(&id, 1)]);
+    let confirmed = EventEnvelope::new("order.confirmed", 1, order, json!({ "orderId": order }));
+    let handler = inventory::events::InventoryEvents(app.inventory.clone());
+    let unit = Unit::new(app.inventory.db.clone());
+    let (handled, deferred) =
+        outbox::deferring(handler.handle_all(&unit, &[&first, &confirmed])).await;
+    handled.unwrap();
+    match unit.into_begun() {
+        Some(txn) => app.inventory.relay.commit(txn, deferred).await.unwrap(),
+        None => app.inventory.relay.commit_alone(deferred).await.unwrap(),
+    }
+    assert_eq!(status_of(&app, order).await, "CONFIRMED");
+    let later = chrono::Utc::now() + chrono::Duration::hours(2);
+    let released = inventory::stock::expire_held(&app.inventory, later).await.unwrap();
+    assert_eq!(released, 0, "a confirmed order's units do not lapse");
+    assert_eq!(
+        level(&app, &admin, &id).await,
+        json!({ "onHand": 3, "reserved": 1, "available": 2 })
+    );
+    app.stop().await;
+}
+
 async fn status_of(app: &TestApp, order: Uuid) -> String {
     use entities::inventory::reservation;
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};

@@ -83,11 +83,24 @@ impl EventHandler for InventoryEvents {
     fn handle_all<'t>(&'t self, txn: &'t Unit, events: &'t [&'t EventEnvelope]) -> Work<'t> {
         Box::pin(async move {
             let mut confirmed = Vec::new();
+            let mut placed = Vec::new();
             for event in events {
                 let order = payload::<OrderRef>(event)?.order_id;
                 if event.event_type == "order.confirmed" {
-                    confirmed.push(order);
+                    if placed.contains(&order) {
+                        // Its reservation may be a guard waiting for the commit, which a
+                        // confirmation put off beside it would not see: confirmed now, in
+                        // the transaction, after it.
+                        stock::confirm_now(txn, &[order])
+                            .await
+                            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                    } else {
+                        confirmed.push(order);
+                    }
                     continue;
+                }
+                if event.event_type == "order.placed" {
+                    placed.push(order);
                 }
                 // An order's events keep their order; other orders' reservations do not
                 // depend on each other, so the confirmations wait for the end (and then go

@@ -506,13 +506,24 @@ pub async fn confirm(txn: &impl ConnectionTrait, order_ids: &[Uuid]) -> AppResul
     if order_ids.is_empty() {
         return Ok(());
     }
-    let confirm = reservation::Entity::update_many()
+    outbox::write_guarded(txn, outbox::Guard::new(confirming(order_ids))).await?;
+    Ok(())
+}
+
+/// Marks the held reservations of `order_ids` confirmed at once, in `txn` (in a unit of
+/// work, after any guard waiting on the reservations).
+pub async fn confirm_now(txn: &impl ConnectionTrait, order_ids: &[Uuid]) -> AppResult<()> {
+    confirming(order_ids).exec(txn).await?;
+    Ok(())
+}
+
+/// The update that confirms the held reservations of `order_ids`.
+fn confirming(order_ids: &[Uuid]) -> sea_orm::UpdateMany<reservation::Entity> {
+    reservation::Entity::update_many()
         .col_expr(reservation::Column::Status, Expr::value(status::CONFIRMED))
         .col_expr(reservation::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(reservation::Column::OrderId.is_in(order_ids.iter().copied()))
-        .filter(reservation::Column::Status.eq(status::HELD));
-    outbox::write_guarded(txn, outbox::Guard::new(confirm)).await?;
-    Ok(())
+        .filter(reservation::Column::Status.eq(status::HELD))
 }
 
 /// Takes `order_id`'s reserved units off the shelf (it shipped): on hand and reserved both

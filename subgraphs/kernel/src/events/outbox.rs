@@ -319,9 +319,13 @@ impl Guard {
 /// Applies `guard` in the caller's transaction `conn`: inside [`deferring`], at commit, in
 /// the same statement as the outbox rows on PostgreSQL (its update and inserts, and its
 /// events' outbox rows, each a part of that statement conditioned on the update's returned
-/// rows); elsewhere at once. Until then, a statement of the same unit that names the
-/// guard's table applies it first (see [`super::unit::Unit`]), so the unit reads what it
-/// would have read had the guard been applied at once.
+/// rows); elsewhere at once. Until then, a statement of the same unit that names one of the
+/// guard's tables applies it first (see [`super::unit::Unit`]), so the unit reads what it
+/// would have read had the guard been applied at once. Guards put off together must not
+/// depend on each other: the parts of one statement do not see each other's rows, and two
+/// of them cannot both update one row. A handler whose change depends on a waiting guard
+/// (see [`guards_due`]) makes it with a plain statement instead, which applies that guard
+/// first.
 pub async fn write_guarded<C: ConnectionTrait>(conn: &C, guard: Guard) -> Result<(), DbErr> {
     let mut guard = Some(guard);
     let _ = DEFERRED.try_with(|deferred| deferred.borrow_mut().guards.extend(guard.take()));
