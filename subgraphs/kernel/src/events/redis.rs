@@ -356,6 +356,13 @@ impl RedisStreamsBus {
     }
 }
 
+/// Most acknowledgements sent in one pipeline.
+const ACK_BATCH: usize = 512;
+
+/// How long acknowledgements that nobody waits on (entries of types the group skips) may
+/// wait to go out with others.
+const SKIPPED_ACK_WAIT: Duration = Duration::from_millis(100);
+
 /// One acknowledgement waiting to go out, and who waits for it to be done, if anyone.
 struct AckRequest {
     stream: String,
@@ -365,7 +372,8 @@ struct AckRequest {
 
 /// Sends a consumer's acknowledgements. Lanes settle side by side; whatever is waiting when
 /// the last `XACK` returns goes out in one pipeline (one `XACK` per stream), so a busy consumer
-/// pays one round trip for many entries and an idle one still acknowledges at once.
+/// pays one round trip for many entries and an idle one still acknowledges at once what it
+/// handled. Entries it skipped wait up to [`SKIPPED_ACK_WAIT`] for company.
 #[derive(Clone)]
 struct Acker(mpsc::UnboundedSender<AckRequest>);
 
@@ -375,7 +383,20 @@ impl Acker {
         let (tx, mut rx) = mpsc::unbounded_channel::<AckRequest>();
         tokio::spawn(async move {
             let mut batch = Vec::new();
-            while rx.recv_many(&mut batch, 512).await > 0 {
+            while rx.recv_many(&mut batch, ACK_BATCH).await > 0 {
+                if batch.iter().all(|request| request.done.is_none()) {
+                    // Entries of types the group skips: nobody waits on these, so they wait
+                    // for company (more of them, or one someone waits on) rather than each
+                    // costing Redis a round trip and a wake-up of its own.
+                    let until = tokio::time::Instant::now() + SKIPPED_ACK_WAIT;
+                    while batch.len() < ACK_BATCH && batch.iter().all(|r| r.done.is_none()) {
+                        let room = ACK_BATCH - batch.len();
+                        match tokio::time::timeout_at(until, rx.recv_many(&mut batch, room)).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) => {}
+                        }
+                    }
+                }
                 let mut by_stream: HashMap<&str, Vec<&str>> = HashMap::new();
                 for request in &batch {
                     by_stream.entry(&request.stream).or_default().push(&request.id);
