@@ -136,18 +136,17 @@ impl InventoryEvents {
                 // (or when that does not apply) the reservation is made here, and a repeated
                 // request is answered as before.
                 let order = placed.order_id;
-                let reserved = match placed.resumed {
-                    false => stock::reserve_later(&self.0, txn, order, &lines, Some(event)).await,
-                    true => Ok(false),
-                };
-                let reserved = match reserved {
-                    Ok(false) => {
-                        stock::reserve(&self.0, txn, order, &lines, placed.resumed, Some(event))
-                            .await
-                            .map(drop)
+                let reserved = async {
+                    if !placed.resumed
+                        && stock::reserve_later(&self.0, txn, order, &lines, Some(event)).await?
+                    {
+                        return Ok(());
                     }
-                    other => other.map(drop),
-                };
+                    stock::reserve(&self.0, txn, order, &lines, placed.resumed, Some(event))
+                        .await
+                        .map(drop)
+                }
+                .await;
                 match reserved {
                     Ok(()) => {}
                     // An order orders validated cannot be invalid here; if it is, say so

@@ -214,20 +214,7 @@ pub async fn reserve(
         let mut held = Vec::with_capacity(lines.len());
         let mut short = Vec::new();
         for line in &lines {
-            let update = stock::Entity::update_many()
-                .col_expr(
-                    stock::Column::Reserved,
-                    Expr::col(stock::Column::Reserved).add(line.quantity),
-                )
-                .col_expr(stock::Column::UpdatedAt, Expr::value(now))
-                .filter(stock::Column::ProductId.eq(line.product_id))
-                .filter(
-                    Expr::col(stock::Column::OnHand)
-                        .sub(Expr::col(stock::Column::Reserved))
-                        .gte(line.quantity),
-                )
-                .exec(txn)
-                .await?;
+            let update = taking(line, now).exec(txn).await?;
             if update.rows_affected == 0 {
                 short.push(line.product_id);
             } else {
@@ -291,7 +278,24 @@ pub async fn reserve_later(
     }
     let now = Utc::now();
     let expires_at = lapses_at(inventory, now)?;
-    let take = stock::Entity::update_many()
+    let answered = sea_orm::sea_query::Query::select()
+        .expr(Expr::val(1))
+        .from(reservation::Entity)
+        .and_where(reservation::Column::OrderId.eq(order_id))
+        .to_owned();
+    let guard = outbox::Guard::new(taking(line, now))
+        .insert([held_row(order_id, line, expires_at, now)])
+        .append([reserved_event(order_id, &lines, expires_at).caused_by_any(cause)])
+        .otherwise([out_of_stock(order_id, &[line.product_id]).caused_by_any(cause)])
+        .unless(answered);
+    outbox::write_guarded(txn, guard).await?;
+    Ok(true)
+}
+
+/// The conditional update that holds `line`'s units: it changes the stock row only if
+/// enough are available, so stock is never oversold.
+fn taking(line: &Line, now: DateTime<Utc>) -> sea_orm::UpdateMany<stock::Entity> {
+    stock::Entity::update_many()
         .col_expr(stock::Column::Reserved, Expr::col(stock::Column::Reserved).add(line.quantity))
         .col_expr(stock::Column::UpdatedAt, Expr::value(now))
         .filter(stock::Column::ProductId.eq(line.product_id))
@@ -299,19 +303,7 @@ pub async fn reserve_later(
             Expr::col(stock::Column::OnHand)
                 .sub(Expr::col(stock::Column::Reserved))
                 .gte(line.quantity),
-        );
-    let answered = sea_orm::sea_query::Query::select()
-        .expr(Expr::val(1))
-        .from(reservation::Entity)
-        .and_where(reservation::Column::OrderId.eq(order_id))
-        .to_owned();
-    let guard = outbox::Guard::new(take)
-        .insert([held_row(order_id, line, expires_at, now)])
-        .append([reserved_event(order_id, &lines, expires_at).caused_by_any(cause)])
-        .otherwise([out_of_stock(order_id, &[line.product_id]).caused_by_any(cause)])
-        .unless(answered);
-    outbox::write_guarded(txn, guard).await?;
-    Ok(true)
+        )
 }
 
 /// When a reservation made `now` lapses unless its order is confirmed.

@@ -303,12 +303,10 @@ impl Guard {
         Ok(events)
     }
 
-    /// The condition, in a statement whose common table `fired` holds the update's returned
-    /// rows, under which the [`Guard::otherwise`] events are recorded.
-    fn refused(&self, fired: &str) -> sea_orm::sea_query::SimpleExpr {
-        use sea_orm::sea_query::{Alias, Query};
-        let changed = Query::select().expr(Expr::val(1)).from(Alias::new(fired)).to_owned();
-        let refused = Expr::exists(changed).not();
+    /// The condition under which the [`Guard::otherwise`] events are recorded, in a
+    /// statement where `changed` tells whether the update changed a row.
+    fn refused(&self, changed: sea_orm::sea_query::SimpleExpr) -> sea_orm::sea_query::SimpleExpr {
+        let refused = changed.not();
         match &self.unless {
             Some(found) => refused.and(Expr::exists(found.clone()).not()),
             None => refused,
@@ -479,23 +477,26 @@ pub(crate) async fn write_all<C: ConnectionTrait>(
             cte(&mut with, update.into_sub_query_statement(), name.clone());
             let changed = Query::select().expr(Expr::val(1)).from(Alias::new(&name)).to_owned();
             let changed = Expr::exists(changed);
-            let refused = guard.refused(&name);
+            let refused = (!guard.otherwise.is_empty()).then(|| guard.refused(changed.clone()));
             let outbox = |events: &[EventEnvelope]| {
                 (!events.is_empty()).then(|| Rows::of(events.iter().map(row)))
             };
             let recorded = outbox(&guard.events);
-            let parts = guard
+            let mut parts: Vec<_> = guard
                 .rows
                 .iter()
                 .chain(&recorded)
-                .map(|rows| rows.insert_where(changed.clone()))
-                .chain(outbox(&guard.otherwise).map(|rows| rows.insert_where(refused.clone())));
+                .map(|r| r.insert_where(changed.clone()))
+                .collect();
+            if let (Some(refusals), Some(refused)) = (outbox(&guard.otherwise), &refused) {
+                parts.push(refusals.insert_where(refused.clone()));
+            }
             for insert in parts {
                 cte(&mut with, insert.into_sub_query_statement(), format!("w{ctes}"));
                 ctes += 1;
             }
             fired.expr_as(changed, Alias::new(format!("f{n}")));
-            if !guard.otherwise.is_empty() {
+            if let Some(refused) = refused {
                 fired.expr_as(refused, Alias::new(format!("r{n}")));
             }
         }

@@ -872,33 +872,37 @@ mod effect {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// Effect row `n` at `seq`.
+fn effect_row(n: i64, seq: i64) -> effect::ActiveModel {
+    use sea_orm::ActiveValue::Set;
+    effect::ActiveModel { n: Set(n), aggregate: Set("x".into()), seq: Set(seq) }
+}
+
+/// The `seq` of effect row `n`, if it is there.
+async fn effect_seq(db: &sea_orm::DatabaseConnection, n: i64) -> Option<i64> {
+    use sea_orm::EntityTrait;
+    effect::Entity::find_by_id(n).one(db).await.unwrap().map(|r| r.seq)
+}
+
 #[tokio::test]
 async fn a_guarded_change_is_written_only_if_its_update_still_changes_a_row() {
     use super::outbox::{self, Guard, OutboxRelay};
     use sea_orm::sea_query::Expr;
-    use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     let (db, _scratch) = database_with_outbox().await;
     let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
     let relay = OutboxRelay::new(db.clone(), bus.clone());
     let mut watched = bus.subscribe("test", &["thing"]);
-    let row = |n: i64, seq: i64| effect::ActiveModel {
-        n: Set(n),
-        aggregate: Set("x".into()),
-        seq: Set(seq),
-    };
-    effect::Entity::insert(row(1, 0)).exec_without_returning(&db).await.unwrap();
+    effect::Entity::insert(effect_row(1, 0)).exec_without_returning(&db).await.unwrap();
     // Moves row 1 from `from` to `from + 1`; with it, row `made` and `event`.
     let guard = |from: i64, made: i64, event: &EventEnvelope| {
         let update = effect::Entity::update_many()
             .col_expr(effect::Column::Seq, Expr::value(from + 1))
             .filter(effect::Column::N.eq(1))
             .filter(effect::Column::Seq.eq(from));
-        Guard::new(update).insert([row(made, from + 1)]).append([event.clone()])
+        Guard::new(update).insert([effect_row(made, from + 1)]).append([event.clone()])
     };
-    let seq_of = |n: i64| {
-        let db = db.clone();
-        async move { effect::Entity::find_by_id(n).one(&db).await.unwrap().map(|r| r.seq) }
-    };
+    let seq_of = |n: i64| effect_seq(&db, n);
     let recorded = |id: uuid::Uuid| {
         let db = db.clone();
         async move { outbox::entity::Entity::find_by_id(id).one(&db).await.unwrap().is_some() }
@@ -981,17 +985,12 @@ async fn a_refused_guard_records_its_otherwise_events_and_one_whose_work_was_don
 {
     use super::outbox::{self, Guard, OutboxRelay};
     use sea_orm::sea_query::{Expr, Query};
-    use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
     let (db, _scratch) = database_with_outbox().await;
     let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
     let relay = OutboxRelay::new(db.clone(), bus.clone());
     let mut watched = bus.subscribe("test", &["thing"]);
-    let row = |n: i64, seq: i64| effect::ActiveModel {
-        n: Set(n),
-        aggregate: Set("x".into()),
-        seq: Set(seq),
-    };
-    let rows = [row(1, 0), row(2, 0), row(3, 0)];
+    let rows = [effect_row(1, 0), effect_row(2, 0), effect_row(3, 0)];
     effect::Entity::insert_many(rows).exec_without_returning(&db).await.unwrap();
     // Moves row `n` from `from` to `from + 1` and makes row `made`, with `done` if it
     // changed a row, `refused` if not; nothing at all when row `unless` is there.
@@ -1006,15 +1005,12 @@ async fn a_refused_guard_records_its_otherwise_events_and_one_whose_work_was_don
             .and_where(effect::Column::N.eq(unless))
             .to_owned();
         Guard::new(update)
-            .insert([row(made, from + 1)])
+            .insert([effect_row(made, from + 1)])
             .append([outcome[0].clone()])
             .otherwise([outcome[1].clone()])
             .unless(found)
     };
-    let seq_of = |n: i64| {
-        let db = db.clone();
-        async move { effect::Entity::find_by_id(n).one(&db).await.unwrap().map(|r| r.seq) }
-    };
+    let seq_of = |n: i64| effect_seq(&db, n);
     let events: Vec<EventEnvelope> = (1..=8).map(|seq| event("thing.changed", "a", seq)).collect();
 
     // In one commit (one statement on PostgreSQL): a guard that applies records its events,
