@@ -162,47 +162,54 @@ impl EventHandler for Saga {
         Box::pin(async move {
             let about: About = serde_json::from_value(event.payload.clone())
                 .map_err(|e| Permanent(format!("unreadable {}: {e}", event.event_type)))?;
-            let id = about.order_id;
-            match event.event_type.as_str() {
-                "stock.reserved" => stock_reserved(txn, id, event).await.map_err(failed)?,
-                "stock.reservation_failed" => {
-                    let reason = about.reason.unwrap_or_else(|| "OUT_OF_STOCK".into());
-                    cancel_in(txn, id, &reason, Some(event)).await.map_err(failed)?;
-                }
-                "stock.released" if about.reason.as_deref() == Some("EXPIRED") => {
-                    let still_pending = order::Entity::find_by_id(id)
-                        .one(txn)
-                        .await?
-                        .is_some_and(|o| o.status == Status::Pending.as_str());
-                    if still_pending {
-                        cancel_in(txn, id, "RESERVATION_EXPIRED", Some(event))
-                            .await
-                            .map_err(failed)?;
-                    }
-                }
-                "payment.authorized" => payment_authorized(txn, id, event).await.map_err(failed)?,
-                "payment.declined" => {
-                    cancel_in(txn, id, "PAYMENT_DECLINED", Some(event)).await.map_err(failed)?;
-                }
-                "shipment.shipped" => {
-                    shipment_news(txn, id, Status::Shipped, None, event).await.map_err(failed)?;
-                }
-                "shipment.out_for_delivery" => {
-                    let to = Status::OutForDelivery;
-                    shipment_news(txn, id, to, None, event).await.map_err(failed)?;
-                }
-                "shipment.delivered" => {
-                    shipment_news(txn, id, Status::Delivered, None, event).await.map_err(failed)?;
-                }
-                "shipment.failed" => {
-                    let reason = about.reason.as_deref().or(Some("DELIVERY_FAILED"));
-                    let to = Status::DeliveryFailed;
-                    shipment_news(txn, id, to, reason, event).await.map_err(failed)?;
-                }
-                _ => {}
-            }
-            Ok(())
+            // Every statement below reads or writes this order's rows alone: in a batch, the
+            // guards put off for other orders stay put off to the commit's one statement.
+            outbox::about(about.order_id.to_string(), self.apply(txn, about, event)).await
         })
+    }
+}
+
+impl Saga {
+    /// Applies `event`, about the order `about` names, inside `txn`.
+    async fn apply(&self, txn: &Unit, about: About, event: &EventEnvelope) -> anyhow::Result<()> {
+        let id = about.order_id;
+        match event.event_type.as_str() {
+            "stock.reserved" => stock_reserved(txn, id, event).await.map_err(failed)?,
+            "stock.reservation_failed" => {
+                let reason = about.reason.unwrap_or_else(|| "OUT_OF_STOCK".into());
+                cancel_in(txn, id, &reason, Some(event)).await.map_err(failed)?;
+            }
+            "stock.released" if about.reason.as_deref() == Some("EXPIRED") => {
+                let still_pending = order::Entity::find_by_id(id)
+                    .one(txn)
+                    .await?
+                    .is_some_and(|o| o.status == Status::Pending.as_str());
+                if still_pending {
+                    cancel_in(txn, id, "RESERVATION_EXPIRED", Some(event)).await.map_err(failed)?;
+                }
+            }
+            "payment.authorized" => payment_authorized(txn, id, event).await.map_err(failed)?,
+            "payment.declined" => {
+                cancel_in(txn, id, "PAYMENT_DECLINED", Some(event)).await.map_err(failed)?;
+            }
+            "shipment.shipped" => {
+                shipment_news(txn, id, Status::Shipped, None, event).await.map_err(failed)?;
+            }
+            "shipment.out_for_delivery" => {
+                let to = Status::OutForDelivery;
+                shipment_news(txn, id, to, None, event).await.map_err(failed)?;
+            }
+            "shipment.delivered" => {
+                shipment_news(txn, id, Status::Delivered, None, event).await.map_err(failed)?;
+            }
+            "shipment.failed" => {
+                let reason = about.reason.as_deref().or(Some("DELIVERY_FAILED"));
+                let to = Status::DeliveryFailed;
+                shipment_news(txn, id, to, reason, event).await.map_err(failed)?;
+            }
+            _ => {}
+        }
+        Ok(())
     }
 }
 

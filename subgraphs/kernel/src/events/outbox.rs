@@ -60,6 +60,19 @@ pub mod entity {
 tokio::task_local! {
     /// Events appended and writes put off inside [`deferring`], waiting to be written together.
     static DEFERRED: std::cell::RefCell<Deferred>;
+    /// The aggregate the work running now is about, inside [`about`].
+    static ABOUT: String;
+}
+
+/// Runs `work` as work about aggregate `key` alone: its statements read and write, in the
+/// tables of guards put off by the same unit, only the rows of `key`. A guard it puts off is
+/// about `key`, and its statements do not apply first the guards about other aggregates
+/// (their rows are not the ones it reads), so a batch of several aggregates' events keeps
+/// every guard for the commit's single statement instead of beginning a transaction to apply
+/// the earlier ones. Outside such work, a statement naming a waiting guard's table applies it
+/// first, whatever it is about.
+pub async fn about<T>(key: impl Into<String>, work: impl Future<Output = T>) -> T {
+    ABOUT.scope(key.into(), work).await
 }
 
 /// A write whose caller needs nothing back from it (no returned rows, no count): it can wait
@@ -216,6 +229,8 @@ pub struct Guard {
     events: Vec<EventEnvelope>,
     otherwise: Vec<EventEnvelope>,
     unless: Option<sea_orm::sea_query::SelectStatement>,
+    /// The aggregate whose rows it changes, when it was put off inside [`about`].
+    about: Option<String>,
 }
 
 impl Guard {
@@ -229,6 +244,7 @@ impl Guard {
             events: Vec::new(),
             otherwise: Vec::new(),
             unless: None,
+            about: None,
         }
     }
 
@@ -269,6 +285,13 @@ impl Guard {
     /// Whether `sql` may read or write what the guard changes (it names one of its tables).
     fn concerns(&self, sql: &str) -> bool {
         self.tables.iter().any(|table| sql.contains(table.as_str()))
+    }
+
+    /// Whether `sql`, run by work about `here` (see [`about`]), may depend on the guard: it
+    /// names one of its tables, unless both are about aggregates and not the same one.
+    fn concerns_work(&self, sql: &str, here: Option<&str>) -> bool {
+        let elsewhere = matches!((here, &self.about), (Some(here), Some(its)) if here != its);
+        !elsewhere && self.concerns(sql)
     }
 
     /// Runs the update alone in `conn`; whether it changed a row.
@@ -325,7 +348,7 @@ impl Guard {
 /// (see [`guards_due`]) makes it with a plain statement instead, which applies that guard
 /// first.
 pub async fn write_guarded<C: ConnectionTrait>(conn: &C, guard: Guard) -> Result<(), DbErr> {
-    let mut guard = Some(guard);
+    let mut guard = Some(Guard { about: ABOUT.try_with(Clone::clone).ok(), ..guard });
     let _ = DEFERRED.try_with(|deferred| deferred.borrow_mut().guards.extend(guard.take()));
     let Some(guard) = guard else { return Ok(()) };
     let events = guard.apply(conn).await?;
@@ -333,7 +356,7 @@ pub async fn write_guarded<C: ConnectionTrait>(conn: &C, guard: Guard) -> Result
 }
 
 /// Whether a guard put off in this task (inside [`deferring`]) concerns `sql`: one of its
-/// tables is named in it, so it is applied before `sql` runs. A handler about to put off a
+/// tables is named in it, whatever aggregate it is [about]. A handler about to put off a
 /// guard of its own asks this with a table's name, to learn whether a guard already waiting
 /// changes that table (two updates of one row in one statement would not both apply).
 pub fn guards_due(sql: &str) -> bool {
@@ -342,18 +365,32 @@ pub fn guards_due(sql: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether a guard put off in this task (inside [`deferring`]) must be applied before `sql`
+/// runs: one of its tables is named in it, and it is not about another aggregate than the
+/// work running now (see [`about`]).
+pub(crate) fn guards_due_before(sql: &str) -> bool {
+    let here = ABOUT.try_with(Clone::clone).ok();
+    DEFERRED
+        .try_with(|deferred| {
+            deferred.borrow().guards.iter().any(|g| g.concerns_work(sql, here.as_deref()))
+        })
+        .unwrap_or(false)
+}
+
 /// Applies, in `conn`, the guards put off in this task (inside [`deferring`]) that `sql`
-/// may depend on, with their rows, and keeps their events for the commit like any recorded
-/// event.
+/// may depend on (see [`guards_due_before`]), with their rows, and keeps their events for the
+/// commit like any recorded event.
 pub(crate) async fn apply_guards_before<C: ConnectionTrait>(
     conn: &C,
     sql: &str,
 ) -> Result<(), DbErr> {
+    let here = ABOUT.try_with(Clone::clone).ok();
     let due = DEFERRED
         .try_with(|deferred| {
             let mut deferred = deferred.borrow_mut();
             // Those before it too, in order: the one it concerns may depend on them.
-            match deferred.guards.iter().rposition(|g| g.concerns(sql)) {
+            let last = deferred.guards.iter().rposition(|g| g.concerns_work(sql, here.as_deref()));
+            match last {
                 Some(last) => deferred.guards.drain(..=last).collect(),
                 None => Vec::new(),
             }

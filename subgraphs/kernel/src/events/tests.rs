@@ -1050,6 +1050,89 @@ async fn a_refused_guard_records_its_otherwise_events_and_one_whose_work_was_don
 }
 
 #[tokio::test]
+async fn guards_about_different_aggregates_wait_for_one_commit_and_one_about_the_same_is_applied_first()
+ {
+    use super::outbox::{self, Guard, OutboxRelay};
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let (db, _scratch) = database_with_outbox().await;
+    let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
+    let relay = OutboxRelay::new(db.clone(), bus.clone());
+    let mut watched = bus.subscribe("test", &["thing"]);
+    let rows = [effect_row(1, 0), effect_row(2, 0)];
+    effect::Entity::insert_many(rows).exec_without_returning(&db).await.unwrap();
+    // Moves row `n` from `from` to `from + 1`, recording `event`.
+    let guard = |n: i64, from: i64, event: &EventEnvelope| {
+        let update = effect::Entity::update_many()
+            .col_expr(effect::Column::Seq, Expr::value(from + 1))
+            .filter(effect::Column::N.eq(n))
+            .filter(effect::Column::Seq.eq(from));
+        Guard::new(update).append([event.clone()])
+    };
+    async fn read(unit: &Unit, n: i64) -> Option<i64> {
+        effect::Entity::find_by_id(n).one(unit).await.unwrap().map(|r| r.seq)
+    }
+    let postgres = db.get_database_backend() == DbBackend::Postgres;
+    let (one, two, again) = (
+        event("thing.changed", "1", 1),
+        event("thing.changed", "2", 1),
+        event("thing.changed", "1", 2),
+    );
+
+    // Work about row 1, then work about row 2 reading the same table: the first guard is
+    // not applied before the second's read, so both wait for the commit's one statement
+    // and nothing begins a transaction on PostgreSQL.
+    let unit = Unit::new(db.clone());
+    let (seen, deferred) = outbox::deferring(async {
+        outbox::about("1", async {
+            assert_eq!(read(&unit, 1).await, Some(0));
+            outbox::write_guarded(&unit, guard(1, 0, &one)).await.unwrap();
+        })
+        .await;
+        outbox::about("2", async {
+            let seen = read(&unit, 2).await;
+            outbox::write_guarded(&unit, guard(2, 0, &two)).await.unwrap();
+            seen
+        })
+        .await
+    })
+    .await;
+    assert_eq!(seen, Some(0));
+    assert_eq!(deferred.guards.len(), 2, "both guards wait for the commit");
+    match unit.into_begun() {
+        Some(txn) => {
+            assert!(!postgres, "reads about other rows begin nothing on PostgreSQL");
+            relay.commit(txn, deferred).await.unwrap();
+        }
+        None => relay.commit_alone(deferred).await.unwrap(),
+    }
+    assert_eq!((effect_seq(&db, 1).await, effect_seq(&db, 2).await), (Some(1), Some(1)));
+
+    // Work about row 1 again: its read sees its own waiting guard applied; and so does work
+    // about no aggregate in particular.
+    for scoped in [true, false] {
+        let unit = Unit::new(db.clone());
+        let from = effect_seq(&db, 1).await.unwrap();
+        let event = if scoped { again.clone() } else { event("thing.changed", "1", 3) };
+        let work = async {
+            outbox::write_guarded(&unit, guard(1, from, &event)).await.unwrap();
+            read(&unit, 1).await
+        };
+        let (seen, deferred) = outbox::deferring(async {
+            if scoped { outbox::about("1", work).await } else { work.await }
+        })
+        .await;
+        assert_eq!(seen, Some(from + 1), "the read saw the guard about its own row");
+        let txn = unit.into_begun().expect("applying the guard began the transaction");
+        relay.commit(txn, deferred).await.unwrap();
+    }
+    assert_eq!(effect_seq(&db, 1).await, Some(3));
+    let got = relayed(&relay, &mut watched, 4).await;
+    assert_eq!(got.len(), 4);
+    assert_eq!(&got[..3], &[one.id, two.id, again.id]);
+}
+
+#[tokio::test]
 async fn events_that_ask_nothing_of_a_consumer_are_acknowledged_without_touching_its_database() {
     use sea_orm::{EntityTrait, PaginatorTrait};
     for (name, bus) in buses().await {

@@ -53,7 +53,7 @@ impl Unit {
     /// ([`outbox::write_guarded`]), in the transaction.
     async fn apply_guards_before(&self, sql: &str) -> Result<(), DbErr> {
         // Checked first: the transaction begins only when a guard is due.
-        if outbox::guards_due(sql) {
+        if outbox::guards_due_before(sql) {
             outbox::apply_guards_before(self.transaction().await?, sql).await?;
         }
         Ok(())
