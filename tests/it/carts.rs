@@ -114,7 +114,8 @@ async fn a_guest_fills_a_cart_priced_from_the_catalog_and_bad_input_changes_noth
 }
 
 #[tokio::test]
-async fn a_cart_holds_at_most_fifty_products_and_the_one_too_many_changes_nothing() {
+async fn a_cart_holds_at_most_fifty_products_even_when_they_come_at_once_and_the_one_too_many_changes_nothing()
+ {
     let app = TestApp::seeded().await;
     let admin = app.admin_token().await;
     let mut ids = Vec::new();
@@ -137,20 +138,49 @@ async fn a_cart_holds_at_most_fifty_products_and_the_one_too_many_changes_nothin
     }
     let created = app.gateway("mutation { createCart { id } }", json!({}), None).await;
     let id = created["data"]["createCart"]["id"].as_str().unwrap().to_string();
-    let (last, first) = ids.split_last().unwrap();
+    let (last_three, first) = ids.split_at(carts::MAX_LINES - 2);
     for product in first {
         assert_no_errors(&add(&app, Some(&id), product, 1, None).await);
     }
+    // Three new products at once into a cart with room for two: exactly two go in.
+    let at_once = futures::future::join_all(
+        last_three.iter().map(|product| add(&app, Some(&id), product, 1, None)),
+    )
+    .await;
+    let refused: Vec<&Value> = at_once.iter().filter(|r| r.get("errors").is_some()).collect();
+    assert_eq!(refused.len(), 1, "one of the three is refused: {at_once:?}");
+    assert_eq!(error_code(refused[0]), "BAD_USER_INPUT");
+    assert!(refused[0]["errors"][0]["message"].as_str().unwrap().contains("at most 50 products"));
     let before = cart(&app, Some(&id), None).await;
     assert_eq!(before["data"]["cart"]["lines"].as_array().unwrap().len(), carts::MAX_LINES);
-    let refused = add(&app, Some(&id), last, 1, None).await;
-    assert_eq!(error_code(&refused), "BAD_USER_INPUT");
-    assert!(refused["errors"][0]["message"].as_str().unwrap().contains("at most 50 products"));
+    let in_cart = |product: &String| {
+        before["data"]["cart"]["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|line| line["product"]["id"] == json!(product))
+    };
+    let left_out = last_three.iter().find(|p| !in_cart(p)).unwrap().clone();
+    let again = add(&app, Some(&id), &left_out, 1, None).await;
+    assert_eq!(error_code(&again), "BAD_USER_INPUT");
     assert_eq!(cart(&app, Some(&id), None).await, before, "nothing changed");
     // A product already in the full cart can still be added to.
     let more = add(&app, Some(&id), &first[0], 2, None).await;
     assert_no_errors(&more);
     assert_eq!(more["data"]["addToCart"]["itemCount"], carts::MAX_LINES as i64 + 2);
+    // A product taken out makes room for another.
+    let removed = app
+        .gateway(
+            "mutation($c: ID, $p: ID!) { removeFromCart(cartId: $c, productId: $p) { id } }",
+            json!({ "c": id, "p": first[1] }),
+            None,
+        )
+        .await;
+    assert_no_errors(&removed);
+    let fits = add(&app, Some(&id), &left_out, 1, None).await;
+    assert_no_errors(&fits);
+    let after = cart(&app, Some(&id), None).await;
+    assert_eq!(after["data"]["cart"]["lines"].as_array().unwrap().len(), carts::MAX_LINES);
     app.stop().await;
 }
 

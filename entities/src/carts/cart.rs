@@ -16,6 +16,8 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// Last change: the cart expires after the configured idle time.
     pub updated_at: DateTimeUtc,
+    /// How many lines (products) it holds.
+    pub line_count: i32,
 }
 
 /// No relations declared (lines are read by cart id).

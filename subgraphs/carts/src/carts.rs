@@ -11,8 +11,8 @@ use kernel::money::Money;
 use kernel::{AppError, AppResult};
 use sea_orm::sea_query::{Alias, Expr, Func, OnConflict, Query, SimpleExpr, SubQueryStatement};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Statement, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -93,6 +93,7 @@ pub async fn create_guest(carts: &Carts) -> AppResult<cart::Model> {
         customer_id: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        line_count: Set(0),
     };
     Ok(cart::Entity::insert(row).exec_with_returning(&carts.db).await?)
 }
@@ -113,6 +114,7 @@ pub async fn of_customer(carts: &Carts, customer: Uuid) -> AppResult<cart::Model
         customer_id: Set(Some(customer)),
         created_at: Set(now),
         updated_at: Set(now),
+        line_count: Set(0),
     };
     // Two first requests at once: one inserts, the other finds it.
     cart::Entity::insert(row)
@@ -246,10 +248,13 @@ pub async fn add(
 ) -> AppResult<cart::Model> {
     check_quantity(quantity)?;
     check_sellable(carts, product).await?;
+    if carts.db.get_database_backend() == DbBackend::Postgres {
+        return add_in_one_statement(carts, cart, caller, product, quantity).await;
+    }
     let txn = carts.db.begin().await?;
     // Writing first takes SQLite's write lock before anything is read in this transaction;
     // the write is also the access check, so adding costs no separate read of the cart.
-    let cart = touch_for(carts, &txn, cart, caller).await?;
+    let mut cart = touch_for(carts, &txn, cart, caller).await?;
     // Adds to the line, or starts it: one statement either way, which answers the new
     // quantity (equal to `quantity` only for a new line: lines never hold zero) and how many
     // other lines the cart holds (counted apart from this product's, so that it does not
@@ -290,17 +295,121 @@ pub async fn add(
     let other_lines: i64 = answered.try_get_by_index(1)?;
     if total > MAX_QUANTITY {
         txn.rollback().await?;
-        return Err(AppError::bad_input(format!(
-            "at most {MAX_QUANTITY} of one product per cart ({} already in it)",
-            total - quantity
-        )));
+        return Err(too_many_units(total - quantity));
     }
-    if total == quantity && other_lines as usize >= MAX_LINES {
+    let new_line = total == quantity;
+    if new_line && other_lines as usize >= MAX_LINES {
         txn.rollback().await?;
-        return Err(AppError::bad_input(format!("a cart holds at most {MAX_LINES} products")));
+        return Err(too_many_lines());
+    }
+    if new_line {
+        cart::Entity::update_many()
+            .col_expr(
+                cart::Column::LineCount,
+                sea_orm::ExprTrait::add(Expr::col(cart::Column::LineCount), 1),
+            )
+            .filter(cart::Column::Id.eq(cart.id))
+            .exec(&txn)
+            .await?;
+        cart.line_count += 1;
     }
     txn.commit().await?;
     Ok(cart)
+}
+
+fn too_many_units(already: i32) -> AppError {
+    AppError::bad_input(format!(
+        "at most {MAX_QUANTITY} of one product per cart ({already} already in it)"
+    ))
+}
+
+fn too_many_lines() -> AppError {
+    AppError::bad_input(format!("a cart holds at most {MAX_LINES} products"))
+}
+
+/// [`add`] on PostgreSQL: one statement, outside any transaction block (it is atomic by
+/// itself), on the way of every purchase. It locks the cart row first, as every other change
+/// of a cart does (so two of them wait for each other rather than deadlock), and only a cart
+/// the caller may use and that has not expired; then adds to the line or starts it, unless
+/// that would pass the units limit (checked on the line as it is when the statement gets to
+/// it); then touches the cart and counts a new line on it. The count is checked by the table
+/// (`carts_line_limit`): a statement that would pass it fails whole and writes nothing, and a
+/// concurrent addition to the same cart, having waited for this one, counts from what this one
+/// left. When the statement changes nothing, a read tells why.
+async fn add_in_one_statement(
+    carts: &Carts,
+    cart: Uuid,
+    caller: Option<&Caller>,
+    product: Uuid,
+    quantity: i32,
+) -> AppResult<cart::Model> {
+    const ADD: &str = r#"
+        WITH usable AS (
+            SELECT id FROM carts
+            WHERE id = $1
+              AND ($5::timestamptz IS NULL OR updated_at >= $5)
+              AND (customer_id IS NULL OR customer_id = $6 OR $7)
+            FOR NO KEY UPDATE
+        ), line AS (
+            INSERT INTO cart_lines (cart_id, product_id, quantity, added_at)
+            SELECT id, $2, $3, $4 FROM usable
+            ON CONFLICT (cart_id, product_id) DO UPDATE
+                SET quantity = cart_lines.quantity + excluded.quantity
+                WHERE cart_lines.quantity + excluded.quantity <= $8
+            RETURNING quantity
+        )
+        UPDATE carts
+        SET updated_at = $4,
+            line_count = line_count + (SELECT COUNT(*) FROM line WHERE quantity = $3)
+        WHERE id = $1 AND EXISTS (SELECT 1 FROM line)
+        RETURNING *"#;
+    let now = Utc::now();
+    let cutoff = chrono::Duration::from_std(carts.idle_expiry).ok().map(|idle| now - idle);
+    let values: [sea_orm::Value; 8] = [
+        cart.into(),
+        product.into(),
+        quantity.into(),
+        now.into(),
+        cutoff.into(),
+        caller.map(|c| c.customer_id).into(),
+        caller.is_some_and(Caller::is_admin).into(),
+        MAX_QUANTITY.into(),
+    ];
+    let statement = Statement::from_sql_and_values(DbBackend::Postgres, ADD, values);
+    let added = cart::Entity::find().from_raw_sql(statement).one(&carts.db).await;
+    match added {
+        Ok(Some(row)) => Ok(row),
+        Err(error) if violates(&error, "carts_line_limit") => Err(too_many_lines()),
+        Err(error) => Err(error.into()),
+        // Nothing changed: the cart is not one the caller may use, or the units limit.
+        Ok(None) => {
+            find(carts, cart, caller).await?;
+            let line = line::Entity::find_by_id((cart, product)).one(&carts.db).await?;
+            match line {
+                Some(line) if line.quantity + quantity > MAX_QUANTITY => {
+                    Err(too_many_units(line.quantity))
+                }
+                // Changed since (removed, or bought): the shopper may try again.
+                _ => Err(AppError::Conflict("the cart changed meanwhile; try again".into())),
+            }
+        }
+    }
+}
+
+/// Whether `error` is PostgreSQL refusing a row for the check `constraint`.
+fn violates(error: &sea_orm::DbErr, constraint: &str) -> bool {
+    use sea_orm::{DbErr, RuntimeErr, sqlx};
+    let (DbErr::Query(RuntimeErr::SqlxError(cause)) | DbErr::Exec(RuntimeErr::SqlxError(cause))) =
+        error
+    else {
+        return false;
+    };
+    match &**cause {
+        sqlx::Error::Database(database) => {
+            database.code().as_deref() == Some("23514") && database.constraint() == Some(constraint)
+        }
+        _ => false,
+    }
 }
 
 /// Sets the units of a product already in cart `cart`, which `caller` must be allowed to
@@ -342,6 +451,15 @@ pub async fn remove(
     if removed.rows_affected == 0 {
         return Err(AppError::NotFound("this product is not in the cart".into()));
     }
+    let counted = cart::Entity::update_many()
+        .col_expr(
+            cart::Column::LineCount,
+            sea_orm::ExprTrait::sub(Expr::col(cart::Column::LineCount), 1),
+        )
+        .filter(cart::Column::Id.eq(cart.id))
+        .exec_with_returning(&txn)
+        .await?;
+    let cart = counted.into_iter().next().unwrap_or(cart);
     txn.commit().await?;
     Ok(cart)
 }
@@ -387,6 +505,11 @@ pub async fn merge(carts: &Carts, guest_id: Uuid, customer: &Caller) -> AppResul
             None => {}
         }
     }
+    cart::Entity::update_many()
+        .col_expr(cart::Column::LineCount, Expr::value(mine.len() as i32))
+        .filter(cart::Column::Id.eq(target.id))
+        .exec(&txn)
+        .await?;
     delete(&txn, guest.id).await?;
     txn.commit().await?;
     tracing::info!(guest_cart = %guest.id, cart = %target.id, "guest cart merged");
