@@ -3,7 +3,11 @@
 //! guests (steal). A run with much steal ran on fewer cores than it seems, so its latencies are
 //! not comparable with a run without; printing it beside the figures says which kind a run was.
 //! [`ProcessTicks`] splits the busy time by process (from `/proc/<pid>/stat`): this process,
-//! PostgreSQL's and Redis' servers, to see which side a change made cheaper.
+//! PostgreSQL's and Redis' servers, to see which side a change made cheaper; and counts their
+//! context switches (from each thread's `/proc/<pid>/task/<tid>/status`): on a virtual machine
+//! a wake-up costs more than most statements, so how often each side is woken (a voluntary
+//! switch: it waited) or pushed off a core (an involuntary one) says what a change saved where
+//! CPU time is too noisy to.
 
 /// `/proc/stat` counts in USER_HZ, which Linux fixes at 100 per second for user space.
 const TICKS_PER_SECOND: u64 = 100;
@@ -64,7 +68,13 @@ pub struct ProcessTicks {
     this: u64,
     postgres: u64,
     redis: u64,
+    /// Context switches (voluntary, involuntary) of this process's, PostgreSQL's and Redis'
+    /// threads, in that order.
+    switches: [Switches; 3],
 }
+
+/// Context switches of some threads: (voluntary, involuntary).
+type Switches = (u64, u64);
 
 impl ProcessTicks {
     /// The counters now; `None` where `/proc` cannot be read (not Linux).
@@ -78,14 +88,48 @@ impl ProcessTicks {
             // A process may end between the listing and the read: skipped.
             let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
             let Some((name, used)) = Self::parse(&stat) else { continue };
-            match name {
-                _ if pid == own => ticks.this += used,
-                "postgres" => ticks.postgres += used,
-                "redis-server" => ticks.redis += used,
-                _ => {}
+            let side = match name {
+                _ if pid == own => 0,
+                "postgres" => 1,
+                "redis-server" => 2,
+                _ => continue,
+            };
+            match side {
+                0 => ticks.this += used,
+                1 => ticks.postgres += used,
+                _ => ticks.redis += used,
             }
+            let (voluntary, involuntary) = Self::switches_of(&entry.path());
+            ticks.switches[side].0 += voluntary;
+            ticks.switches[side].1 += involuntary;
         }
         Some(ticks)
+    }
+
+    /// The context switches of every thread of the process at `dir` (`/proc/<pid>`); a thread
+    /// that ends meanwhile is skipped.
+    fn switches_of(dir: &std::path::Path) -> Switches {
+        let Ok(tasks) = std::fs::read_dir(dir.join("task")) else { return (0, 0) };
+        let mut total = (0, 0);
+        for task in tasks.flatten() {
+            if let Ok(status) = std::fs::read_to_string(task.path().join("status")) {
+                let (voluntary, involuntary) = Self::parse_switches(&status);
+                total = (total.0 + voluntary, total.1 + involuntary);
+            }
+        }
+        total
+    }
+
+    /// The `voluntary_ctxt_switches` and `nonvoluntary_ctxt_switches` of a thread's `status`.
+    fn parse_switches(status: &str) -> Switches {
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|value| value.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        (field("voluntary_ctxt_switches"), field("nonvoluntary_ctxt_switches"))
     }
 
     /// A `/proc/<pid>/stat` line: the name (in parentheses, may hold spaces) and the user and
@@ -109,6 +153,23 @@ impl ProcessTicks {
             ms(self.redis, earlier.redis),
         )
     }
+
+    /// One line for the report: each side's context switches per item since `earlier`,
+    /// voluntary (it waited: for a statement, a reply, the disk) + involuntary (pushed off a
+    /// core by another runnable thread).
+    pub fn switches_since(&self, earlier: &Self, per: usize, what: &str) -> String {
+        let each = |now: u64, then: u64| now.saturating_sub(then) as f64 / per.max(1) as f64;
+        let side = |i: usize| {
+            let (now, then) = (self.switches[i], earlier.switches[i]);
+            format!("{:.1} + {:.1}", each(now.0, then.0), each(now.1, then.1))
+        };
+        format!(
+            "context switches per {what} (voluntary + involuntary): this one {}, PostgreSQL {}, Redis {}",
+            side(0),
+            side(1),
+            side(2),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -123,12 +184,29 @@ mod tests {
         let odd = "7 (a (b) c) R 1 7 7 0 -1 0 0 0 0 0 5 6 0 0";
         assert_eq!(ProcessTicks::parse(odd), Some(("a (b) c", 11)));
         assert_eq!(ProcessTicks::parse("7 (short) R 1"), None);
-        let before = ProcessTicks { this: 100, postgres: 50, redis: 10 };
-        let after = ProcessTicks { this: 300, postgres: 150, redis: 30 };
+        let before = ProcessTicks { this: 100, postgres: 50, redis: 10, ..Default::default() };
+        let after = ProcessTicks {
+            this: 300,
+            postgres: 150,
+            redis: 30,
+            switches: [(1_000, 500), (8_000, 400), (2_000, 0)],
+        };
         assert_eq!(
             after.since(&before, 100, "checkout"),
             "CPU per checkout by process: this one (platform + load) 20.0 ms, PostgreSQL 10.0 ms, Redis 2.0 ms"
         );
+        assert_eq!(
+            after.switches_since(&before, 100, "checkout"),
+            "context switches per checkout (voluntary + involuntary): this one 10.0 + 5.0, PostgreSQL 80.0 + 4.0, Redis 20.0 + 0.0"
+        );
+    }
+
+    #[test]
+    fn switches_are_read_from_a_threads_status() {
+        let status = "Name:\tpostgres\nState:\tS (sleeping)\nvoluntary_ctxt_switches:\t1234\n\
+                      nonvoluntary_ctxt_switches:\t56\n";
+        assert_eq!(ProcessTicks::parse_switches(status), (1234, 56));
+        assert_eq!(ProcessTicks::parse_switches("Name:\tx\n"), (0, 0));
     }
 
     #[test]

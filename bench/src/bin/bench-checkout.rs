@@ -518,6 +518,7 @@ async fn main() -> anyhow::Result<()> {
         }
         if let (Some(before), Some(after)) = (processes_before, processes_after) {
             println!("  {}", after.since(&before, to_confirmed.len(), "confirmed checkout"));
+            println!("  {}", after.switches_since(&before, to_confirmed.len(), "checkout"));
         }
         if options.timeline {
             print_timeline(&t, started);
