@@ -431,10 +431,11 @@ pub struct EventsSettings {
     pub lanes: usize,
     /// Milliseconds the events no shopper waits on (carts' clean-up, fulfillment,
     /// notifications, rewards, reporting, payments' capture, inventory keeping and shipping
-    /// units) wait for more to handle in the same transaction (default 100; 0: none). This
-    /// makes each event cheaper, under load and at a steady trickle alike (a follow-up a
-    /// tenth of a second later is nothing a shopper sees); the checkout's own steps never
-    /// wait, and one arriving in the same lane ends the wait.
+    /// units) wait for more to handle in the same transaction (default 500; 0: none). This
+    /// makes each event cheaper, under load and at a steady trickle alike (a receipt or a
+    /// report half a second later is nothing a shopper sees, and fewer, larger units wake
+    /// the database less); the checkout's own steps never wait, and one arriving in the same
+    /// lane ends the wait.
     pub linger_ms: u64,
     /// Run this process's event consumers (default true). False makes a replica that serves
     /// and publishes but leaves consuming to others (maintenance, read replicas).
@@ -450,7 +451,7 @@ impl Default for EventsSettings {
             lease_secs: 10,
             max_attempts: 5,
             lanes: 4,
-            linger_ms: 100,
+            linger_ms: 500,
             consume: true,
         }
     }
