@@ -303,18 +303,28 @@ pub async fn add(
         return Err(too_many_lines());
     }
     if new_line {
-        cart::Entity::update_many()
-            .col_expr(
-                cart::Column::LineCount,
-                sea_orm::ExprTrait::add(Expr::col(cart::Column::LineCount), 1),
-            )
-            .filter(cart::Column::Id.eq(cart.id))
-            .exec(&txn)
-            .await?;
-        cart.line_count += 1;
+        cart = count_lines(&txn, cart, 1).await?;
     }
     txn.commit().await?;
     Ok(cart)
+}
+
+/// Adds `by` (one more line, or one fewer) to `cart`'s count of lines, inside the transaction
+/// that added or removed the line; the cart as it is then.
+async fn count_lines<C: ConnectionTrait>(
+    txn: &C,
+    cart: cart::Model,
+    by: i32,
+) -> AppResult<cart::Model> {
+    let counted = cart::Entity::update_many()
+        .col_expr(
+            cart::Column::LineCount,
+            sea_orm::ExprTrait::add(Expr::col(cart::Column::LineCount), by),
+        )
+        .filter(cart::Column::Id.eq(cart.id))
+        .exec_with_returning(txn)
+        .await?;
+    Ok(counted.into_iter().next().unwrap_or(cart))
 }
 
 fn too_many_units(already: i32) -> AppError {
@@ -451,15 +461,7 @@ pub async fn remove(
     if removed.rows_affected == 0 {
         return Err(AppError::NotFound("this product is not in the cart".into()));
     }
-    let counted = cart::Entity::update_many()
-        .col_expr(
-            cart::Column::LineCount,
-            sea_orm::ExprTrait::sub(Expr::col(cart::Column::LineCount), 1),
-        )
-        .filter(cart::Column::Id.eq(cart.id))
-        .exec_with_returning(&txn)
-        .await?;
-    let cart = counted.into_iter().next().unwrap_or(cart);
+    let cart = count_lines(&txn, cart, -1).await?;
     txn.commit().await?;
     Ok(cart)
 }

@@ -369,12 +369,16 @@ pub fn guards_due(sql: &str) -> bool {
 /// runs: one of its tables is named in it, and it is not about another aggregate than the
 /// work running now (see [`about`]).
 pub(crate) fn guards_due_before(sql: &str) -> bool {
-    let here = ABOUT.try_with(Clone::clone).ok();
     DEFERRED
-        .try_with(|deferred| {
-            deferred.borrow().guards.iter().any(|g| g.concerns_work(sql, here.as_deref()))
-        })
+        .try_with(|deferred| last_due(&deferred.borrow().guards, sql).is_some())
         .unwrap_or(false)
+}
+
+/// The position of the last of `guards` that `sql`, run by the work running now, may depend
+/// on (see [`Guard::concerns_work`]).
+fn last_due(guards: &[Guard], sql: &str) -> Option<usize> {
+    let last = |here: Option<&str>| guards.iter().rposition(|g| g.concerns_work(sql, here));
+    ABOUT.try_with(|here| last(Some(here))).unwrap_or_else(|_| last(None))
 }
 
 /// Applies, in `conn`, the guards put off in this task (inside [`deferring`]) that `sql`
@@ -384,13 +388,11 @@ pub(crate) async fn apply_guards_before<C: ConnectionTrait>(
     conn: &C,
     sql: &str,
 ) -> Result<(), DbErr> {
-    let here = ABOUT.try_with(Clone::clone).ok();
     let due = DEFERRED
         .try_with(|deferred| {
             let mut deferred = deferred.borrow_mut();
             // Those before it too, in order: the one it concerns may depend on them.
-            let last = deferred.guards.iter().rposition(|g| g.concerns_work(sql, here.as_deref()));
-            match last {
+            match last_due(&deferred.guards, sql) {
                 Some(last) => deferred.guards.drain(..=last).collect(),
                 None => Vec::new(),
             }

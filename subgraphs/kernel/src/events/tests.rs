@@ -878,6 +878,16 @@ fn effect_row(n: i64, seq: i64) -> effect::ActiveModel {
     effect::ActiveModel { n: Set(n), aggregate: Set("x".into()), seq: Set(seq) }
 }
 
+/// Moves effect row `n` from `from` to `from + 1`, if it is still at `from`.
+fn moving(n: i64, from: i64) -> sea_orm::UpdateMany<effect::Entity> {
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    effect::Entity::update_many()
+        .col_expr(effect::Column::Seq, Expr::value(from + 1))
+        .filter(effect::Column::N.eq(n))
+        .filter(effect::Column::Seq.eq(from))
+}
+
 /// The `seq` of effect row `n`, if it is there.
 async fn effect_seq(db: &sea_orm::DatabaseConnection, n: i64) -> Option<i64> {
     use sea_orm::EntityTrait;
@@ -887,8 +897,7 @@ async fn effect_seq(db: &sea_orm::DatabaseConnection, n: i64) -> Option<i64> {
 #[tokio::test]
 async fn a_guarded_change_is_written_only_if_its_update_still_changes_a_row() {
     use super::outbox::{self, Guard, OutboxRelay};
-    use sea_orm::sea_query::Expr;
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    use sea_orm::EntityTrait;
     let (db, _scratch) = database_with_outbox().await;
     let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
     let relay = OutboxRelay::new(db.clone(), bus.clone());
@@ -896,10 +905,7 @@ async fn a_guarded_change_is_written_only_if_its_update_still_changes_a_row() {
     effect::Entity::insert(effect_row(1, 0)).exec_without_returning(&db).await.unwrap();
     // Moves row 1 from `from` to `from + 1`; with it, row `made` and `event`.
     let guard = |from: i64, made: i64, event: &EventEnvelope| {
-        let update = effect::Entity::update_many()
-            .col_expr(effect::Column::Seq, Expr::value(from + 1))
-            .filter(effect::Column::N.eq(1))
-            .filter(effect::Column::Seq.eq(from));
+        let update = moving(1, from);
         Guard::new(update).insert([effect_row(made, from + 1)]).append([event.clone()])
     };
     let seq_of = |n: i64| effect_seq(&db, n);
@@ -985,7 +991,7 @@ async fn a_refused_guard_records_its_otherwise_events_and_one_whose_work_was_don
 {
     use super::outbox::{self, Guard, OutboxRelay};
     use sea_orm::sea_query::{Expr, Query};
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryOrder};
     let (db, _scratch) = database_with_outbox().await;
     let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
     let relay = OutboxRelay::new(db.clone(), bus.clone());
@@ -995,10 +1001,7 @@ async fn a_refused_guard_records_its_otherwise_events_and_one_whose_work_was_don
     // Moves row `n` from `from` to `from + 1` and makes row `made`, with `done` if it
     // changed a row, `refused` if not; nothing at all when row `unless` is there.
     let guard = |n: i64, from: i64, made: i64, unless: i64, outcome: [&EventEnvelope; 2]| {
-        let update = effect::Entity::update_many()
-            .col_expr(effect::Column::Seq, Expr::value(from + 1))
-            .filter(effect::Column::N.eq(n))
-            .filter(effect::Column::Seq.eq(from));
+        let update = moving(n, from);
         let found = Query::select()
             .expr(Expr::val(1))
             .from(effect::Entity)
@@ -1053,8 +1056,7 @@ async fn a_refused_guard_records_its_otherwise_events_and_one_whose_work_was_don
 async fn guards_about_different_aggregates_wait_for_one_commit_and_one_about_the_same_is_applied_first()
  {
     use super::outbox::{self, Guard, OutboxRelay};
-    use sea_orm::sea_query::Expr;
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    use sea_orm::EntityTrait;
     let (db, _scratch) = database_with_outbox().await;
     let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
     let relay = OutboxRelay::new(db.clone(), bus.clone());
@@ -1063,10 +1065,7 @@ async fn guards_about_different_aggregates_wait_for_one_commit_and_one_about_the
     effect::Entity::insert_many(rows).exec_without_returning(&db).await.unwrap();
     // Moves row `n` from `from` to `from + 1`, recording `event`.
     let guard = |n: i64, from: i64, event: &EventEnvelope| {
-        let update = effect::Entity::update_many()
-            .col_expr(effect::Column::Seq, Expr::value(from + 1))
-            .filter(effect::Column::N.eq(n))
-            .filter(effect::Column::Seq.eq(from));
+        let update = moving(n, from);
         Guard::new(update).append([event.clone()])
     };
     async fn read(unit: &Unit, n: i64) -> Option<i64> {
