@@ -82,7 +82,8 @@ struct Options {
     over_http: bool,
 }
 
-fn parse_args() -> anyhow::Result<Options> {
+/// The options in `args` (the program's arguments, without its name).
+fn parse_args(args: impl IntoIterator<Item = String>) -> anyhow::Result<Options> {
     let mut options = Options {
         clients: 32,
         duration: Duration::from_secs(20),
@@ -100,7 +101,7 @@ fn parse_args() -> anyhow::Result<Options> {
         carrier_step: 3600,
         over_http: false,
     };
-    let mut args = std::env::args().skip(1);
+    let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
@@ -141,6 +142,24 @@ fn parse_args() -> anyhow::Result<Options> {
         }
     }
     Ok(options)
+}
+
+/// Applies the run's settings from `options` to the platform's `settings`.
+fn configure(options: &Options, settings: &mut kernel::config::Settings) {
+    settings.fulfillment.step_secs = options.carrier_step;
+    if let Some(partitions) = options.partitions {
+        settings.events.partitions = partitions;
+    }
+    if let Some(connections) = options.db_connections {
+        settings.database.max_connections = Some(connections);
+    }
+    if let Some(lanes) = options.lanes {
+        settings.events.lanes = lanes;
+    }
+    if let Some(linger) = options.linger_ms {
+        settings.events.linger_ms = linger;
+    }
+    settings.server.in_process_calls = !options.over_http;
 }
 
 async fn gql(
@@ -284,7 +303,7 @@ async fn checkout(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let options = parse_args()?;
+    let options = parse_args(std::env::args().skip(1))?;
     let data = std::env::temp_dir().join(format!("bench-checkout-{}", std::process::id()));
     let mut settings = kernel::config::Settings { data_dir: data.clone(), ..Default::default() };
     // Quiet by default; `BENCH_LOG=warn` shows retries and the like.
@@ -295,22 +314,7 @@ async fn main() -> anyhow::Result<()> {
         options.database_url.as_deref(),
         options.redis_url.as_deref(),
     );
-    if let Ok(step) = std::env::var("BENCH_CARRIER_STEP") {
-        settings.fulfillment.step_secs = step.parse()?;
-    }
-    if let Some(partitions) = options.partitions {
-        settings.events.partitions = partitions;
-    }
-    if let Some(connections) = options.db_connections {
-        settings.database.max_connections = Some(connections);
-    }
-    if let Some(lanes) = options.lanes {
-        settings.events.lanes = lanes;
-    }
-    if let Some(linger) = options.linger_ms {
-        settings.events.linger_ms = linger;
-    }
-    settings.server.in_process_calls = !options.over_http;
+    configure(&options, &mut settings);
     let mode = match (&options.database_url, &options.redis_url) {
         (Some(_), Some(_)) => "PostgreSQL + Redis Streams",
         (None, None) => "embedded (SQLite + in-process bus)",
@@ -539,4 +543,50 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn configured(args: &[&str]) -> kernel::config::Settings {
+        let options = parse_args(args.iter().map(|a| a.to_string())).expect("valid arguments");
+        let mut settings = kernel::config::Settings::default();
+        configure(&options, &mut settings);
+        settings
+    }
+
+    #[test]
+    fn the_carrier_takes_an_hour_a_step_unless_told_otherwise() {
+        // The platform's own default is the demo's ten seconds: the run must not inherit it,
+        // or every parcel ships within the run and its moves are measured as checkout work.
+        assert_eq!(kernel::config::Settings::default().fulfillment.step_secs, 10);
+        assert_eq!(configured(&[]).fulfillment.step_secs, 3600);
+        assert_eq!(configured(&["--carrier-step", "10"]).fulfillment.step_secs, 10);
+    }
+
+    #[test]
+    fn the_tuning_options_reach_the_platform() {
+        let settings = configured(&[
+            "--partitions",
+            "4",
+            "--db-connections",
+            "7",
+            "--lanes",
+            "2",
+            "--linger",
+            "250",
+            "--over-http",
+        ]);
+        assert_eq!(settings.events.partitions, 4);
+        assert_eq!(settings.database.max_connections, Some(7));
+        assert_eq!(settings.events.lanes, 2);
+        assert_eq!(settings.events.linger_ms, 250);
+        assert!(!settings.server.in_process_calls);
+    }
+
+    #[test]
+    fn a_carrier_step_of_zero_is_refused() {
+        assert!(parse_args(["--carrier-step".to_string(), "0".to_string()]).is_err());
+    }
 }
