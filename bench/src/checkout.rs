@@ -41,8 +41,30 @@ pub struct Options {
     pub over_http: bool,
 }
 
-/// The options in `args` (the program's arguments, without its name).
-pub fn parse_args(args: impl IntoIterator<Item = String>) -> anyhow::Result<Options> {
+/// What `bench-checkout --help` prints.
+pub const USAGE: &str = "\
+usage: bench-checkout [options]
+
+  --clients N          concurrent shoppers (32)
+  --duration S         measured seconds (20)
+  --warmup S           seconds under load before measuring (3)
+  --rate R             checkouts started per second (open loop); unset: closed loop
+  --database-url URL   PostgreSQL; unset: SQLite files
+  --redis-url URL      Redis Streams for events; unset: the in-process bus
+  --products N         products bought in turn, 1 to 100 (1: one stock row for all)
+  --carrier-step S     seconds per parcel step (3600: parcels stay in the warehouse)
+  --lanes N            events.lanes
+  --linger MS          events.linger_ms
+  --db-connections N   database.max_connections
+  --partitions N       events.partitions
+  --over-http          services call each other over loopback HTTP
+  --timeline           each second's p50/p99 as well
+  --hops               how long each step of the saga took
+";
+
+/// The options in `args` (the program's arguments, without its name); `Ok(None)` when
+/// the arguments ask for the usage text.
+pub fn parse_args(args: impl IntoIterator<Item = String>) -> anyhow::Result<Option<Options>> {
     let mut options = Options {
         clients: 32,
         duration: Duration::from_secs(20),
@@ -86,6 +108,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> anyhow::Result<Opti
             "--timeline" => options.timeline = true,
             "--over-http" => options.over_http = true,
             "--hops" => options.hops = true,
+            "--help" | "-h" => return Ok(None),
             "--carrier-step" => {
                 options.carrier_step = value()?.parse()?;
                 anyhow::ensure!(
@@ -97,10 +120,10 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> anyhow::Result<Opti
                 options.products = value()?.parse()?;
                 anyhow::ensure!((1..=100).contains(&options.products), "--products takes 1 to 100");
             }
-            other => anyhow::bail!("unknown argument {other}"),
+            other => anyhow::bail!("unknown argument {other} (--help lists the options)"),
         }
     }
-    Ok(options)
+    Ok(Some(options))
 }
 
 /// Applies the run's settings from `options` to the platform's `settings`.
@@ -126,7 +149,9 @@ mod tests {
     use super::*;
 
     fn configured(args: &[&str]) -> kernel::config::Settings {
-        let options = parse_args(args.iter().map(|a| a.to_string())).expect("valid arguments");
+        let options = parse_args(args.iter().map(|a| a.to_string()))
+            .expect("valid arguments")
+            .expect("options, not the usage text");
         let mut settings = kernel::config::Settings::default();
         configure(&options, &mut settings);
         settings
@@ -164,5 +189,25 @@ mod tests {
     #[test]
     fn a_carrier_step_of_zero_is_refused() {
         assert!(parse_args(["--carrier-step".to_string(), "0".to_string()]).is_err());
+    }
+
+    #[test]
+    fn help_asks_for_the_usage_which_names_every_option() {
+        assert!(parse_args(["--help".to_string()]).expect("help is an answer").is_none());
+        // Every option the usage names is one the parser takes (a flag, or with a value).
+        let options: Vec<&str> = USAGE
+            .lines()
+            .filter_map(|line| line.split_whitespace().next())
+            .filter(|word| word.starts_with("--") && *word != "--help")
+            .collect();
+        assert_eq!(options.len(), 15);
+        for option in options {
+            let with_value = [option.to_string(), "1".to_string()];
+            let alone = [option.to_string()];
+            let taken = parse_args(with_value).is_ok() || parse_args(alone).is_ok();
+            assert!(taken, "{option} is in the usage but the parser refuses it");
+        }
+        let unknown = parse_args(["--nope".to_string()]).err().expect("refused");
+        assert!(unknown.to_string().contains("--help"));
     }
 }

@@ -194,7 +194,10 @@ async fn checkout(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let options = parse_args(std::env::args().skip(1))?;
+    let Some(options) = parse_args(std::env::args().skip(1))? else {
+        print!("{}", bench::checkout::USAGE);
+        return Ok(());
+    };
     let data = std::env::temp_dir().join(format!("bench-checkout-{}", std::process::id()));
     let mut settings = kernel::config::Settings { data_dir: data.clone(), ..Default::default() };
     // Quiet by default; `BENCH_LOG=warn` shows retries and the like.
