@@ -109,6 +109,35 @@ impl MigrationTrait for ForgetPublishedOutbox {
     }
 }
 
+/// Adds the nullable `email` column to `table`: where a guest order's mails go. Orders take
+/// it at checkout, and shipments carry it on, so that notifications can write to guests.
+pub struct GuestEmail {
+    /// The migration's name.
+    pub name: &'static str,
+    /// The table that gets the column.
+    pub table: &'static str,
+}
+
+impl MigrationName for GuestEmail {
+    fn name(&self) -> &str {
+        self.name
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for GuestEmail {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(col(self.table))
+                    .add_column(ColumnDef::new(col("email")).string().null())
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
 /// Creates the `inbox` table: one row per (consumer group, event) handled.
 pub async fn create_inbox(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     manager

@@ -3,7 +3,9 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::common::{ForgetPublishedOutbox, PendingOutboxIndex, col, create_inbox, create_outbox};
+use crate::common::{
+    ForgetPublishedOutbox, GuestEmail, PendingOutboxIndex, col, create_inbox, create_outbox,
+};
 
 /// Runs the fulfillment migrations in order.
 pub struct Migrator;
@@ -14,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0001Fulfillment),
             Box::new(PendingOutboxIndex),
             Box::new(ForgetPublishedOutbox),
+            Box::new(GuestEmail { name: "m0002_shipments_guest_email", table: "shipments" }),
         ]
     }
 }

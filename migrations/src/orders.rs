@@ -2,7 +2,9 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::common::{ForgetPublishedOutbox, PendingOutboxIndex, col, create_inbox, create_outbox};
+use crate::common::{
+    ForgetPublishedOutbox, GuestEmail, PendingOutboxIndex, col, create_inbox, create_outbox,
+};
 
 /// Runs the orders migrations in order.
 pub struct Migrator;
@@ -17,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0004Discount),
             Box::new(M0005TimelineByOrder),
             Box::new(ForgetPublishedOutbox),
+            Box::new(GuestEmail { name: "m0006_orders_guest_email", table: "orders" }),
         ]
     }
 }

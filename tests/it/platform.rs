@@ -214,3 +214,47 @@ async fn an_upgraded_outbox_keeps_only_what_is_still_to_publish() {
         .collect();
     assert_eq!(left, vec![pending], "the published row is gone, the pending one stays");
 }
+
+#[tokio::test]
+async fn upgraded_mails_keep_their_rows_and_indexes_and_take_guests() {
+    use migrations::MigratorTrait;
+    use sea_orm::EntityTrait;
+    let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+    // The notifications' schema before guests' mails: `customer_id` was required.
+    let before = migrations::notifications::Migrator::migrations().len() as u32 - 1;
+    migrations::notifications::Migrator::up(&db, Some(before)).await.unwrap();
+    let mail = |id: uuid::Uuid, customer_id: Option<uuid::Uuid>, to_address: Option<&str>| {
+        entities::notifications::mail::ActiveModel::from(entities::notifications::mail::Model {
+            id,
+            kind: "ORDER_CONFIRMATION".into(),
+            order_id: id,
+            customer_id,
+            to_address: to_address.map(str::to_string),
+            subject: "Your order".into(),
+            text_body: "text".into(),
+            html_body: "<p>html</p>".into(),
+            status: "PENDING".into(),
+            attempts: 0,
+            next_attempt_at: chrono::Utc::now(),
+            last_error: None,
+            sent_at: None,
+            created_at: chrono::Utc::now(),
+        })
+    };
+    let (earlier, customer) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let insert =
+        |row| entities::notifications::mail::Entity::insert(row).exec_without_returning(&db);
+    insert(mail(earlier, Some(customer), None)).await.unwrap();
+    assert!(insert(mail(uuid::Uuid::now_v7(), None, Some("g@example.com"))).await.is_err());
+
+    migrations::notifications::Migrator::up(&db, None).await.unwrap();
+    let kept = entities::notifications::mail::Entity::find_by_id(earlier).one(&db).await.unwrap();
+    assert_eq!(kept.expect("the earlier mail is kept").customer_id, Some(customer));
+    insert(mail(uuid::Uuid::now_v7(), None, Some("g@example.com"))).await.unwrap();
+    // The indexes came back: still one mail of a kind per order.
+    assert!(insert(mail(earlier, Some(customer), None)).await.is_err(), "same id");
+    let mut twice = mail(uuid::Uuid::now_v7(), Some(customer), None);
+    twice.order_id = sea_orm::ActiveValue::Set(earlier);
+    let twice = insert(twice).await;
+    assert!(twice.is_err(), "a second mail of the kind for the order is refused");
+}

@@ -313,6 +313,7 @@ async fn create_orders(
                     points_redeemed: Set(0),
                     total_minor: Set(1000),
                     shipping_address: Set(json!({ "name": "Bench", "line1": "1 Load St", "city": "Testville", "postalCode": "12345", "country": "US" })),
+                    email: Set(None),
                     payment_method_id: Set(uuid::Uuid::new_v4()),
                     idempotency_key: Set(format!("bench-live-{i}")),
                     request_hash: Set(String::new()),

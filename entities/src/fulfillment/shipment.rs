@@ -16,6 +16,8 @@ pub struct Model {
     pub order_number: String,
     /// The order's customer; `None` for a guest order.
     pub customer_id: Option<Uuid>,
+    /// Where a guest order's mails go (from the order); `None` for a customer's order.
+    pub email: Option<String>,
     /// The carrier's name.
     pub carrier: String,
     /// The carrier's tracking number.

@@ -14,9 +14,10 @@ pub struct Model {
     pub kind: String,
     /// The order it is about.
     pub order_id: Uuid,
-    /// The customer it goes to.
-    pub customer_id: Uuid,
-    /// The address it went to (known once the sender asked identity).
+    /// The customer it goes to; `None` for a guest's order.
+    pub customer_id: Option<Uuid>,
+    /// The address it goes to: a guest's, given at checkout, from the start; a customer's,
+    /// once the sender asked identity.
     pub to_address: Option<String>,
     /// Subject line.
     pub subject: String,

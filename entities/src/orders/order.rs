@@ -33,6 +33,9 @@ pub struct Model {
     pub total_minor: i64,
     /// Shipping address (JSON: name, line1, line2, city, postalCode, country).
     pub shipping_address: Json,
+    /// Where a guest order's mails go (given at checkout); `None` for a customer's order,
+    /// whose mails go to the account's address.
+    pub email: Option<String>,
     /// The card to charge.
     pub payment_method_id: Uuid,
     /// The client's idempotency key (with the owner, unique).

@@ -30,6 +30,9 @@ struct Confirmed {
     order_id: Uuid,
     number: String,
     customer_id: Option<Uuid>,
+    /// A guest's e-mail (absent from confirmations older than guests' addresses).
+    #[serde(default)]
+    email: Option<String>,
     shipping_address: serde_json::Value,
     lines: Vec<ConfirmedLine>,
 }
@@ -118,6 +121,7 @@ fn ship(event: &EventEnvelope) -> anyhow::Result<ToShip> {
         order_id: order.order_id,
         order_number: order.number,
         customer_id: order.customer_id,
+        email: order.email,
         address: order.shipping_address,
         items: serde_json::Value::Array(items),
     })

@@ -26,6 +26,8 @@ pub struct ToShip {
     pub order_number: String,
     /// Its customer (`None` for a guest).
     pub customer_id: Option<Uuid>,
+    /// A guest's e-mail, carried on for the shipping notice.
+    pub email: Option<String>,
     /// Where it goes, as the order has it.
     pub address: serde_json::Value,
     /// What goes in the parcel.
@@ -41,7 +43,7 @@ fn news(shipment: &shipment::Model, status: ShipmentStatus) -> EventEnvelope {
         serde_json::json!({
             "orderId": shipment.order_id, "shipmentId": shipment.id,
             "orderNumber": shipment.order_number, "customerId": shipment.customer_id,
-            "carrier": shipment.carrier, "trackingNumber": shipment.tracking_number,
+            "email": shipment.email, "carrier": shipment.carrier, "trackingNumber": shipment.tracking_number,
             "status": status.as_str(), "reason": shipment.reason, "at": shipment.updated_at,
         }),
     )
@@ -101,6 +103,7 @@ pub async fn create_all(
             order_id: order.order_id,
             order_number: order.order_number,
             customer_id: order.customer_id,
+            email: order.email,
             carrier: fulfillment.carrier.clone(),
             tracking_number: carrier::tracking_number(),
             status: status.as_str().into(),

@@ -5,7 +5,8 @@
 //! | `order.confirmed` | the order confirmation |
 //! | `shipment.shipped` | the shipping notice with the tracking number |
 //!
-//! A guest order has no customer to write to (guest checkout takes no address yet): no mail.
+//! A customer's mails go to the account's address, looked up when sent; a guest's to the
+//! e-mail given at checkout, which the events carry. A guest order without one gets no mail.
 
 use std::sync::Arc;
 
@@ -41,6 +42,9 @@ pub struct NotificationEvents(pub Arc<Notifications>);
 struct About {
     order_id: Uuid,
     customer_id: Option<Uuid>,
+    /// A guest's address (events before guests could give one have none).
+    #[serde(default)]
+    email: Option<String>,
 }
 
 /// Writes the mail, unless the order has one of this kind already.
@@ -50,17 +54,21 @@ async fn write(
     about: &About,
     rendered: Rendered,
 ) -> anyhow::Result<()> {
-    let Some(customer) = about.customer_id else {
-        tracing::info!(order_id = %about.order_id, kind, "a guest order: no mail");
-        return Ok(());
+    let to_address = match (about.customer_id, &about.email) {
+        (Some(_), _) => None,
+        (None, Some(email)) => Some(email.clone()),
+        (None, None) => {
+            tracing::info!(order_id = %about.order_id, kind, "a guest order without e-mail: no mail");
+            return Ok(());
+        }
     };
     let now = Utc::now();
     let row = mail::ActiveModel::from(mail::Model {
         id: kernel::id::new_id(),
         kind: kind.into(),
         order_id: about.order_id,
-        customer_id: customer,
-        to_address: None,
+        customer_id: about.customer_id,
+        to_address,
         subject: rendered.subject,
         text_body: rendered.text,
         html_body: rendered.html,
@@ -96,9 +104,9 @@ impl EventHandler for NotificationEvents {
         &["order.confirmed", "shipment.shipped"]
     }
 
-    /// Guests' orders are not written to (see above).
+    /// Guests' orders without an e-mail are not written to (see above).
     fn concerns(&self, event: &EventEnvelope) -> bool {
-        names_a_customer(event)
+        names_a_customer(event) || event.payload.get("email").is_some_and(|e| e.is_string())
     }
 
     fn handle<'t>(&'t self, txn: &'t Unit, event: &'t EventEnvelope) -> Work<'t> {

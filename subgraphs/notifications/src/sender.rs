@@ -90,22 +90,31 @@ async fn attempt(
     else {
         return Ok(false);
     };
-    let contact = match notifications.identity.contact(claimed.customer_id).await {
-        Ok(Some(contact)) => contact,
-        Ok(None) => {
-            give_up(notifications, &claimed, "the customer no longer exists").await?;
-            return Ok(false);
-        }
-        Err(error) => {
-            failed(notifications, &claimed, &format!("asking identity: {error}")).await?;
+    // A customer's mail goes to the account's address as it is now; a guest's to the one
+    // given at checkout, without a name (a guest has no account to take one from).
+    let (to, to_name) = match (claimed.customer_id, &claimed.to_address) {
+        (Some(customer), _) => match notifications.identity.contact(customer).await {
+            Ok(Some(contact)) => (contact.email, contact.name),
+            Ok(None) => {
+                give_up(notifications, &claimed, "the customer no longer exists").await?;
+                return Ok(false);
+            }
+            Err(error) => {
+                failed(notifications, &claimed, &format!("asking identity: {error}")).await?;
+                return Ok(false);
+            }
+        },
+        (None, Some(address)) => (address.clone(), String::new()),
+        (None, None) => {
+            give_up(notifications, &claimed, "neither a customer nor an address").await?;
             return Ok(false);
         }
     };
     let outgoing = Outgoing {
         id: claimed.id,
         from: &notifications.options.from,
-        to: &contact.email,
-        to_name: &contact.name,
+        to: &to,
+        to_name: &to_name,
         subject: &claimed.subject,
         text: &claimed.text_body,
         html: &claimed.html_body,
@@ -115,7 +124,7 @@ async fn attempt(
             mail::Entity::update_many()
                 .col_expr(mail::Column::Status, Expr::value(SENT))
                 .col_expr(mail::Column::SentAt, Expr::value(Utc::now()))
-                .col_expr(mail::Column::ToAddress, Expr::value(contact.email.clone()))
+                .col_expr(mail::Column::ToAddress, Expr::value(to.clone()))
                 .col_expr(mail::Column::LastError, Expr::value(Option::<String>::None))
                 .filter(mail::Column::Id.eq(claimed.id))
                 .exec(&notifications.db)

@@ -30,6 +30,8 @@ pub struct Placement {
     pub idempotency_key: String,
     /// Loyalty points to redeem for a discount (0 for none).
     pub redeem_points: i64,
+    /// Where a guest's order mails go; a customer's go to the account's address.
+    pub email: Option<kernel::email::Email>,
 }
 
 /// An amount stored in minor units, as events carry it.
@@ -84,7 +86,7 @@ pub(crate) fn confirmed_event(order: &order::Model, lines: &[line::Model]) -> Ev
             "discount": money_json(order.discount_minor, &order.currency),
             "pointsRedeemed": order.points_redeemed,
             "total": money_json(order.total_minor, &order.currency),
-            "shippingAddress": order.shipping_address,
+            "shippingAddress": order.shipping_address, "email": order.email,
         }),
     )
 }
@@ -105,6 +107,7 @@ pub async fn place(
         &request.payment_method_id,
         &request.address,
         request.redeem_points,
+        request.email.as_ref(),
     );
     // A repeated request is answered with the order it placed. Looked up first only when
     // placing spends points (a repeat must not spend them again, even for a moment); otherwise
@@ -144,6 +147,12 @@ async fn place_new(
         (Some(owner), Some(caller)) if owner == caller.customer_id => Some(owner),
         (Some(_), _) => return Err(AppError::Forbidden("this cart is not yours".into())),
     };
+    if customer.is_some() && request.email.is_some() {
+        // Two addresses for one order would leave it unclear where its mails go.
+        return Err(AppError::bad_input(
+            "signed in, your order's e-mails go to your account's address: leave out `email`",
+        ));
+    }
     if cart.lines.is_empty() {
         return Err(AppError::bad_input("the cart is empty"));
     }
@@ -279,6 +288,7 @@ async fn store(
         points_redeemed: Set(points),
         total_minor: Set(total.minor_units()?),
         shipping_address: Set(serde_json::to_value(&request.address).map_err(AppError::internal)?),
+        email: Set(request.email.as_ref().map(|e| e.as_str().to_string())),
         payment_method_id: Set(request.payment_method_id),
         idempotency_key: Set(request.idempotency_key.clone()),
         request_hash: Set(hash.to_string()),

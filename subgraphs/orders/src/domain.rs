@@ -185,13 +185,19 @@ pub fn request_hash(
     payment_method: &uuid::Uuid,
     address: &Address,
     points: i64,
+    email: Option<&kernel::email::Email>,
 ) -> String {
     let address = serde_json::to_string(address).unwrap_or_default();
-    // Without points the fingerprint is what it was before points could be redeemed.
-    let text = match points {
+    // Without points or an e-mail the fingerprint is what it was before either could be
+    // given, so that a retry across an upgrade still finds its order.
+    let mut text = match points {
         0 => format!("{cart}|{payment_method}|{address}"),
         n => format!("{cart}|{payment_method}|{address}|{n}"),
     };
+    if let Some(email) = email {
+        text.push_str("|email:");
+        text.push_str(email.as_str());
+    }
     let digest = sha2::Sha256::digest(text.as_bytes());
     digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }

@@ -80,6 +80,9 @@ pub struct PlaceOrderInput {
     /// Loyalty points to redeem for a discount (signed in; at most your balance; the card
     /// still pays part of the order).
     redeem_points: Option<i32>,
+    /// A guest's e-mail address, for the order confirmation and the shipping notice (left
+    /// out, a guest gets no mail). Signed in, leave it out: mails go to your account's address.
+    email: Option<String>,
 }
 
 /// One step of an order's history.
@@ -179,6 +182,11 @@ impl Order {
     /// Where it goes.
     async fn shipping_address(&self) -> Result<Address> {
         Ok(serde_json::from_value(self.0.shipping_address.clone()).map_err(AppError::internal)?)
+    }
+    /// The e-mail a guest gave for this order's mails (`null` for a customer's order: its
+    /// mails go to the account's address).
+    async fn email(&self) -> Option<&str> {
+        self.0.email.as_deref()
     }
     /// Every status it took, oldest first.
     async fn timeline(&self, ctx: &Context<'_>) -> Result<Vec<TimelineEntry>> {
@@ -327,6 +335,7 @@ impl Mutation {
             &a.country,
         )?;
         let key = domain::idempotency_key(&input.idempotency_key)?;
+        let email = input.email.as_deref().map(kernel::email::Email::parse).transpose()?;
         let payment_method_id = parse(&input.payment_method_id, "paymentMethodId")?;
         let orders = state(ctx);
         let cart_id = match (&input.cart_id, caller) {
@@ -353,6 +362,7 @@ impl Mutation {
             address,
             idempotency_key: key,
             redeem_points: input.redeem_points.map_or(0, i64::from),
+            email,
         };
         Ok(Order(checkout::place(orders, caller, placement).await?))
     }
