@@ -18,6 +18,8 @@ use futures::stream::BoxStream;
 use tokio::sync::{Notify, broadcast};
 use tokio_stream_shim::BroadcastStream;
 
+use uuid::Uuid;
+
 use super::EventEnvelope;
 
 /// Publishing and consuming, whatever carries the events.
@@ -56,6 +58,14 @@ pub trait EventBus: Send + Sync + 'static {
         &'a self,
         group: &'a str,
     ) -> BoxFuture<'a, anyhow::Result<Vec<(EventEnvelope, String)>>>;
+
+    /// Of the events `ids` published here, those the bus holds only in memory and still owes
+    /// a group: the outbox keeps their rows (relayed again after a restart) until this no
+    /// longer names them. A bus that keeps what it accepted (Redis) owes nothing here.
+    fn still_owed(&self, ids: &[Uuid]) -> HashSet<Uuid> {
+        let _ = ids;
+        HashSet::new()
+    }
 }
 
 /// A consumer joining its group ([`EventBus::consume`]).
@@ -121,13 +131,20 @@ impl Delivery {
 ///
 /// Within the process, delivery is at-least-once per group like the Redis bus: an event
 /// delivered to a consumer that goes away unsettled goes back to the head of its group's
-/// queue. Across a restart, durability comes from the outbox (rows are relayed again) and
-/// from each context recovering its own unfinished work.
+/// queue. Across a restart, durability comes from the outbox: the bus counts the groups each
+/// event is owed to ([`EventBus::still_owed`]), and the relay keeps an event's row until
+/// every one of them has settled it, so whatever a stop or a crash left unhandled is relayed
+/// again at the next start (consumers' inboxes absorb what was handled already).
 #[derive(Clone)]
 pub struct InProcessBus {
     watchers: broadcast::Sender<EventEnvelope>,
     groups: Arc<Mutex<HashMap<String, Arc<Group>>>>,
+    /// Per published event, how many groups have yet to settle it.
+    owed: Owed,
 }
+
+/// Events queued for groups, with how many groups have yet to settle each.
+type Owed = Arc<Mutex<HashMap<Uuid, usize>>>;
 
 /// One group's queue of undelivered events, and its dead letters.
 #[derive(Default)]
@@ -149,7 +166,7 @@ impl InProcessBus {
     /// A bus whose watchers may fall up to `capacity` events behind.
     pub fn new(capacity: usize) -> Self {
         let (watchers, _) = broadcast::channel(capacity);
-        Self { watchers, groups: Arc::default() }
+        Self { watchers, groups: Arc::default(), owed: Arc::default() }
     }
 
     fn group(&self, name: &str) -> Arc<Group> {
@@ -170,6 +187,17 @@ impl EventBus for InProcessBus {
         let _ = self.watchers.send(event.clone());
         let groups: Vec<Arc<Group>> =
             self.groups.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        // Counted before any group can settle it: a settlement never finds it missing.
+        let owing = groups
+            .iter()
+            .filter(|g| {
+                g.state.lock().unwrap_or_else(|p| p.into_inner()).events.contains(&event.event_type)
+            })
+            .count();
+        if owing > 0 {
+            *self.owed.lock().unwrap_or_else(|p| p.into_inner()).entry(event.id).or_default() +=
+                owing;
+        }
         for group in groups {
             let mut state = group.state.lock().unwrap_or_else(|p| p.into_inner());
             if state.events.contains(&event.event_type) {
@@ -199,17 +227,23 @@ impl EventBus for InProcessBus {
             .unwrap_or_else(|p| p.into_inner())
             .events
             .extend(member.events.iter().map(|t| t.to_string()));
-        Box::pin(futures::stream::unfold(group, |group| async move {
-            loop {
-                let next = group.state.lock().unwrap_or_else(|p| p.into_inner()).queue.pop_front();
-                if let Some((event, redeliveries)) = next {
-                    let settle = InProcessSettle {
-                        group: group.clone(),
-                        event: Some((event.clone(), redeliveries)),
-                    };
-                    return Some((Delivery::new(event, redeliveries, Box::new(settle)), group));
+        let owed = self.owed.clone();
+        Box::pin(futures::stream::unfold(group, move |group| {
+            let owed = owed.clone();
+            async move {
+                loop {
+                    let next =
+                        group.state.lock().unwrap_or_else(|p| p.into_inner()).queue.pop_front();
+                    if let Some((event, redeliveries)) = next {
+                        let settle = InProcessSettle {
+                            group: group.clone(),
+                            owed: owed.clone(),
+                            event: Some((event.clone(), redeliveries)),
+                        };
+                        return Some((Delivery::new(event, redeliveries, Box::new(settle)), group));
+                    }
+                    group.ready.notified().await;
                 }
-                group.ready.notified().await;
             }
         }))
     }
@@ -221,24 +255,51 @@ impl EventBus for InProcessBus {
         let dead = self.group(group).state.lock().unwrap_or_else(|p| p.into_inner()).dead.clone();
         Box::pin(async move { Ok(dead) })
     }
+
+    fn still_owed(&self, ids: &[Uuid]) -> HashSet<Uuid> {
+        let owed = self.owed.lock().unwrap_or_else(|p| p.into_inner());
+        ids.iter().filter(|id| owed.contains_key(id)).copied().collect()
+    }
 }
 
 /// Settles an in-process delivery; dropped unsettled, it puts the event back first in line.
 struct InProcessSettle {
     group: Arc<Group>,
+    owed: Owed,
     event: Option<(EventEnvelope, u32)>,
+}
+
+impl InProcessSettle {
+    /// One group fewer owes `event`.
+    fn settled(&self, event: &EventEnvelope) {
+        let mut owed = self.owed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = owed.get_mut(&event.id) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                owed.remove(&event.id);
+            }
+        }
+    }
 }
 
 impl Settle for InProcessSettle {
     fn ack(mut self: Box<Self>) -> BoxFuture<'static, anyhow::Result<()>> {
-        self.event = None;
+        if let Some((event, _)) = self.event.take() {
+            self.settled(&event);
+        }
         Box::pin(async { Ok(()) })
     }
 
     fn dead_letter(mut self: Box<Self>, reason: String) -> BoxFuture<'static, anyhow::Result<()>> {
         if let Some((event, _)) = self.event.take() {
             tracing::error!(event_id = %event.id, event_type = %event.event_type, %reason, "event dead-lettered");
-            self.group.state.lock().unwrap_or_else(|p| p.into_inner()).dead.push((event, reason));
+            self.group
+                .state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .dead
+                .push((event.clone(), reason));
+            self.settled(&event);
         }
         Box::pin(async { Ok(()) })
     }

@@ -1,7 +1,9 @@
 //! The transactional outbox: [`append`] writes an event in the caller's transaction, and the
 //! [`OutboxRelay`] publishes committed events to the bus in order, then deletes their rows: the
 //! outbox holds what is still to publish (a published event lives on in the bus and in the
-//! consumers' inboxes, not here).
+//! consumers' inboxes, not here), and, with the in-process bus, what a group has yet to
+//! settle ([`EventBus::still_owed`](super::bus::EventBus::still_owed)): held only in
+//! memory, it is relayed again after a stop or a crash.
 //!
 //! Every context has its own `outbox` table (created by its migrator) in its own database.
 
@@ -13,6 +15,7 @@ use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::ExprTrait as _;
 use sea_orm::{
     ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbBackend, QueryOrder, QuerySelect,
+    QueryTrait,
 };
 use tokio::sync::Notify;
 
@@ -833,6 +836,19 @@ impl OutboxRelay {
         Ok(())
     }
 
+    /// [`Self::forget`] for those of `ids` the bus no longer owes to anyone (all of them,
+    /// for a bus that keeps what it accepted); the ids it still owes.
+    async fn forget_settled(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, DbErr> {
+        let owed = self.bus.still_owed(ids);
+        if owed.is_empty() {
+            self.forget(ids).await?;
+        } else {
+            let settled: Vec<Uuid> = ids.iter().filter(|id| !owed.contains(id)).copied().collect();
+            self.forget(&settled).await?;
+        }
+        Ok(owed)
+    }
+
     /// Reads the outbox and publishes its pending rows until none are left; returns how many
     /// were published.
     pub async fn drain(&self) -> anyhow::Result<usize> {
@@ -845,23 +861,30 @@ impl OutboxRelay {
     /// a failure).
     #[tracing::instrument(skip_all, name = "outbox_drain")]
     async fn read_out(&self, out: &mut Vec<Uuid>) -> anyhow::Result<()> {
+        let mut after: Option<Uuid> = None;
         loop {
-            // Every row left is pending: published ones are deleted.
+            // Every row left is pending, or still owed by the bus (see `forget_settled`):
+            // read on from the last one seen, as owed rows are not deleted yet.
             let batch = entity::Entity::find()
+                .apply_if(after, |query, id| query.filter(entity::Column::Id.gt(id)))
                 .order_by_asc(entity::Column::Id)
                 .limit(BATCH)
                 .all(&self.db)
                 .await?;
-            if batch.is_empty() {
+            let Some(newest) = batch.last() else {
                 return Ok(());
-            }
+            };
+            after = Some(newest.id);
             // A short batch was the last one: no need to ask again.
             let last = (batch.len() as u64) < BATCH;
+            // What this process's bus still holds went out already: not sent twice.
+            let ids: Vec<Uuid> = batch.iter().map(|row| row.id).collect();
+            let in_flight = self.bus.still_owed(&ids);
+            let batch = batch.into_iter().filter(|row| !in_flight.contains(&row.id));
             // Deleted in one statement per batch, including after a failure for what did go
             // out.
-            let (published, failure) =
-                self.send(batch.into_iter().map(EventEnvelope::from).collect()).await;
-            self.forget(&published).await?;
+            let (published, failure) = self.send(batch.map(EventEnvelope::from).collect()).await;
+            self.forget_settled(&published).await?;
             out.extend(published);
             if let Some(error) = failure {
                 return Err(error);
@@ -881,6 +904,9 @@ impl OutboxRelay {
         let mut forget_by: Option<tokio::time::Instant> = None;
         // The last deletion failed: the next waits for `forget_by`, however many pile up.
         let mut forgetting_failed = false;
+        // Of `unforgotten`, how many the bus still owed at the last deletion: a batch is full
+        // with that many more (not at once again while a backlog of owed events waits).
+        let mut kept = 0;
         // Whether the outbox may hold rows older than what is handed over now: at start (a
         // previous run may have left some), and after a failure. Handed events then wait for
         // a reading that catches up.
@@ -917,12 +943,14 @@ impl OutboxRelay {
                 self.shared.read_asked.swap(false, std::sync::atomic::Ordering::AcqRel);
             let read = read_asked || now >= next_sweep;
             // Deleted before any reading, so that the reading does not send them again.
-            let full = unforgotten.len() >= FORGET_BATCH && !forgetting_failed;
+            let full = unforgotten.len() >= kept + FORGET_BATCH && !forgetting_failed;
             if full || forget_by.is_some_and(|by| now >= by) || read {
-                match self.forget(&unforgotten).await {
-                    Ok(()) => {
-                        unforgotten.clear();
-                        forget_by = None;
+                match self.forget_settled(&unforgotten).await {
+                    // What the bus still owes waits for another turn.
+                    Ok(owed) => {
+                        unforgotten.retain(|id| owed.contains(id));
+                        kept = unforgotten.len();
+                        forget_by = (!unforgotten.is_empty()).then(|| now + FORGET_DELAY);
                         forgetting_failed = false;
                     }
                     // Left to try again a little later (not at once: the database may be
@@ -938,6 +966,12 @@ impl OutboxRelay {
             if read {
                 let mut published = Vec::new();
                 let reading = self.read_out(&mut published).await;
+                // Rows the bus still owes stay: deleted once it no longer does.
+                let owed = self.bus.still_owed(&published);
+                if !owed.is_empty() {
+                    forget_by = forget_by.or(Some(tokio::time::Instant::now() + FORGET_DELAY));
+                    unforgotten.extend(owed);
+                }
                 sent_by_reading = published.into_iter().collect();
                 match reading {
                     Ok(()) => {
@@ -954,7 +988,8 @@ impl OutboxRelay {
             let wake_at = forget_by.map_or(next_sweep, |by| by.min(next_sweep));
             tokio::select! {
                 _ = &mut shutdown => {
-                    if let Err(error) = self.forget(&unforgotten).await {
+                    // What the bus still owes keeps its row: relayed again at the next start.
+                    if let Err(error) = self.forget_settled(&unforgotten).await {
                         tracing::error!(%error, "deleting relayed events failed");
                     }
                     return;

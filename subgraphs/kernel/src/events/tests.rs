@@ -670,6 +670,10 @@ impl EventBus for Flaky {
     ) -> futures::future::BoxFuture<'a, anyhow::Result<Vec<(EventEnvelope, String)>>> {
         self.inner.dead_letters(group)
     }
+
+    fn still_owed(&self, ids: &[uuid::Uuid]) -> std::collections::HashSet<uuid::Uuid> {
+        self.inner.still_owed(ids)
+    }
 }
 
 #[tokio::test]
@@ -1383,4 +1387,51 @@ async fn a_unit_begins_its_transaction_at_its_first_write_or_locking_read() {
         let txn = unit.into_begun().expect("a locking read began a transaction");
         txn.rollback().await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn an_in_process_event_left_unhandled_by_a_stop_is_relayed_again_at_the_next_start() {
+    use super::outbox::{self, OutboxRelay};
+    let (db, _scratch) = database_with_outbox().await;
+    let pending = || async {
+        use sea_orm::EntityTrait;
+        super::outbox::entity::Entity::find().all(&db).await.unwrap().len()
+    };
+    // Run one: a group joins, the event reaches it, and the process stops before the group
+    // settles it.
+    let first: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
+    let mut deliveries = first.consume(member("c1", &["thing.changed"]));
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let relay = OutboxRelay::new(db.clone(), first.clone());
+    let relaying = tokio::spawn(relay.clone().run(Duration::from_secs(3600), async move {
+        let _ = stopped.changed().await;
+    }));
+    let changed = event("thing.changed", "a", 1);
+    outbox::append(&db, &changed).await.unwrap();
+    relay.wake();
+    let unsettled = next_delivery(&mut deliveries).await;
+    assert_eq!(unsettled.event.id, changed.id);
+    // The relay deletes what went out as it stops: not what a group still owes.
+    let _ = stop.send(true);
+    relaying.await.unwrap();
+    std::mem::forget(unsettled); // the process is gone: nothing settles or requeues it
+    drop(deliveries);
+    assert_eq!(pending().await, 1, "kept through the stop");
+
+    // Run two, a new process: the event is relayed again, handled, and then forgotten.
+    let second: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
+    let mut deliveries = second.consume(member("c2", &["thing.changed"]));
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let relaying = tokio::spawn(OutboxRelay::new(db.clone(), second.clone()).run(
+        Duration::from_secs(3600),
+        async move {
+            let _ = stopped.changed().await;
+        },
+    ));
+    let again = next_delivery(&mut deliveries).await;
+    assert_eq!(again.event.id, changed.id, "relayed again at the start");
+    again.ack().await.unwrap();
+    eventually("the settled event's row deleted", || async { pending().await == 0 }).await;
+    let _ = stop.send(true);
+    relaying.await.unwrap();
 }
