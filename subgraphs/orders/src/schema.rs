@@ -336,6 +336,14 @@ impl Mutation {
         )?;
         let key = domain::idempotency_key(&input.idempotency_key)?;
         let email = input.email.as_deref().map(kernel::email::Email::parse).transpose()?;
+        if caller.is_some() && email.is_some() {
+            // Signed in, the order is the account's (or refused): two addresses for one order
+            // would leave it unclear where its mails go.
+            return Err(AppError::bad_input(
+                "signed in, your order's e-mails go to your account's address: leave out `email`",
+            )
+            .into());
+        }
         let payment_method_id = parse(&input.payment_method_id, "paymentMethodId")?;
         let orders = state(ctx);
         let cart_id = match (&input.cart_id, caller) {

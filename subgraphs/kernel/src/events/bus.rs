@@ -17,7 +17,6 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use tokio::sync::{Notify, broadcast};
 use tokio_stream_shim::BroadcastStream;
-
 use uuid::Uuid;
 
 use super::EventEnvelope;
@@ -187,24 +186,25 @@ impl EventBus for InProcessBus {
         let _ = self.watchers.send(event.clone());
         let groups: Vec<Arc<Group>> =
             self.groups.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
-        // Counted before any group can settle it: a settlement never finds it missing.
-        let owing = groups
-            .iter()
+        let owing: Vec<Arc<Group>> = groups
+            .into_iter()
             .filter(|g| {
                 g.state.lock().unwrap_or_else(|p| p.into_inner()).events.contains(&event.event_type)
             })
-            .count();
-        if owing > 0 {
+            .collect();
+        // Counted before any group can settle it: a settlement never finds it missing.
+        if !owing.is_empty() {
             *self.owed.lock().unwrap_or_else(|p| p.into_inner()).entry(event.id).or_default() +=
-                owing;
+                owing.len();
         }
-        for group in groups {
-            let mut state = group.state.lock().unwrap_or_else(|p| p.into_inner());
-            if state.events.contains(&event.event_type) {
-                state.queue.push_back((event.clone(), 0));
-                drop(state);
-                group.ready.notify_one();
-            }
+        for group in owing {
+            group
+                .state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .queue
+                .push_back((event.clone(), 0));
+            group.ready.notify_one();
         }
         Box::pin(async { Ok(()) })
     }

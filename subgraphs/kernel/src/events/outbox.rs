@@ -853,14 +853,14 @@ impl OutboxRelay {
     /// were published.
     pub async fn drain(&self) -> anyhow::Result<usize> {
         let mut published = Vec::new();
-        self.read_out(&mut published).await?;
+        self.read_out(&mut published, &mut HashSet::new()).await?;
         Ok(published.len())
     }
 
     /// [`Self::drain`], adding the ids of what went out to `out` (also what went out before
-    /// a failure).
+    /// a failure), and to `kept` those whose rows stay because the bus still owes them.
     #[tracing::instrument(skip_all, name = "outbox_drain")]
-    async fn read_out(&self, out: &mut Vec<Uuid>) -> anyhow::Result<()> {
+    async fn read_out(&self, out: &mut Vec<Uuid>, kept: &mut HashSet<Uuid>) -> anyhow::Result<()> {
         let mut after: Option<Uuid> = None;
         loop {
             // Every row left is pending, or still owed by the bus (see `forget_settled`):
@@ -884,7 +884,7 @@ impl OutboxRelay {
             // Deleted in one statement per batch, including after a failure for what did go
             // out.
             let (published, failure) = self.send(batch.map(EventEnvelope::from).collect()).await;
-            self.forget_settled(&published).await?;
+            kept.extend(self.forget_settled(&published).await?);
             out.extend(published);
             if let Some(error) = failure {
                 return Err(error);
@@ -964,10 +964,9 @@ impl OutboxRelay {
                 }
             }
             if read {
-                let mut published = Vec::new();
-                let reading = self.read_out(&mut published).await;
+                let (mut published, mut owed) = (Vec::new(), HashSet::new());
+                let reading = self.read_out(&mut published, &mut owed).await;
                 // Rows the bus still owes stay: deleted once it no longer does.
-                let owed = self.bus.still_owed(&published);
                 if !owed.is_empty() {
                     forget_by = forget_by.or(Some(tokio::time::Instant::now() + FORGET_DELAY));
                     unforgotten.extend(owed);
